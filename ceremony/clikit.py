@@ -1,0 +1,76 @@
+"""The one place where errors become a sentence and an exit code.
+
+Both CLIs (`ceremony`, `ceremony-online`) run through `run_app`. Operator-facing
+errors print their own sentence; click's usage errors exit 2; Ctrl-C exits 4;
+anything unexpected prints one line naming the exception type (never its text,
+which might hold a secret) and exits 1. Set `CEREMONY_DEBUG=1` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from ceremony.errors import CeremonyError
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3
+EXIT_ABORTED = 4
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def new_app(help_text: str) -> typer.Typer:
+    """A typer app that never shows locals in tracebacks (keys and passphrases live there)."""
+    return typer.Typer(
+        help=help_text,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        pretty_exceptions_show_locals=False,
+        add_completion=False,
+        rich_markup_mode=None,
+    )
+
+
+def fail(error: CeremonyError) -> NoReturn:
+    err_console.print(f"error: {error.diagnostics()}", markup=False)
+    sys.exit(error.exit_code)
+
+
+def run_app(app: typer.Typer, argv: list[str] | None = None) -> NoReturn:
+    """Run a typer app, translating every failure once."""
+    debug = os.environ.get("CEREMONY_DEBUG") == "1"
+    try:
+        # typer/click handle their own usage errors (exit 2) in standalone mode.
+        app(args=argv, standalone_mode=True)
+    except SystemExit:
+        raise
+    except CeremonyError as exc:
+        if debug:
+            raise
+        fail(exc)
+    except KeyboardInterrupt:
+        err_console.print("error: interrupted; nothing was written.")
+        sys.exit(EXIT_ABORTED)
+    except OSError as exc:
+        if debug:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        err_console.print(f"error: the system refused a file or device operation{where}: {exc.strerror}.", markup=False)
+        sys.exit(EXIT_ENVIRONMENT)
+    except Exception as exc:
+        if debug:
+            raise
+        err_console.print(
+            f"error: internal error ({type(exc).__name__}); nothing was changed. "
+            "Re-run with CEREMONY_DEBUG=1 and report the output.",
+            markup=False,
+        )
+        sys.exit(EXIT_REJECTED)
+    sys.exit(EXIT_OK)

@@ -1,0 +1,61 @@
+"""Errors that carry the sentence the operator reads.
+
+Every failure a user can cause or meet is a `CeremonyError`. Its `message` is a
+single sentence saying what is wrong and what to do; its `exit_code` is the
+documented process exit status. Both CLIs translate these in one place
+(`ceremony.cli_support.run_app`), so no traceback ever reaches the operator.
+
+Exit codes: 0 success; 1 input rejected (verification failed, tampered, stale,
+policy); 2 usage; 3 environment (server unreachable, token, disk); 4 aborted by
+the operator.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CeremonyError(Exception):
+    """Base of every error meant for the operator."""
+
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def diagnostics(self) -> str:
+        """The sentence shown to the operator."""
+        return self.message
+
+
+class InputRejected(CeremonyError):
+    """Input is wrong or hostile: malformed, tampered, stale, or against policy."""
+
+    exit_code = 1
+
+
+class MalformedInput(InputRejected):
+    """Bytes that do not parse as what they claim to be."""
+
+
+class VerificationFailed(InputRejected):
+    """Signatures, hashes, thresholds, versions or expiry do not check out."""
+
+
+class UsageError(CeremonyError):
+    """The command line asks for something that cannot be done as asked."""
+
+    exit_code = 2
+
+
+class EnvironmentFailure(CeremonyError):
+    """The world failed: server unreachable, token missing, disk full."""
+
+    exit_code = 3
+
+
+class Aborted(CeremonyError):
+    """The operator declined, or no operator was there to confirm."""
+
+    exit_code = 4

@@ -1,0 +1,571 @@
+"""Notary 0.7 TUF metadata as immutable typed objects.
+
+Modelled on python-tuf's Metadata API (`from_dict`/`to_dict` per class) but in
+Notary's dialect: capitalised `_type`, `ecdsa-x509` keys whose `public` is base64
+of PEM, base64 (not hex) hashes, signatures with a `method`, and an envelope
+that is *not* canonical (notary-formats.md §2).
+
+Parsing is strict: every required field must be present with the right type.
+Unknown fields inside a signed body are kept (`unrecognized`) and written back
+so that a parse/serialise round trip is byte-exact; note that Go drops them, so
+`Envelope.is_go_fixed_point` reports such files.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Generic, TypeVar
+
+from ceremony.canonical import RawJSON, encode_canonical, envelope_escape, parse_json
+from ceremony.errors import MalformedInput
+from ceremony.gotime import GoTime
+
+KEY_TYPES = ("ecdsa", "ecdsa-x509", "rsa", "rsa-x509", "ed25519")
+BASE_ROLES = ("root", "targets", "snapshot", "timestamp")
+MAX_SAFE_INT = 2**53  # Go verifies through float64: larger integers lose precision
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DELEGATION_NAME = re.compile(r"^[-a-z0-9_/]+$")
+_EMPTY: Mapping[str, Any] = {}
+
+
+class MetadataError(MalformedInput):
+    """Metadata that does not have Notary's structure."""
+
+
+# ---------------------------------------------------------------------------
+# field helpers
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MetadataError(f"{where} must be a JSON object.")
+    return dict(value)
+
+
+def _pop(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in d:
+        raise MetadataError(f"{where} lacks the field {key!r}.")
+    value = d.pop(key)
+    if kind is int and isinstance(value, bool):
+        raise MetadataError(f"{where}.{key} must be an integer.")
+    if not isinstance(value, kind):
+        raise MetadataError(f"{where}.{key} has the wrong type.")
+    return value
+
+
+def _int(d: dict[str, Any], key: str, where: str, minimum: int) -> int:
+    value: int = _pop(d, key, int, where)
+    if not minimum <= value < MAX_SAFE_INT:
+        raise MetadataError(f"{where}.{key} is out of range ({value}).")
+    return value
+
+
+def _str_list(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise MetadataError(f"{where} must be a list of strings.")
+    return tuple(value)
+
+
+def b64decode(text: str, where: str) -> bytes:
+    """Standard, padded base64 as Go's []byte encoding writes it."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise MetadataError(f"{where} is not valid base64.") from exc
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise MetadataError(f"{where} is not in standard padded base64.")
+    return raw
+
+
+def b64encode(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+# ---------------------------------------------------------------------------
+# keys and signatures
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A public key as it appears in metadata (`TUFKey`)."""
+
+    keytype: str
+    public: str  # base64 text: DER SPKI, PEM certificate text, or raw ed25519 bytes
+
+    def __post_init__(self) -> None:
+        if self.keytype not in KEY_TYPES:
+            raise MetadataError(f"Key type {self.keytype!r} is not one Notary supports.")
+
+    @property
+    def public_bytes(self) -> bytes:
+        return b64decode(self.public, "a key's public value")
+
+    @property
+    def key_id(self) -> str:
+        """The TUF key id: SHA-256 of the canonical key object."""
+        return hashlib.sha256(encode_canonical(self.to_dict())).hexdigest()
+
+    @property
+    def is_x509(self) -> bool:
+        return self.keytype.endswith("-x509")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keytype": self.keytype, "keyval": {"private": None, "public": self.public}}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "key") -> Key:
+        d = _obj(data, where)
+        keytype = _pop(d, "keytype", str, where)
+        keyval = _obj(_pop(d, "keyval", dict, where), f"{where}.keyval")
+        public = _pop(keyval, "public", str, f"{where}.keyval")
+        if keyval.pop("private", None) is not None:
+            raise MetadataError(f"{where} carries a private key; refusing it.")
+        if d or keyval:
+            raise MetadataError(f"{where} has unexpected fields {sorted(d) + sorted(keyval)}.")
+        key = cls(keytype, public)
+        _ = key.public_bytes
+        return key
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """One signature in an envelope: key id, method, raw signature bytes."""
+
+    keyid: str
+    method: str
+    sig: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        # Declaration order, not sorted: Go writes the envelope with the struct's order.
+        return {"keyid": self.keyid, "method": self.method, "sig": b64encode(self.sig)}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "signature") -> Signature:
+        d = _obj(data, where)
+        keyid = _pop(d, "keyid", str, where)
+        method = _pop(d, "method", str, where).lower()
+        sig = b64decode(_pop(d, "sig", str, where), f"{where}.sig")
+        if d:
+            raise MetadataError(f"{where} has unexpected fields {sorted(d)}.")
+        if not _HEX64.match(keyid):
+            raise MetadataError(f"{where} has a malformed key id.")
+        return cls(keyid, method, sig)
+
+
+# ---------------------------------------------------------------------------
+# roles and file metadata
+
+
+@dataclass(frozen=True, slots=True)
+class RoleKeys:
+    """Key ids and threshold of a base role in root (`RootRole`)."""
+
+    keyids: tuple[str, ...]
+    threshold: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keyids": list(self.keyids), "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> RoleKeys:
+        d = _obj(data, where)
+        keyids = _str_list(_pop(d, "keyids", list, where), f"{where}.keyids")
+        threshold = _int(d, "threshold", where, 1)
+        if d:
+            raise MetadataError(f"{where} has unexpected fields {sorted(d)}.")
+        return cls(keyids, threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class DelegatedRole:
+    """A delegation as listed in its parent's `delegations.roles`."""
+
+    name: str
+    keyids: tuple[str, ...]
+    threshold: int
+    paths: tuple[str, ...] = ()  # empty: the key is omitted (Go omitempty); ("",) = all paths
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"keyids": list(self.keyids), "name": self.name}
+        if self.paths:
+            d["paths"] = list(self.paths)
+        d["threshold"] = self.threshold
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> DelegatedRole:
+        d = _obj(data, where)
+        name = _pop(d, "name", str, where)
+        keyids = _str_list(_pop(d, "keyids", list, where), f"{where}.keyids")
+        threshold = _int(d, "threshold", where, 1)
+        paths = _str_list(d.pop("paths"), f"{where}.paths") if "paths" in d else ()
+        if d:
+            raise MetadataError(f"{where} has unexpected fields {sorted(d)}.")
+        if not is_delegation_name(name):
+            raise MetadataError(f"{name!r} is not a valid delegation name.")
+        return cls(name, keyids, threshold, paths)
+
+    def covers(self, target: str) -> bool:
+        """Notary matches paths with plain prefixes; "" matches everything."""
+        return any(target.startswith(p) for p in self.paths)
+
+
+def is_delegation_name(name: str) -> bool:
+    """`targets/...`, lowercase path segments, clean, under 256 characters."""
+    if not name.startswith("targets/") or len(name) >= 256 or not _DELEGATION_NAME.match(name):
+        return False
+    parts = name.split("/")
+    return all(p and p not in (".", "..") for p in parts)
+
+
+def parent_role(name: str) -> str:
+    return name.rsplit("/", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class FileMeta:
+    """Length, hashes (algorithm -> raw digest) and optional custom data of a file."""
+
+    length: int
+    hashes: Mapping[str, bytes]
+    custom: RawJSON | None = None
+    unrecognized: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = dict(self.unrecognized)
+        if self.custom is not None:
+            d["custom"] = self.custom
+        d["hashes"] = {alg: b64encode(h) for alg, h in self.hashes.items()}
+        d["length"] = self.length
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> FileMeta:
+        d = _obj(data, where)
+        length = _int(d, "length", where, 0)
+        raw_hashes = _obj(_pop(d, "hashes", dict, where), f"{where}.hashes")
+        hashes: dict[str, bytes] = {}
+        for alg, value in raw_hashes.items():
+            if not isinstance(value, str):
+                raise MetadataError(f"{where}.hashes.{alg} must be a string.")
+            hashes[alg] = b64decode(value, f"{where}.hashes.{alg}")
+        for alg, size in (("sha256", 32), ("sha512", 64)):
+            if alg in hashes and len(hashes[alg]) != size:
+                raise MetadataError(f"{where}.hashes.{alg} has the wrong length.")
+        custom = d.pop("custom", None)
+        return cls(length, hashes, RawJSON(custom) if custom is not None else None, d)
+
+    @classmethod
+    def for_bytes(cls, data: bytes, *, sha512: bool = True) -> FileMeta:
+        """Metadata of a file: Notary records sha256 and sha512 (`NotaryDefaultHashes`)."""
+        hashes = {"sha256": hashlib.sha256(data).digest()}
+        if sha512:
+            hashes["sha512"] = hashlib.sha512(data).digest()
+        return cls(len(data), hashes)
+
+    def matches(self, data: bytes) -> str | None:
+        """None if `data` matches length and every known hash, else the reason."""
+        if len(data) != self.length:
+            return f"its length is {len(data)}, not the {self.length} recorded"
+        known = [a for a in self.hashes if a in ("sha256", "sha512")]
+        if not known:
+            return "no known hash algorithm is recorded for it"
+        for alg in known:
+            if hashlib.new(alg, data).digest() != self.hashes[alg]:
+                return f"its {alg} does not match"
+        return None
+
+    @property
+    def sha256_hex(self) -> str:
+        h = self.hashes.get("sha256")
+        return h.hex() if h else ""
+
+
+# ---------------------------------------------------------------------------
+# bodies
+
+
+def _common(d: dict[str, Any], type_name: str, where: str) -> tuple[GoTime, int]:
+    t = _pop(d, "_type", str, where)
+    if t != type_name:
+        raise MetadataError(f"{where} has _type {t!r}, expected {type_name!r}.")
+    expires_text = _pop(d, "expires", str, where)
+    try:
+        expires = GoTime.parse(expires_text)
+    except ValueError as exc:
+        raise MetadataError(f"{where}.expires is not an RFC 3339 time.") from exc
+    version = _int(d, "version", where, 0)
+    return expires, version
+
+
+def _keys(value: Any, where: str) -> dict[str, Key]:
+    d = _obj(value, where)
+    return {kid: Key.from_dict(k, f"{where}[{kid[:8]}]") for kid, k in d.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    TYPE: ClassVar[str] = "Root"
+    expires: GoTime
+    version: int
+    keys: Mapping[str, Key]
+    roles: Mapping[str, RoleKeys]
+    consistent_snapshot: bool = False
+    unrecognized: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.unrecognized)
+        d.update(
+            {
+                "_type": self.TYPE,
+                "consistent_snapshot": self.consistent_snapshot,
+                "expires": self.expires.format(),
+                "keys": {kid: k.to_dict() for kid, k in self.keys.items()},
+                "roles": {name: r.to_dict() for name, r in self.roles.items()},
+                "version": self.version,
+            }
+        )
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "root") -> Root:
+        d = _obj(data, where)
+        expires, version = _common(d, cls.TYPE, where)
+        cs = _pop(d, "consistent_snapshot", bool, where)
+        keys = _keys(_pop(d, "keys", dict, where), f"{where}.keys")
+        raw_roles = _obj(_pop(d, "roles", dict, where), f"{where}.roles")
+        roles = {n: RoleKeys.from_dict(r, f"{where}.roles.{n}") for n, r in raw_roles.items()}
+        for name in BASE_ROLES:
+            if name not in roles:
+                raise MetadataError(f"{where} does not define the {name} role.")
+            for kid in roles[name].keyids:
+                if kid not in keys:
+                    raise MetadataError(f"{where} lists key {kid[:8]} for {name} but not its key.")
+        return cls(expires, version, keys, roles, cs, d)
+
+    def role_keys(self, role: str) -> dict[str, Key]:
+        return {kid: self.keys[kid] for kid in self.roles[role].keyids}
+
+
+@dataclass(frozen=True, slots=True)
+class Delegations:
+    keys: Mapping[str, Key] = field(default_factory=dict)
+    roles: tuple[DelegatedRole, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "keys": {kid: k.to_dict() for kid, k in self.keys.items()},
+            "roles": [r.to_dict() for r in self.roles],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Delegations:
+        d = _obj(data, where)
+        keys = _keys(_pop(d, "keys", dict, where), f"{where}.keys")
+        raw_roles = _pop(d, "roles", list, where)
+        if d:
+            raise MetadataError(f"{where} has unexpected fields {sorted(d)}.")
+        roles = tuple(DelegatedRole.from_dict(r, f"{where}.roles") for r in raw_roles)
+        for r in roles:
+            for kid in r.keyids:
+                if kid not in keys:
+                    raise MetadataError(
+                        f"{where} lists key {kid[:8]} for {r.name} but not its key."
+                    )
+        return cls(keys, roles)
+
+    def role(self, name: str) -> DelegatedRole | None:
+        return next((r for r in self.roles if r.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    TYPE: ClassVar[str] = "Targets"
+    expires: GoTime
+    version: int
+    targets: Mapping[str, FileMeta] = field(default_factory=dict)
+    delegations: Delegations = field(default_factory=Delegations)
+    unrecognized: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.unrecognized)
+        d.update(
+            {
+                "_type": self.TYPE,
+                "delegations": self.delegations.to_dict(),
+                "expires": self.expires.format(),
+                "targets": {name: m.to_dict() for name, m in self.targets.items()},
+                "version": self.version,
+            }
+        )
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "targets") -> Targets:
+        d = _obj(data, where)
+        expires, version = _common(d, cls.TYPE, where)
+        raw_targets = _obj(_pop(d, "targets", dict, where), f"{where}.targets")
+        targets = {
+            n: FileMeta.from_dict(m, f"{where}.targets[{n!r}]") for n, m in raw_targets.items()
+        }
+        delegations = Delegations.from_dict(
+            _pop(d, "delegations", dict, where), f"{where}.delegations"
+        )
+        return cls(expires, version, targets, delegations, d)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    TYPE: ClassVar[str] = "Snapshot"
+    expires: GoTime
+    version: int
+    meta: Mapping[str, FileMeta]
+    unrecognized: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.unrecognized)
+        d.update(
+            {
+                "_type": self.TYPE,
+                "expires": self.expires.format(),
+                "meta": {n: m.to_dict() for n, m in self.meta.items()},
+                "version": self.version,
+            }
+        )
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "snapshot") -> Snapshot:
+        d = _obj(data, where)
+        expires, version = _common(d, cls.TYPE, where)
+        raw = _obj(_pop(d, "meta", dict, where), f"{where}.meta")
+        meta = {n: FileMeta.from_dict(m, f"{where}.meta[{n!r}]") for n, m in raw.items()}
+        for name in ("root", "targets"):
+            if name not in meta or "sha256" not in meta[name].hashes:
+                raise MetadataError(f"{where} does not record a sha256 for {name}.")
+        return cls(expires, version, meta, d)
+
+
+@dataclass(frozen=True, slots=True)
+class Timestamp:
+    TYPE: ClassVar[str] = "Timestamp"
+    expires: GoTime
+    version: int
+    meta: Mapping[str, FileMeta]
+    unrecognized: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.unrecognized)
+        d.update(
+            {
+                "_type": self.TYPE,
+                "expires": self.expires.format(),
+                "meta": {n: m.to_dict() for n, m in self.meta.items()},
+                "version": self.version,
+            }
+        )
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "timestamp") -> Timestamp:
+        d = _obj(data, where)
+        expires, version = _common(d, cls.TYPE, where)
+        raw = _obj(_pop(d, "meta", dict, where), f"{where}.meta")
+        meta = {n: FileMeta.from_dict(m, f"{where}.meta[{n!r}]") for n, m in raw.items()}
+        if "snapshot" not in meta:
+            raise MetadataError(f"{where} does not record the snapshot.")
+        return cls(expires, version, meta, d)
+
+
+Body = Root | Targets | Snapshot | Timestamp
+T = TypeVar("T", Root, Targets, Snapshot, Timestamp)
+_BODY_TYPES: dict[str, type[Root] | type[Targets] | type[Snapshot] | type[Timestamp]] = {
+    "Root": Root,
+    "Targets": Targets,
+    "Snapshot": Snapshot,
+    "Timestamp": Timestamp,
+}
+
+
+def body_bytes(body: Body) -> bytes:
+    """The canonical bytes of a body: exactly what gets signed."""
+    return encode_canonical(body.to_dict())
+
+
+def role_type(role: str) -> type[Root] | type[Targets] | type[Snapshot] | type[Timestamp]:
+    if role == "root":
+        return Root
+    if role == "snapshot":
+        return Snapshot
+    if role == "timestamp":
+        return Timestamp
+    if role == "targets" or is_delegation_name(role):
+        return Targets
+    raise MetadataError(f"{role!r} is not a Notary role name.")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope(Generic[T]):
+    """A signed metadata file: `{"signed": body, "signatures": [...]}`.
+
+    `signed_map_bytes` is what Go's verifier checks signatures against: the
+    received `signed` object re-canonicalised as a map. For metadata we create,
+    it equals `body_bytes(body)`.
+    """
+
+    body: T
+    signatures: tuple[Signature, ...] = ()
+    signed_map_bytes: bytes = b""
+
+    @classmethod
+    def create(cls, body: T, signatures: tuple[Signature, ...] = ()) -> Envelope[T]:
+        return cls(body, signatures, body_bytes(body))
+
+    @property
+    def signed_bytes(self) -> bytes:
+        """The canonical bytes of the typed body (what a signer signs)."""
+        return body_bytes(self.body)
+
+    def to_bytes(self) -> bytes:
+        sigs = b",".join(encode_canonical(RawJSON(s.to_dict())) for s in self.signatures)
+        return (
+            b'{"signed":' + envelope_escape(self.signed_bytes) + b',"signatures":[' + sigs + b"]}"
+        )
+
+    def with_signatures(self, signatures: tuple[Signature, ...]) -> Envelope[T]:
+        return replace(self, signatures=signatures, signed_map_bytes=self.signed_bytes)
+
+    @property
+    def is_go_fixed_point(self) -> bool:
+        """Whether Go would re-serialise this file to the same signed bytes."""
+        return not self.body.unrecognized and self.signed_map_bytes == self.signed_bytes
+
+
+def parse_envelope(data: bytes, expected: type[T], *, what: str = "metadata") -> Envelope[T]:
+    """Parse a metadata file whose body must be of type `expected`."""
+    doc = parse_json(data, what=what)
+    if not isinstance(doc, dict) or set(doc) != {"signed", "signatures"}:
+        raise MetadataError(f"The {what} is not a signed metadata envelope.")
+    signed, sigs = doc["signed"], doc["signatures"]
+    if not isinstance(sigs, list):
+        raise MetadataError(f"The {what} has no signature list.")
+    body = expected.from_dict(signed, what)
+    signatures = tuple(Signature.from_dict(s, f"{what} signature") for s in sigs)
+    return Envelope(body, signatures, encode_canonical(signed))
+
+
+def parse_any(data: bytes, *, what: str = "metadata") -> Envelope[Any]:
+    """Parse a metadata file of any type, dispatching on `_type`."""
+    doc = parse_json(data, what=what)
+    kind = doc.get("signed", {}).get("_type") if isinstance(doc, dict) else None
+    if not isinstance(kind, str) or kind not in _BODY_TYPES:
+        raise MetadataError(f"The {what} is not Notary metadata.")
+    return parse_envelope(data, _BODY_TYPES[kind], what=what)
+
+
+EMPTY_MAP = _EMPTY
