@@ -1,0 +1,405 @@
+"""The two documents of the ceremony protocol ("PSBT for TUF"), pure and strict.
+
+Request (online -> offline): the base (published envelopes the changes apply to,
+plus the roots needed to chain to the offline trust state; a *thin* request
+carries only their digests), the typed changes, and for each role to sign the
+expected version, expiry, digest of the canonical `signed` bytes and signers.
+
+Signatures (offline -> online): the request's id and digest, and per role the
+digest of the bytes signed and the signatures in Notary's encoding.
+
+Both are canonical JSON with a versioned media type; unknown fields are
+rejected. The request `id` is a content address (SHA-256 over the request
+without its id, which includes a random nonce): any edit made after export
+changes it, so a tampered field is refused at once. The operator-facing
+`digest` (shown as words on both machines) covers the whole document.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ceremony.canonical import encode_canonical, parse_json
+from ceremony.changes import Change, Plan, change_from_dict
+from ceremony.errors import MalformedInput, VerificationFailed
+from ceremony.gotime import GoTime
+from ceremony.metadata import Signature, is_delegation_name
+
+REQUEST_MEDIA_TYPE = "application/vnd.notary-ceremony.request.v1+json"
+SIGNATURES_MEDIA_TYPE = "application/vnd.notary-ceremony.signatures.v1+json"
+PUBLIC_KEYS_MEDIA_TYPE = "application/vnd.notary-ceremony.public-keys.v1+json"
+_HEX = re.compile(r"^[0-9a-f]+$")
+_KIND_NAMES = {
+    REQUEST_MEDIA_TYPE: "a signing request",
+    SIGNATURES_MEDIA_TYPE: "a signatures document",
+    PUBLIC_KEYS_MEDIA_TYPE: "a public keys document",
+}
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hexfield(d: Mapping[str, Any], key: str, length: int, where: str) -> str:
+    v = d.get(key)
+    if not isinstance(v, str) or len(v) != length or not _HEX.match(v):
+        raise MalformedInput(f"The {where} has a malformed {key!r}.")
+    return v
+
+
+def _strict(d: Any, keys: set[str], where: str, optional: set[str] | None = None) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise MalformedInput(f"The {where} must be a JSON object.")
+    extra = set(d) - keys - (optional or set())
+    missing = keys - set(d)
+    if extra:
+        raise MalformedInput(f"The {where} has unexpected fields: {', '.join(sorted(extra))}.")
+    if missing:
+        raise MalformedInput(f"The {where} lacks fields: {', '.join(sorted(missing))}.")
+    return d
+
+
+def _role(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not (
+        value in ("root", "targets") or is_delegation_name(value)
+    ):
+        raise MalformedInput(f"The {where} names an invalid role.")
+    return value
+
+
+def _int(d: Mapping[str, Any], key: str, where: str) -> int:
+    v = d.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise MalformedInput(f"The {where} has a malformed {key!r}.")
+    return v
+
+
+def open_document(data: bytes, expected: str) -> dict[str, Any]:
+    """Parse a ceremony document and check its media type, naming what it is if it is another."""
+    doc = parse_json(data, what=_KIND_NAMES.get(expected, "document"))
+    if not isinstance(doc, dict) or not isinstance(doc.get("media_type"), str):
+        raise MalformedInput(
+            f"This is not {_KIND_NAMES[expected]} of this toolkit (no media type)."
+        )
+    media = doc["media_type"]
+    if media != expected:
+        other = _KIND_NAMES.get(media)
+        if other:
+            raise MalformedInput(f"This file is {other}, not {_KIND_NAMES[expected]}.")
+        raise MalformedInput(f"This is not {_KIND_NAMES[expected]}: its media type is {media!r}.")
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class BaseFile:
+    """A published metadata file the request builds on (data is None in a thin request)."""
+
+    role: str
+    version: int
+    sha256: str  # of the envelope bytes
+    body_sha256: str  # of the canonical signed bytes
+    data: bytes | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "body_sha256": self.body_sha256,
+            "role": self.role,
+            "sha256": self.sha256,
+            "version": self.version,
+        }
+        if self.data is not None:
+            d["data"] = base64.b64encode(self.data).decode("ascii")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> BaseFile:
+        w = "request's base entry"
+        d = _strict(d, {"role", "version", "sha256", "body_sha256"}, w, {"data"})
+        data = None
+        if "data" in d:
+            if not isinstance(d["data"], str):
+                raise MalformedInput(f"The {w} has malformed data.")
+            try:
+                data = base64.b64decode(d["data"], validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise MalformedInput(f"The {w} data is not base64.") from exc
+        entry = cls(
+            _role(d["role"], w),
+            _int(d, "version", w),
+            _hexfield(d, "sha256", 64, w),
+            _hexfield(d, "body_sha256", 64, w),
+            data,
+        )
+        if data is not None and sha256_hex(data) != entry.sha256:
+            raise VerificationFailed(
+                f"The request's base file for {entry.role} does not match its recorded digest."
+            )
+        return entry
+
+
+@dataclass(frozen=True, slots=True)
+class SignerExpectation:
+    keyids: tuple[str, ...]
+    threshold: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keyids": list(self.keyids), "threshold": self.threshold}
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What the online half expects the offline half to compute and sign for one role."""
+
+    role: str
+    version: int
+    expires: str
+    digest: str  # sha256 hex of the canonical signed bytes
+    signers: tuple[SignerExpectation, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "expires": self.expires,
+            "role": self.role,
+            "signers": [s.to_dict() for s in self.signers],
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Expectation:
+        w = "request's expectation"
+        d = _strict(d, {"role", "version", "expires", "digest", "signers"}, w)
+        if not isinstance(d["expires"], str) or not isinstance(d["signers"], list):
+            raise MalformedInput(f"The {w} is malformed.")
+        signers = []
+        for s in d["signers"]:
+            s = _strict(s, {"keyids", "threshold"}, w)
+            ids = s["keyids"]
+            if not isinstance(ids, list) or not all(isinstance(k, str) for k in ids):
+                raise MalformedInput(f"The {w} lists malformed key ids.")
+            signers.append(SignerExpectation(tuple(ids), _int(s, "threshold", w)))
+        return cls(
+            _role(d["role"], w),
+            _int(d, "version", w),
+            d["expires"],
+            _hexfield(d, "digest", 64, w),
+            tuple(signers),
+        )
+
+    @classmethod
+    def from_plan(cls, plan: Plan) -> tuple[Expectation, ...]:
+        return tuple(
+            cls(
+                rp.role,
+                rp.body.version,
+                rp.body.expires.format(),
+                rp.digest,
+                tuple(SignerExpectation(tuple(sorted(s.keys)), s.threshold) for s in rp.signers),
+            )
+            for rp in plan.roles.values()
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An unsigned signing request."""
+
+    id: str
+    nonce: str
+    gun: str
+    created: str
+    base: tuple[BaseFile, ...]
+    changes: tuple[Change, ...]
+    expect: tuple[Expectation, ...]
+
+    @staticmethod
+    def content_id(content: Mapping[str, Any]) -> str:
+        return sha256_hex(encode_canonical(content))[:32]
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        gun: str,
+        created: GoTime,
+        nonce: str,
+        base: Iterable[BaseFile],
+        changes: Iterable[Change],
+        plan: Plan,
+    ) -> Request:
+        draft = cls(
+            "",
+            nonce,
+            gun,
+            created.format(),
+            tuple(base),
+            tuple(changes),
+            Expectation.from_plan(plan),
+        )
+        return cls(
+            cls.content_id(draft._content()),
+            nonce,
+            gun,
+            draft.created,
+            draft.base,
+            draft.changes,
+            draft.expect,
+        )
+
+    def _content(self) -> dict[str, Any]:
+        return {
+            "base": [b.to_dict() for b in self.base],
+            "changes": [c.to_dict() for c in self.changes],
+            "created": self.created,
+            "expect": [e.to_dict() for e in self.expect],
+            "gun": self.gun,
+            "media_type": REQUEST_MEDIA_TYPE,
+            "nonce": self.nonce,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self._content()
+        d["id"] = self.id
+        return d
+
+    def to_bytes(self) -> bytes:
+        return encode_canonical(self.to_dict())
+
+    @property
+    def digest(self) -> str:
+        return sha256_hex(self.to_bytes())
+
+    @property
+    def thin(self) -> bool:
+        return any(b.data is None for b in self.base)
+
+    def expectation(self, role: str) -> Expectation | None:
+        return next((e for e in self.expect if e.role == role), None)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Request:
+        doc = open_document(data, REQUEST_MEDIA_TYPE)
+        w = "request"
+        d = _strict(
+            doc, {"media_type", "id", "nonce", "gun", "created", "base", "changes", "expect"}, w
+        )
+        for key in ("gun", "created"):
+            if not isinstance(d[key], str) or not d[key]:
+                raise MalformedInput(f"The request has a malformed {key!r}.")
+        try:
+            GoTime.parse(d["created"])
+        except ValueError as exc:
+            raise MalformedInput("The request's creation time is malformed.") from exc
+        for key in ("base", "changes", "expect"):
+            if not isinstance(d[key], list):
+                raise MalformedInput(f"The request's {key!r} must be a list.")
+        request = cls(
+            _hexfield(d, "id", 32, w),
+            _hexfield(d, "nonce", 32, w),
+            d["gun"],
+            d["created"],
+            tuple(BaseFile.from_dict(b) for b in d["base"]),
+            tuple(change_from_dict(c) for c in d["changes"]),
+            tuple(Expectation.from_dict(e) for e in d["expect"]),
+        )
+        if cls.content_id(request._content()) != request.id:
+            raise VerificationFailed(
+                "The request's content does not match its id: it was altered after export; export it again."
+            )
+        if request.to_bytes() != data:
+            raise MalformedInput(
+                "The request is not in canonical form: it was altered after export; export it again."
+            )
+        if not request.expect:
+            raise MalformedInput("The request asks for no signatures.")
+        return request
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSignatures:
+    role: str
+    digest: str  # sha256 hex of the signed bytes
+    signatures: tuple[Signature, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "role": self.role,
+            "signatures": [s.to_dict() for s in self.signatures],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SignaturesDocument:
+    """Signatures made offline for one request."""
+
+    request_id: str
+    request_digest: str
+    gun: str
+    roles: tuple[RoleSignatures, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gun": self.gun,
+            "media_type": SIGNATURES_MEDIA_TYPE,
+            "request_digest": self.request_digest,
+            "request_id": self.request_id,
+            "roles": [r.to_dict() for r in self.roles],
+        }
+
+    def to_bytes(self) -> bytes:
+        return encode_canonical(self.to_dict())
+
+    @property
+    def digest(self) -> str:
+        return sha256_hex(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignaturesDocument:
+        doc = open_document(data, SIGNATURES_MEDIA_TYPE)
+        w = "signatures document"
+        d = _strict(doc, {"media_type", "request_id", "request_digest", "gun", "roles"}, w)
+        if not isinstance(d["gun"], str) or not isinstance(d["roles"], list):
+            raise MalformedInput(f"The {w} is malformed.")
+        roles = []
+        for r in d["roles"]:
+            r = _strict(r, {"role", "digest", "signatures"}, w)
+            if not isinstance(r["signatures"], list):
+                raise MalformedInput(f"The {w} has a malformed signature list.")
+            sigs = tuple(Signature.from_dict(s, f"{w} signature") for s in r["signatures"])
+            roles.append(RoleSignatures(_role(r["role"], w), _hexfield(r, "digest", 64, w), sigs))
+        return cls(
+            _hexfield(d, "request_id", 32, w),
+            _hexfield(d, "request_digest", 64, w),
+            d["gun"],
+            tuple(roles),
+        )
+
+
+def combine(
+    request: Request, documents: Iterable[SignaturesDocument]
+) -> dict[str, tuple[Signature, ...]]:
+    """Merge signatures documents for `request` (idempotent, any order); refuse foreign ones."""
+    merged: dict[str, dict[str, Signature]] = {}
+    for doc in documents:
+        if doc.request_id != request.id or doc.request_digest != request.digest:
+            raise VerificationFailed(
+                f"A signatures document is for request {doc.request_id[:12]}, not {request.id[:12]}; "
+                "pass the signatures made for this request."
+            )
+        for rs in doc.roles:
+            exp = request.expectation(rs.role)
+            if exp is None or exp.digest != rs.digest:
+                raise VerificationFailed(
+                    f"A signatures document signs {rs.role} bytes this request did not ask for."
+                )
+            slot = merged.setdefault(rs.role, {})
+            for sig in rs.signatures:
+                slot.setdefault(sig.keyid, sig)
+    return {role: tuple(sigs[k] for k in sorted(sigs)) for role, sigs in merged.items()}
