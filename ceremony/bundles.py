@@ -11,8 +11,11 @@ digest of the bytes signed and the signatures in Notary's encoding.
 Both are canonical JSON with a versioned media type; unknown fields are
 rejected. The request `id` is a content address (SHA-256 over the request
 without its id, which includes a random nonce): any edit made after export
-changes it, so a tampered field is refused at once. The operator-facing
-`digest` (shown as words on both machines) covers the whole document.
+changes it, so a tampered field is refused at once. Both `id` and the
+operator-facing `digest` (shown as words on both machines) are computed over
+the *thin* form, in which each base file is named by its SHA-256 and length:
+that commits to the base bytes, and gives a full and a thin export of one
+request the same id and digest.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import binascii
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ceremony.canonical import encode_canonical, parse_json
@@ -106,14 +109,14 @@ class BaseFile:
     body_sha256: str  # of the canonical signed bytes
     data: bytes | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, thin: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
             "body_sha256": self.body_sha256,
             "role": self.role,
             "sha256": self.sha256,
             "version": self.version,
         }
-        if self.data is not None:
+        if self.data is not None and not thin:
             d["data"] = base64.b64encode(self.data).decode("ascii")
         return d
 
@@ -252,9 +255,9 @@ class Request:
             draft.expect,
         )
 
-    def _content(self) -> dict[str, Any]:
+    def _content(self, *, thin: bool = True) -> dict[str, Any]:
         return {
-            "base": [b.to_dict() for b in self.base],
+            "base": [b.to_dict(thin=thin) for b in self.base],
             "changes": [c.to_dict() for c in self.changes],
             "created": self.created,
             "expect": [e.to_dict() for e in self.expect],
@@ -263,17 +266,22 @@ class Request:
             "nonce": self.nonce,
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        d = self._content()
+    def to_dict(self, *, thin: bool = False) -> dict[str, Any]:
+        d = self._content(thin=thin)
         d["id"] = self.id
         return d
 
-    def to_bytes(self) -> bytes:
-        return encode_canonical(self.to_dict())
+    def to_bytes(self, *, thin: bool = False) -> bytes:
+        return encode_canonical(self.to_dict(thin=thin))
 
     @property
     def digest(self) -> str:
-        return sha256_hex(self.to_bytes())
+        """SHA-256 of the thin form: the same for a full and a thin export of this request."""
+        return sha256_hex(self.to_bytes(thin=True))
+
+    def thinned(self) -> Request:
+        """The same request with base data dropped (for an offline machine that holds it)."""
+        return replace(self, base=tuple(replace(b, data=None) for b in self.base))
 
     @property
     def thin(self) -> bool:
@@ -312,7 +320,7 @@ class Request:
             raise VerificationFailed(
                 "The request's content does not match its id: it was altered after export; export it again."
             )
-        if request.to_bytes() != data:
+        if request.to_bytes(thin=request.thin) != data:
             raise MalformedInput(
                 "The request is not in canonical form: it was altered after export; export it again."
             )

@@ -19,8 +19,12 @@ def default_home() -> Path:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    home: Path = typer.Option(
-        None, "--home", envvar="CEREMONY_HOME", help="Offline home (keys and trust state).", show_default="~/.ceremony"
+    home: Path | None = typer.Option(
+        None,
+        "--home",
+        envvar="CEREMONY_HOME",
+        help="Offline home (keys and trust state).",
+        show_default="~/.ceremony",
     ),
 ) -> None:
     ctx.obj = home if home is not None else default_home()

@@ -1,3 +1,5 @@
 """Imports every command module so that each registers on the app."""
 
 from __future__ import annotations
+
+from ceremony.cli import ceremony_cmds  # noqa: F401

@@ -48,6 +48,7 @@ MAX_FRAME_CHARS: Final = 4296
 MAX_MESSAGE_LENGTH: Final = 16 * 1024 * 1024
 DEFAULT_MAX_DOCUMENT: Final = 16 * 1024 * 1024
 DEFAULT_MAX_TRANSFERS: Final = 4
+EXPORT_MIN_EXTRA: Final = 12
 
 _COMPRESSION_MASK: Final = 0b0000_0011
 _CONTENT_SHIFT: Final = 2
@@ -358,8 +359,12 @@ class TransferPlan:
 
     @property
     def export_count(self) -> int:
-        """Frames written to a folder or GIF: K + ceil(K/2), enough for about 20 % loss."""
-        return 1 if self.is_static else self.k + -(-self.k // 2)
+        """Frames for a folder, GIF or HTML loop: K + max(ceil(K/2), 12), or 1 if static.
+
+        Enough for 20 % loss: ceil(K/2) extra frames leave 0.2K spare rows for large K,
+        and the floor of 12 keeps about 8 spare rows (failure odds ~2^-8) for small K.
+        """
+        return 1 if self.is_static else self.k + max(-(-self.k // 2), EXPORT_MIN_EXTRA)
 
     def texts(self, count: int | None = None) -> list[str]:
         """Frame texts 0..count-1 (default: `export_count`)."""

@@ -1,0 +1,255 @@
+"""`ceremony verify`, `ceremony review` and `ceremony sign`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ceremony.bundles import Request
+from ceremony.cli import app, home_of
+from ceremony.cli._prompts import confirm, get_passphrase, interactive
+from ceremony.errors import Aborted, InputRejected, MalformedInput, UsageError
+from ceremony.fsutil import atomic_write
+from ceremony.gotime import GoTime, utc_now
+from ceremony.metadata import Envelope
+from ceremony.review import ReviewResult, review_request, sign_review
+from ceremony.trust import TrustStore
+from ceremony.verify import verify_repository
+from ceremony.words import digest_words
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+MAX_DOCUMENT = 64 * 1024 * 1024
+
+
+def parse_now(value: str | None) -> datetime:
+    """`--now` (RFC 3339) or this machine's clock."""
+    if value is None:
+        return utc_now()
+    try:
+        return GoTime.parse(value).to_datetime()
+    except ValueError as exc:
+        raise UsageError(
+            f"--now {value!r} is not an RFC 3339 time such as 2030-01-01T00:00:00Z."
+        ) from exc
+
+
+def read_input_file(path: Path, what: str) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT:
+            raise MalformedInput(f"{path} is {size} bytes, too large to be a {what}.")
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path} does not exist.") from exc
+    except IsADirectoryError as exc:
+        raise UsageError(f"{path} is a directory, not a {what} file.") from exc
+
+
+def load_metadata_dir(directory: Path) -> dict[str, bytes]:
+    """Role name (without .json) -> bytes for every metadata file under `directory`."""
+    if not directory.is_dir():
+        raise UsageError(f"{directory} is not a directory of Notary metadata.")
+    files: dict[str, bytes] = {}
+    for path in sorted(directory.rglob("*.json")):
+        name = path.relative_to(directory).as_posix()[: -len(".json")]
+        files[name] = read_input_file(path, "metadata")
+    return files
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(
+        ..., help="A copied Notary metadata folder (e.g. ~/.notary/tuf/GUN/metadata)."
+    ),
+    gun: str = typer.Option(..., "--gun", help="The repository (GUN) the metadata must belong to."),
+    now: str | None = typer.Option(
+        None, "--now", help="Check expiry at this RFC 3339 time instead of the clock."
+    ),
+) -> None:
+    """Verify a Notary metadata folder from its root down and print what it holds."""
+    when = parse_now(now)
+    files = load_metadata_dir(directory)
+    state = TrustStore(home_of(ctx)).load(gun)
+    report = verify_repository(
+        files,
+        gun,
+        when,
+        trusted_root=state.root if state is not None else None,
+        previous_versions=state.versions if state is not None else None,
+    )
+    out.print(f"{gun}: verified at {when.isoformat()}", markup=False)
+    if state is None:
+        out.print(
+            "(no trust state for this GUN on this machine: the root was trusted on first use)",
+            markup=False,
+        )
+    roles = Table("role", "version", "expires", "threshold", "signed by")
+    for r in report.roles:
+        roles.add_row(r.name, str(r.version), r.expires, str(r.threshold), "\n".join(r.signed_by))
+    out.print(roles)
+    targets = Table("role", "target", "length", "sha256")
+    for t in report.target_entries:
+        targets.add_row(t.role, t.name, str(t.meta.length), t.meta.sha256_hex)
+    out.print(targets)
+    for env in (report.targets, *report.delegations.values()):
+        for d in env.body.delegations.roles:
+            paths = ", ".join(repr(p) for p in d.paths) or "(none)"
+            out.print(
+                f"delegation {d.name}: threshold {d.threshold}, paths {paths}, keys {', '.join(d.keyids)}",
+                markup=False,
+            )
+
+
+def read_request(request: Path | None, qr: list[Path] | None) -> Request:
+    if qr:
+        from ceremony.cli._qr import read_qr_document
+        from ceremony.qr import ContentType
+
+        return Request.from_bytes(read_qr_document(qr, ContentType.REQUEST))
+    if request is None:
+        raise UsageError("Give a request file, or --qr with images of the request's QR codes.")
+    return Request.from_bytes(read_input_file(request, "request"))
+
+
+def _review(ctx: typer.Context, request: Request) -> tuple[ReviewResult, TrustStore]:
+    store = TrustStore(home_of(ctx))
+    state = store.load(request.gun)
+    result = review_request(request, state, lambda d: store.body(request.gun, d), utc_now())
+    return result, store
+
+
+def show_review(result: ReviewResult) -> None:
+    req = result.request
+    out.print(f"Request {req.id} for {req.gun}", markup=False)
+    out.print(f"  created (online clock): {req.created}", markup=False)
+    out.print(f"  digest: {req.digest}", markup=False)
+    out.print(f"  words:  {digest_words(bytes.fromhex(req.digest)[:8])}", markup=False)
+    if result.first_contact == "init":
+        out.print(
+            "  trust: NEW repository, initialised from this request (first contact)", markup=False
+        )
+    elif result.first_contact == "tofu":
+        out.print(
+            "  trust: FIRST CONTACT: no trust state here; the root would be trusted on first use",
+            markup=False,
+        )
+    else:
+        out.print(
+            f"  trust: chains to root v{result.root.body.version} held on this machine",
+            markup=False,
+        )
+    for fp in result.root_fingerprints:
+        out.print(f"  root certificate SHA-256: {fp}", markup=False)
+    out.print(
+        f"  offline clock (warnings only): {utc_now().replace(microsecond=0).isoformat()}",
+        markup=False,
+    )
+    for d in result.diffs:
+        old = f"v{d.old_version}" if d.old_version is not None else "new"
+        out.print("", markup=False)
+        out.print(f"{d.role}: {old} -> v{d.new_version}", markup=False)
+        out.print(f"  expires {d.new_expires} ({d.expiry_note})", markup=False)
+        if d.old_expires is not None:
+            out.print(f"  previously expired {d.old_expires}", markup=False)
+        for line in d.lines:
+            out.print(f"  {line}", markup=False)
+        for s in d.signers:
+            out.print(f"  must be signed by {s}", markup=False)
+    for w in result.warnings:
+        err.print(f"warning: {w}", markup=False)
+
+
+@app.command()
+def review(
+    ctx: typer.Context,
+    request: Path | None = typer.Argument(None, help="The request file from the online half."),
+    qr: list[Path] | None = typer.Option(
+        None, "--qr", help="Read the request from QR images/folders/GIF/video."
+    ),
+) -> None:
+    """Verify a request against this machine's trust state and show exactly what would be signed."""
+    req = read_request(request, qr)
+    result, _ = _review(ctx, req)
+    show_review(result)
+
+
+@app.command()
+def sign(
+    ctx: typer.Context,
+    request: Path | None = typer.Argument(None, help="The request file from the online half."),
+    out_file: Path | None = typer.Option(None, "--out", help="Write the signatures document here."),
+    qr: list[Path] | None = typer.Option(
+        None, "--qr", help="Read the request from QR images/folders/GIF/video."
+    ),
+    qr_out: Path | None = typer.Option(
+        None, "--qr-out", help="Also write the signatures as a QR code into DIR."
+    ),
+    yes: bool = typer.Option(False, "--yes", help="Confirm without a prompt (scripted drills)."),
+    trust_root: str | None = typer.Option(
+        None, "--trust-root", help="First contact: the root certificate SHA-256 to trust (hex)."
+    ),
+) -> None:
+    """Review a request, confirm, sign with every key held here, and write the signatures."""
+    if out_file is None and qr_out is None:
+        raise UsageError("Say where the signatures go: --out FILE and/or --qr-out DIR.")
+    req = read_request(request, qr)
+    result, store = _review(ctx, req)
+    show_review(result)
+    if result.first_contact == "tofu":
+        _confirm_first_contact(result, trust_root)
+    confirm(f"Sign {', '.join(result.plan.roles)} for {req.gun}?", assume_yes=yes)
+    from ceremony.keystore import KeyStore
+
+    keystore = KeyStore(home_of(ctx))
+
+    def passphrase_for(alias: str) -> str:
+        return get_passphrase(alias, new=False)
+
+    outcome = sign_review(
+        result, lambda key: keystore.signer_for(key, passphrase_for), store.load(req.gun)
+    )
+    data = outcome.document.to_bytes()
+    if out_file is not None:
+        atomic_write(out_file, data, mode=0o644)
+        err.print(f"Signatures written to {out_file}", markup=False)
+    if qr_out is not None:
+        from ceremony.cli._qr import write_signatures_qr
+
+        write_signatures_qr(data, qr_out)
+    store.save(outcome.state, outcome.bodies)
+    signed = sum(len(r.signatures) for r in outcome.document.roles)
+    out.print(f"Made {signed} signature(s) for request {req.id}", markup=False)
+    out.print(f"signatures digest: {outcome.document.digest}", markup=False)
+    out.print(f"words: {digest_words(bytes.fromhex(outcome.document.digest)[:8])}", markup=False)
+    for role in outcome.unsigned_roles:
+        err.print(
+            f"note: this machine holds no key for {role}; another keyholder must sign it.",
+            markup=False,
+        )
+
+
+def _confirm_first_contact(result: ReviewResult, trust_root: str | None) -> None:
+    fingerprints = set(result.root_fingerprints)
+    if trust_root is not None:
+        if trust_root.lower().replace(":", "") not in fingerprints:
+            raise InputRejected(
+                "The request's root certificate does not have the fingerprint given with --trust-root; do not sign it."
+            )
+        return
+    if not interactive():
+        raise Aborted(
+            "First contact with this repository: compare the root certificate SHA-256 above with a trusted "
+            "record and re-run with --trust-root FINGERPRINT."
+        )
+    confirm(
+        "Trust this root (compare its certificate SHA-256 with a trusted record)?", assume_yes=False
+    )
+
+
+__all__ = ["Envelope", "parse_now"]

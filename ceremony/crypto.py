@@ -1,0 +1,603 @@
+"""Keys, key ids and signatures exactly as Notary 0.7 makes and checks them.
+
+Methods (notary-formats.md §3.3): `ecdsa` is raw r‖s over SHA-256 (each half
+padded to the curve's octet length), `rsapss` is PSS/SHA-256/MGF1-SHA-256 with a
+32-byte salt, `rsapkcs1v15` is verify-only, `eddsa` is plain Ed25519. For
+`*-x509` keys the leaf certificate's public key is the one that signs.
+
+Two ids per x509 key (§3.2): metadata and signatures use the TUF id of the
+certificate key; private key files use the *canonical* id, the TUF id of the
+equivalent bare key.
+
+This module does no I/O and never reads the clock: `now` is an argument.
+Primitives come from `cryptography`; nothing here parses DER by hand.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ceremony.errors import InputRejected, MalformedInput, VerificationFailed
+from ceremony.metadata import Key, Signature, b64encode
+
+MIN_RSA_BITS = 2048
+PSS_SALT_LENGTH = 32
+ED25519_KEY_SIZE = 32
+ED25519_SIG_SIZE = 64
+ROOT_CERT_YEARS = 10
+SUPPORTED_CURVES: tuple[type[ec.EllipticCurve], ...] = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+
+NativePrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+NativePublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+
+# Errors a malformed key, certificate or signature can raise while we look at it.
+_BAD_INPUT = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    InvalidSignature,
+    UnsupportedAlgorithm,
+    MalformedInput,
+)
+
+
+# ---------------------------------------------------------------------------
+# PEM (text framing only; the DER inside goes to cryptography / asn1crypto)
+
+_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----[ \t]*\r?\n")
+
+
+@dataclass(frozen=True, slots=True)
+class PemBlock:
+    """One PEM block: type, headers (in file order) and the decoded body."""
+
+    type: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """The last value of a header, as Go's map keeps it."""
+        found = [v for k, v in self.headers if k == name]
+        return found[-1] if found else None
+
+
+def pem_blocks(data: bytes, *, what: str = "file") -> list[PemBlock]:
+    """Every PEM block in `data`, parsed the way Go's `pem.Decode` reads them.
+
+    Text before, between and after blocks is ignored (as Go does); a block
+    without its END line, or with a body that is not base64, is refused.
+    """
+    blocks: list[PemBlock] = []
+    pos = 0
+    while (m := _PEM_BEGIN.search(data, pos)) is not None:
+        kind = m.group(1).decode("ascii")
+        end_marker = b"-----END " + m.group(1) + b"-----"
+        end = data.find(end_marker, m.end())
+        if end < 0:
+            raise MalformedInput(f"The {what} is truncated: its {kind} block has no END line.")
+        inner = data[m.end() : end]
+        try:
+            text = inner.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise MalformedInput(f"The {what} holds non-ASCII bytes in a PEM block.") from exc
+        lines = text.splitlines()
+        headers: list[tuple[str, str]] = []
+        while lines and ":" in lines[0]:
+            name, _, value = lines.pop(0).partition(":")
+            headers.append((name.strip(), value.strip()))
+        compact = "".join("".join(lines).split())
+        try:
+            body = base64.b64decode(compact, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MalformedInput(
+                f"The {what} has a {kind} block that is not valid base64."
+            ) from exc
+        blocks.append(PemBlock(kind, tuple(headers), body))
+        pos = end + len(end_marker)
+    return blocks
+
+
+def pem_encode(kind: str, body: bytes, headers: Mapping[str, str] | None = None) -> bytes:
+    """A PEM block byte-identical to Go's `pem.EncodeToMemory` (Proc-Type first, then sorted)."""
+    out = [f"-----BEGIN {kind}-----\n"]
+    if headers:
+        order = sorted(headers, key=lambda name: (name != "Proc-Type", name))
+        out.extend(f"{name}: {headers[name]}\n" for name in order)
+        out.append("\n")
+    text = base64.b64encode(body).decode("ascii")
+    out.extend(text[i : i + 64] + "\n" for i in range(0, len(text), 64))
+    out.append(f"-----END {kind}-----\n")
+    return "".join(out).encode("ascii")
+
+
+# ---------------------------------------------------------------------------
+# public keys and certificates
+
+
+def _certificates(pem: bytes) -> list[x509.Certificate]:
+    """A certificate bundle as Notary's LoadCertBundleFromPEM reads it."""
+    blocks = pem_blocks(pem, what="certificate bundle")
+    if not blocks:
+        raise MalformedInput("The certificate bundle holds no PEM block.")
+    certs: list[x509.Certificate] = []
+    for block in blocks:
+        if block.type != "CERTIFICATE":
+            raise MalformedInput(f"The certificate bundle holds a {block.type} block.")
+        try:
+            certs.append(x509.load_der_x509_certificate(block.body))
+        except ValueError as exc:
+            raise MalformedInput("The certificate bundle holds an unreadable certificate.") from exc
+    return certs
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _leaf(key: Key) -> x509.Certificate:
+    """The first certificate of an x509 key, which is the one Notary uses."""
+    return _certificates(key.public_bytes)[0]
+
+
+def public_key_of(key: Key) -> NativePublicKey:
+    """The `cryptography` public key behind a metadata key (the leaf's, for x509).
+
+    Raises MalformedInput if the key does not hold what its type says.
+    """
+    try:
+        if key.keytype == "ed25519":
+            raw = key.public_bytes
+            if len(raw) != ED25519_KEY_SIZE:
+                raise MalformedInput("An ed25519 key must be 32 bytes.")
+            return ed25519.Ed25519PublicKey.from_public_bytes(raw)
+        native = (
+            _leaf(key).public_key()
+            if key.is_x509
+            else serialization.load_der_public_key(key.public_bytes)
+        )
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise MalformedInput(f"The {key.keytype} key does not hold a readable public key.") from exc
+    family = key.keytype.removesuffix("-x509")
+    if family == "ecdsa" and isinstance(native, ec.EllipticCurvePublicKey):
+        return native
+    if family == "rsa" and isinstance(native, rsa.RSAPublicKey):
+        return native
+    raise MalformedInput(f"The {key.keytype} key holds a different kind of public key.")
+
+
+def _spki(native: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
+    return native.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def bare_key(key: Key) -> Key:
+    """The plain `ecdsa`/`rsa` key equivalent to an x509 key (itself otherwise)."""
+    if not key.is_x509:
+        return key
+    native = public_key_of(key)
+    if isinstance(native, ed25519.Ed25519PublicKey):  # public_key_of already refuses this
+        raise MalformedInput(f"The {key.keytype} key holds an Ed25519 key.")
+    return Key(key.keytype.removesuffix("-x509"), b64encode(_spki(native)))
+
+
+def canonical_key_id(key: Key) -> str:
+    """Notary's `CanonicalKeyID`: the id private key files are named by."""
+    return bare_key(key).key_id
+
+
+# ---------------------------------------------------------------------------
+# signature verification
+
+
+def verify_signature(key: Key, signature: Signature, message: bytes) -> bool:
+    """True only if `signature` is a valid Notary signature by `key` over `message`.
+
+    The caller chooses `key` by `signature.keyid`; like Notary's verifiers, this
+    checks the method, the key and the bytes. Anything odd is simply False.
+    """
+    try:
+        native = public_key_of(key)
+        return _verify(native, signature.method, signature.sig, message)
+    except _BAD_INPUT:
+        return False
+
+
+def _verify(native: NativePublicKey, method: str, sig: bytes, message: bytes) -> bool:
+    if method == "ecdsa" and isinstance(native, ec.EllipticCurvePublicKey):
+        octets = (native.curve.key_size + 7) // 8
+        if len(sig) != 2 * octets:
+            return False
+        r = int.from_bytes(sig[:octets], "big")
+        s = int.from_bytes(sig[octets:], "big")
+        digest = hashlib.sha256(message).digest()
+        native.verify(
+            utils.encode_dss_signature(r, s), digest, ec.ECDSA(utils.Prehashed(hashes.SHA256()))
+        )
+        return True
+    if method in ("rsapss", "rsapkcs1v15") and isinstance(native, rsa.RSAPublicKey):
+        if native.key_size < MIN_RSA_BITS or len(sig) < MIN_RSA_BITS // 8:
+            return False
+        pad: padding.AsymmetricPadding = (
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=PSS_SALT_LENGTH)
+            if method == "rsapss"
+            else padding.PKCS1v15()
+        )
+        native.verify(sig, message, pad, hashes.SHA256())
+        return True
+    if method == "eddsa" and isinstance(native, ed25519.Ed25519PublicKey):
+        if len(sig) != ED25519_SIG_SIZE:
+            return False
+        native.verify(sig, message)
+        return True
+    return False
+
+
+# ---------------------------------------------------------------------------
+# private keys and signing
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PrivateKey:
+    """A private key Notary can use: EC (P-256, P-384, P-521), RSA ≥ 2048, or Ed25519."""
+
+    native: NativePrivateKey = field(repr=False)
+
+    def __post_init__(self) -> None:
+        native = self.native
+        if isinstance(native, ec.EllipticCurvePrivateKey):
+            if not isinstance(native.curve, SUPPORTED_CURVES):
+                raise InputRejected(
+                    f"The EC curve {native.curve.name} is not one Notary signs with."
+                )
+        elif isinstance(native, rsa.RSAPrivateKey):
+            if native.key_size < MIN_RSA_BITS:
+                raise InputRejected(
+                    f"The RSA key has {native.key_size} bits; Notary needs at least {MIN_RSA_BITS}."
+                )
+        elif not isinstance(native, ed25519.Ed25519PrivateKey):
+            raise InputRejected("Only EC, RSA and Ed25519 private keys can sign for Notary.")
+
+    @classmethod
+    def generate_ecdsa(cls) -> PrivateKey:
+        """A new P-256 key: the only kind Notary itself generates."""
+        return cls(ec.generate_private_key(ec.SECP256R1()))
+
+    @property
+    def algorithm(self) -> str:
+        """The bare metadata key type: `ecdsa`, `rsa` or `ed25519`."""
+        if isinstance(self.native, ec.EllipticCurvePrivateKey):
+            return "ecdsa"
+        if isinstance(self.native, rsa.RSAPrivateKey):
+            return "rsa"
+        return "ed25519"
+
+    def public_key(self) -> Key:
+        """The bare metadata key (`ecdsa`/`rsa` as DER SPKI, `ed25519` raw)."""
+        native = self.native
+        if isinstance(native, ed25519.Ed25519PrivateKey):
+            raw = native.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+            return Key("ed25519", b64encode(raw))
+        return Key(self.algorithm, b64encode(_spki(native.public_key())))
+
+    @property
+    def canonical_id(self) -> str:
+        """The id the key file is named by (TUF id of the bare key)."""
+        return self.public_key().key_id
+
+    def sign_raw(self, message: bytes) -> tuple[str, bytes]:
+        """(method, signature bytes) in Notary's encoding; nothing is checked here."""
+        native = self.native
+        if isinstance(native, ec.EllipticCurvePrivateKey):
+            der = native.sign(message, ec.ECDSA(hashes.SHA256()))
+            r, s = utils.decode_dss_signature(der)
+            octets = (native.curve.key_size + 7) // 8
+            return "ecdsa", r.to_bytes(octets, "big") + s.to_bytes(octets, "big")
+        if isinstance(native, rsa.RSAPrivateKey):
+            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=PSS_SALT_LENGTH)
+            return "rsapss", native.sign(message, pss, hashes.SHA256())
+        return "eddsa", native.sign(message)
+
+    def __repr__(self) -> str:
+        return f"PrivateKey({self.algorithm}, {self.canonical_id[:12]})"
+
+
+def sign(private: PrivateKey, key: Key, message: bytes) -> Signature:
+    """Sign `message` for metadata key `key`, then verify the result before returning it.
+
+    `keyid` is `key.key_id` (for a root key that is the certificate's id). The
+    immediate check catches a wrong key or a faulty signer while the ceremony
+    is still in the room.
+    """
+    try:
+        matches = canonical_key_id(key) == private.canonical_id
+    except MalformedInput:
+        matches = False
+    if not matches:
+        raise VerificationFailed(
+            f"Key {key.key_id[:12]} is not the public half of private key "
+            f"{private.canonical_id[:12]}; nothing was signed."
+        )
+    method, raw = private.sign_raw(message)
+    signature = Signature(key.key_id, method, raw)
+    if not verify_signature(key, signature, message):
+        raise VerificationFailed(
+            f"The signature just made with key {key.key_id[:12]} does not verify; "
+            "do not use this key until the cause is found."
+        )
+    return signature
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Something that signs for one metadata key (a key file today, a token later)."""
+
+    @property
+    def key(self) -> Key:
+        """The metadata key the signatures are for (its id goes into `keyid`)."""
+        ...
+
+    def sign(self, message: bytes) -> Signature:
+        """A verified Notary signature over `message`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileSigner:
+    """A `Signer` over a decrypted key file."""
+
+    private: PrivateKey
+    key: Key
+
+    def __post_init__(self) -> None:
+        if canonical_key_id(self.key) != self.private.canonical_id:
+            raise VerificationFailed(
+                f"Key {self.key.key_id[:12]} is not the public half of private key "
+                f"{self.private.canonical_id[:12]}."
+            )
+
+    def sign(self, message: bytes) -> Signature:
+        return sign(self.private, self.key, message)
+
+
+# ---------------------------------------------------------------------------
+# root certificates
+
+
+def _utc(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("`now` must be timezone-aware")
+    return now.astimezone(UTC).replace(microsecond=0)
+
+
+def make_root_certificate(
+    private: PrivateKey, gun: str, now: datetime, years: int = ROOT_CERT_YEARS
+) -> Key:
+    """A self-signed root certificate as Notary makes it (§3.4), as an x509 metadata key."""
+    native = private.native
+    if isinstance(native, ed25519.Ed25519PrivateKey):
+        raise InputRejected("An Ed25519 key cannot be a Notary root key; use an ECDSA key.")
+    if not gun:
+        raise InputRejected("A root certificate needs a GUN for its common name.")
+    start = _utc(now)
+    serial = 0
+    while serial == 0:
+        serial = secrets.randbits(128)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, gun)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(native.public_key())
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=365 * years))
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(native, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    return Key(f"{private.algorithm}-x509", b64encode(pem))
+
+
+def _common_name(cert: x509.Certificate) -> str:
+    """The subject CN; with several, the last one wins (as in Go's pkix.Name)."""
+    values = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not values:
+        return ""
+    value = values[-1].value
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def cn_matches_gun(common_name: str, gun: str) -> bool:
+    """Notary's MatchCNToGun: equal, or `prefix*` with a non-empty prefix of the GUN."""
+    if common_name.endswith("*"):
+        prefix = common_name.rstrip("*")
+        return bool(prefix) and gun.startswith(prefix)
+    return common_name == gun
+
+
+def _certificate_problem(cert: x509.Certificate, now: datetime | None) -> str | None:
+    """Notary's ValidateCertificate, as a reason phrase."""
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if start > end:
+        return "its certificate's validity period ends before it begins"
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        algorithm = None
+    if isinstance(algorithm, hashes.SHA1):
+        return "its certificate is signed with SHA-1, which Notary refuses"
+    try:
+        native = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return "its certificate holds a public key Notary cannot use"
+    if isinstance(native, rsa.RSAPublicKey) and native.key_size < MIN_RSA_BITS:
+        return f"its certificate holds an RSA key of {native.key_size} bits (Notary needs {MIN_RSA_BITS})"
+    if now is not None:
+        when = _utc(now)
+        if end < when:
+            return f"its certificate expired on {end.date().isoformat()}"
+        if start > when + timedelta(days=1):
+            return f"its certificate is not valid until {start.date().isoformat()}"
+    return None
+
+
+def check_root_certificate(key: Key, gun: str, now: datetime | None) -> str | None:
+    """Notary's ValidateRoot rules for one root-role key: None if fine, else why not.
+
+    Certificate signatures are not checked, as Notary does not check them either;
+    with `now`, expiry is checked as for a newly downloaded root.
+    """
+    if not key.is_x509:
+        return f"it is a bare {key.keytype} key, and Notary only accepts certificates for root"
+    try:
+        certs = _certificates(key.public_bytes)
+    except MalformedInput:
+        return "its certificate bundle does not parse"
+    leaves = [c for c in certs if not _is_ca(c)]
+    if len(leaves) != 1 or _is_ca(certs[0]):
+        return "its certificate bundle must start with its one and only leaf certificate"
+    leaf = certs[0]
+    try:
+        public_key_of(key)
+    except MalformedInput:
+        return f"its certificate does not hold the kind of key its type ({key.keytype}) says"
+    common_name = _common_name(leaf)
+    if not cn_matches_gun(common_name, gun):
+        return f"its certificate is for {common_name!r}, not {gun!r}"
+    problem = _certificate_problem(leaf, now)
+    if problem:
+        return problem
+    for intermediate in certs[1:]:
+        # Notary drops failing intermediates and re-derives the key id, so the
+        # signatures made for this key id would no longer match.
+        if _certificate_problem(intermediate, now):
+            return "its certificate bundle holds an intermediate Notary would drop"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# keys given by a user, and describing keys to the operator
+
+
+def key_from_pem(data: bytes, now: datetime | None = None) -> Key:
+    """A delegation key from a PEM file, as Notary's ParsePEMPublicKey reads it.
+
+    The first PEM block counts. A CERTIFICATE becomes `ecdsa-x509`/`rsa-x509`
+    (re-encoded, checked like Notary does, and for expiry when `now` is given);
+    a PUBLIC KEY becomes `ecdsa`/`rsa`.
+    """
+    blocks = pem_blocks(data, what="public key file")
+    if not blocks:
+        raise MalformedInput(
+            "The public key file holds no PEM block; give a certificate or public key."
+        )
+    block = blocks[0]
+    if block.type == "CERTIFICATE":
+        try:
+            cert = x509.load_der_x509_certificate(block.body)
+            native = cert.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise MalformedInput("The certificate in the file cannot be read.") from exc
+        if isinstance(native, ec.EllipticCurvePublicKey):
+            keytype = "ecdsa-x509"
+        elif isinstance(native, rsa.RSAPublicKey):
+            keytype = "rsa-x509"
+        else:
+            raise MalformedInput(
+                "The certificate holds a key type Notary cannot use; use ECDSA or RSA."
+            )
+        problem = _certificate_problem(cert, now)
+        if problem:
+            raise InputRejected(f"The certificate cannot be used: {problem}.")
+        return Key(keytype, b64encode(cert.public_bytes(serialization.Encoding.PEM)))
+    if block.type == "PUBLIC KEY":
+        try:
+            public = serialization.load_der_public_key(block.body)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise MalformedInput("The public key in the file cannot be read.") from exc
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            return Key("ecdsa", b64encode(_spki(public)))
+        if isinstance(public, rsa.RSAPublicKey):
+            if public.key_size < MIN_RSA_BITS:
+                raise InputRejected(
+                    f"The RSA key is shorter than {MIN_RSA_BITS} bits; Notary refuses it."
+                )
+            return Key("rsa", b64encode(_spki(public)))
+        raise MalformedInput(
+            "Notary does not accept this public key type as a delegation key; use ECDSA or RSA."
+        )
+    raise MalformedInput(f"The file holds a {block.type} block; give a CERTIFICATE or PUBLIC KEY.")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDescription:
+    """What an operator compares when a key is shown: ids and, for certificates, their identity."""
+
+    key_id: str
+    canonical_id: str
+    keytype: str
+    common_name: str | None = None
+    not_after: datetime | None = None
+    fingerprint: str | None = None  # SHA-256 of the leaf certificate DER, lowercase hex
+
+    def summary(self) -> str:
+        """One line for review screens."""
+        text = f"{self.keytype} {self.key_id}"
+        if self.canonical_id != self.key_id:
+            text += f" (key {self.canonical_id})"
+        if self.common_name is not None and self.not_after is not None:
+            text += f", CN={self.common_name!r}, expires {self.not_after.date().isoformat()}"
+        if self.fingerprint:
+            text += f", certificate SHA-256 {self.fingerprint}"
+        return text
+
+
+def describe_key(key: Key) -> KeyDescription:
+    """Ids and certificate details of a metadata key; MalformedInput if it cannot be read."""
+    canonical = canonical_key_id(key)
+    if not key.is_x509:
+        return KeyDescription(key.key_id, canonical, key.keytype)
+    leaf = _leaf(key)
+    return KeyDescription(
+        key.key_id,
+        canonical,
+        key.keytype,
+        common_name=_common_name(leaf),
+        not_after=leaf.not_valid_after_utc,
+        fingerprint=leaf.fingerprint(hashes.SHA256()).hex(),
+    )
