@@ -13,10 +13,10 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
