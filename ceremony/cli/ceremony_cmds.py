@@ -108,10 +108,10 @@ def verify(
 
 def read_request(request: Path | None, qr: list[Path] | None) -> Request:
     if qr:
-        from ceremony.cli._qr import read_qr_document
-        from ceremony.qr import ContentType
+        from ceremony.qr.frames import ContentType
+        from ceremony.qr.transfer import read_qr
 
-        return Request.from_bytes(read_qr_document(qr, ContentType.REQUEST))
+        return Request.from_bytes(read_qr(qr, ContentType.REQUEST))
     if request is None:
         raise UsageError("Give a request file, or --qr with images of the request's QR codes.")
     return Request.from_bytes(read_input_file(request, "request"))
@@ -219,9 +219,11 @@ def sign(
         atomic_write(out_file, data, mode=0o644)
         err.print(f"Signatures written to {out_file}", markup=False)
     if qr_out is not None:
-        from ceremony.cli._qr import write_signatures_qr
+        from ceremony.qr.frames import ContentType
+        from ceremony.qr.transfer import write_qr
 
-        write_signatures_qr(data, qr_out)
+        write_qr(data, qr_out, ContentType.SIGNATURES)
+        err.print(f"Signatures QR code written to {qr_out}", markup=False)
     store.save(outcome.state, outcome.bodies)
     signed = sum(len(r.signatures) for r in outcome.document.roles)
     out.print(f"Made {signed} signature(s) for request {req.id}", markup=False)

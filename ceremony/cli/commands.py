@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-from ceremony.cli import ceremony_cmds  # noqa: F401
+from ceremony.cli import (
+    ceremony_cmds,  # noqa: F401
+    keys,  # noqa: F401
+)

@@ -105,7 +105,7 @@ def test_gif_is_written_and_decodes(backend: Backend, tmp_path: Path) -> None:
     document, transfer = make_plan(3000)
     path = write_gif(transfer, tmp_path / "transfer.gif", fps=5)
     with Image.open(path) as gif:
-        assert gif.n_frames == transfer.export_count
+        assert getattr(gif, "n_frames", 1) == transfer.export_count
         assert gif.info["duration"] == 200
         assert gif.info["loop"] == 0
     assert scan_paths([path], Decoder(), backend=backend) == document
@@ -158,8 +158,13 @@ def lines_to_image(lines: list[str]) -> Image.Image:
     for line in lines:
         rows.append([char in "▀█" for char in line])
         rows.append([char in "▄█" for char in line])
-    matrix = [bytes(rows[y][x] for x in range(len(rows[0]))) for y in range(len(rows))]
+    width = len(rows[0])
+    matrix = [bytes(row) for row in rows[:width]]  # drop the padding row of an odd height
     return matrix_image(matrix, scale=4, border=0)
+
+
+def never_called(seconds: float) -> None:
+    raise AssertionError(f"slept {seconds} s in once mode")
 
 
 def test_terminal_once_mode_prints_one_decodable_frame() -> None:
@@ -168,7 +173,7 @@ def test_terminal_once_mode_prints_one_decodable_frame() -> None:
     output = io.StringIO()
     console = Console(file=output, width=200, height=100, color_system=None)
     assert not console.is_terminal
-    assert play_terminal(transfer, console=console, sleep=pytest.fail) == 1
+    assert play_terminal(transfer, console=console, sleep=never_called) == 1
     lines = [line for line in output.getvalue().splitlines() if line]
     assert decode_image(lines_to_image(lines)) == transfer.texts()
 
@@ -330,8 +335,18 @@ def test_unopenable_video_and_webcam(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_progress_helpers() -> None:
-    progress = Progress(rank=3, k=10, frames=7, accepted=3, duplicate=1, foreign=2, corrupt=1,
-                        rejected=0, transfers=1, complete=False)
+    progress = Progress(
+        rank=3,
+        k=10,
+        frames=7,
+        accepted=3,
+        duplicate=1,
+        foreign=2,
+        corrupt=1,
+        rejected=0,
+        transfers=1,
+        complete=False,
+    )
     assert describe_progress(progress) == (
         "3/10 blocks, 7 QR frames read, 1 damaged, 2 not for this transfer"
     )

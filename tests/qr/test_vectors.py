@@ -155,7 +155,8 @@ def test_some_vector_uses_the_all_zero_rule() -> None:
     empty = [
         frame["seq"]
         for frame in case["frames"]
-        if frame["seq"] >= 1 and not hashlib.sha256(tid + struct.pack(">II", frame["seq"], 0)).digest()[0] & 1
+        if frame["seq"] >= 1
+        and not hashlib.sha256(tid + struct.pack(">II", frame["seq"], 0)).digest()[0] & 1
     ]
     assert empty, "no frame exercises the all-zero rule; pick another document"
 

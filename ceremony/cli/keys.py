@@ -1,0 +1,168 @@
+"""`ceremony key …`: generate, list, import and export keys on the offline machine.
+
+Output contract: a command's result (key ids, the key table) goes to stdout,
+everything addressed to the operator goes to stderr, so ids can be captured in
+scripts. `now` is read here, at the edge, and passed down.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ceremony.cli import app, home_of
+from ceremony.cli._prompts import get_passphrase
+from ceremony.clikit import err_console, new_app
+from ceremony.crypto import describe_key
+from ceremony.errors import UsageError
+from ceremony.fsutil import atomic_write
+from ceremony.gotime import utc_now
+from ceremony.keyfile import read_key_file_headers
+from ceremony.keystore import KeyRecord, KeyStore
+
+key_app = new_app(
+    "Offline keys: generate, list, import Notary/Docker key files, export public keys."
+)
+app.add_typer(key_app, name="key")
+
+
+class NewKeyRole(StrEnum):
+    """Roles a key can be generated for on the offline machine."""
+
+    root = "root"
+    targets = "targets"
+    delegation = "delegation"
+
+
+def _check_gun(gun: str) -> str:
+    if not gun or any(c.isspace() or not c.isprintable() for c in gun):
+        raise UsageError("Give the GUN as one word, e.g. --gun docker.io/acme/app.")
+    return gun
+
+
+def _say(text: str) -> None:
+    err_console.print(text, markup=False, highlight=False)
+
+
+def _show_record(record: KeyRecord) -> None:
+    _say(f"  {record.role} key {record.canonical_id}")
+    _say(f"  stored in {record.location}")
+    if record.certificate is not None:
+        _say(f"  root certificate: {describe_key(record.certificate).summary()}")
+
+
+@key_app.command("generate")
+def generate(
+    ctx: typer.Context,
+    role: Annotated[NewKeyRole, typer.Argument(help="root, targets or delegation.")],
+    gun: Annotated[str, typer.Option("--gun", help="The repository (GUN) the key is for.")],
+) -> None:
+    """Generate a P-256 key (and for root, its certificate CN=GUN); print its id."""
+    store = KeyStore(home_of(ctx))
+    passphrase = get_passphrase(role.value, new=True)
+    record = store.generate(role.value, _check_gun(gun), passphrase, utc_now())
+    _say(f"Generated a new {role.value} key for {gun}:")
+    _show_record(record)
+    typer.echo(record.canonical_id)
+
+
+@key_app.command("list")
+def list_keys(ctx: typer.Context) -> None:
+    """List the keys in the store (no passphrase needed)."""
+    store = KeyStore(home_of(ctx))
+    records = store.records()
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=250)
+    if not records:
+        console.print(
+            f"No keys in {store.home}: create one with `ceremony key generate` or `ceremony key import`.",
+            markup=False,
+        )
+        return
+    table = Table(title=f"Keys in {store.home}", title_justify="left")
+    table.add_column("Key ID (canonical)", no_wrap=True)
+    table.add_column("Role")
+    table.add_column("GUN")
+    table.add_column("Location", overflow="fold")
+    for record in records:
+        location = (
+            str(record.location) if record.location.is_file() else f"{record.location} (missing)"
+        )
+        table.add_row(record.canonical_id, record.role, record.gun or "-", location)
+    console.print(table)
+
+
+@key_app.command("import")
+def import_keys(
+    ctx: typer.Context,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Notary or Docker private key files.", exists=True, dir_okay=False, readable=True
+        ),
+    ],
+    role: Annotated[
+        str | None, typer.Option("--role", help="Role for files without a role: header.")
+    ] = None,
+    gun: Annotated[
+        str | None, typer.Option("--gun", help="GUN for keys whose file names none (e.g. root).")
+    ] = None,
+) -> None:
+    """Import private key files; print each imported key's id."""
+    store = KeyStore(home_of(ctx))
+    known = {r.canonical_id for r in store.records()}
+    now = utc_now()
+    for path in files:
+        data = path.read_bytes()
+        headers = read_key_file_headers(data)
+
+        def passphrase_for(
+            alias: str, _path: Path = path, _new: bool = not headers.encrypted
+        ) -> str:
+            return get_passphrase(alias, new=_new, label=f" in {_path.name}")
+
+        record = store.import_key_file(
+            data,
+            passphrase_for,
+            role=role,
+            gun=_check_gun(gun) if gun else None,
+            now=now,
+        )
+        if record.canonical_id in known:
+            _say(f"{path.name}: this key is already in the store.")
+        else:
+            _say(f"Imported {path.name}:")
+            _show_record(record)
+        known.add(record.canonical_id)
+        typer.echo(record.canonical_id)
+
+
+@key_app.command("export-public")
+def export_public(
+    ctx: typer.Context,
+    gun: Annotated[str, typer.Option("--gun", help="The repository (GUN).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the public keys document.")],
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="Export only this key (id or unique prefix); repeatable."),
+    ] = None,
+) -> None:
+    """Write the public keys (and root certificate) for GUN, for `ceremony-online`."""
+    store = KeyStore(home_of(ctx))
+
+    def passphrase_for(alias: str) -> str:
+        return get_passphrase(alias, new=False)
+
+    document = store.public_keys(
+        _check_gun(gun), key or (), passphrase_for=passphrase_for, now=utc_now()
+    )
+    atomic_write(out, document.to_bytes(), mode=0o644)
+    for entry in document.keys:
+        _say(f"  {entry.role}: {describe_key(entry.key).summary()}")
+    _say(f"Wrote {len(document.keys)} public key(s) for {gun} to {out} (no secrets).")

@@ -1,0 +1,89 @@
+"""The CLI-facing QR recipes both halves use: write a document as QR, read one back.
+
+Small, safe compositions of `frames`, `render`, `scan` and `progress`: the
+caller names a document kind (request or signatures) and a place; the recipe
+picks the plan, shows progress and refuses the wrong kind of document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+
+from rich.console import Console
+
+from ceremony.errors import UsageError
+from ceremony.qr.frames import ContentType, Decoder, preset_named
+from ceremony.qr.frames import plan as qr_plan
+from ceremony.words import digest_words
+
+
+class QrFormat(StrEnum):
+    PNG = "png"
+    GIF = "gif"
+    HTML = "html"
+    TERMINAL = "terminal"
+
+
+def document_words(document: bytes) -> str:
+    """The first 8 bytes of the document's SHA-256 as PGP words, to compare aloud."""
+    return digest_words(hashlib.sha256(document).digest()[:8])
+
+
+def write_qr(
+    document: bytes,
+    out_dir: Path,
+    content_type: ContentType,
+    *,
+    preset: str = "default",
+    fmt: QrFormat = QrFormat.PNG,
+    console: Console | None = None,
+    terminal_frames: int | None = None,
+) -> list[Path]:
+    """Write `document` as QR frames into `out_dir` (PNG folder, GIF, HTML) or play it in the terminal."""
+    from ceremony.qr import render
+
+    plan = qr_plan(document, preset_named(preset), content_type=content_type)
+    console = console or Console(stderr=True, highlight=False)
+    name = "signatures" if content_type is ContentType.SIGNATURES else "request"
+    written: list[Path]
+    if fmt is QrFormat.PNG:
+        written = render.write_png_folder(plan, out_dir)
+    elif fmt is QrFormat.GIF:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = [render.write_gif(plan, out_dir / f"{name}.gif")]
+    elif fmt is QrFormat.HTML:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = [
+            render.write_html(plan, out_dir / f"{name}.html", caption=document_words(document))
+        ]
+    else:
+        render.play_terminal(plan, console=console, limit=terminal_frames)
+        written = []
+    kind = (
+        "one static QR code"
+        if plan.is_static
+        else f"{plan.k} blocks, {len(written) or 'endless'} frames"
+    )
+    console.print(f"QR {name}: {kind} at version {plan.version}-{plan.error}", markup=False)
+    console.print(f"QR {name} words: {document_words(document)}", markup=False)
+    return written
+
+
+def read_qr(
+    paths: Sequence[Path], content_type: ContentType, *, console: Console | None = None
+) -> bytes:
+    """Scan images, folders, GIFs or videos until the document is whole; show progress and its words."""
+    from ceremony.qr.progress import progress_bar
+    from ceremony.qr.scan import scan_paths
+
+    if not paths:
+        raise UsageError("Name at least one QR image, folder, GIF or video with --qr.")
+    console = console or Console(stderr=True, highlight=False)
+    decoder = Decoder(content_type=content_type)
+    with progress_bar(console, description=f"Reading {content_type.label}") as on_progress:
+        document = scan_paths(list(paths), decoder, on_progress)
+    console.print(f"QR document words: {document_words(document)}", markup=False)
+    return document

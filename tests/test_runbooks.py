@@ -1,0 +1,58 @@
+"""Runbooks are executed: every ```sh block of each runbook, in order, against the real server."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.notary_env import PASSPHRASE, NotaryServer
+
+RUNBOOKS = sorted((Path(__file__).resolve().parent.parent / "runbooks").glob("*.md"))
+BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
+
+
+def blocks(path: Path) -> list[str]:
+    return BLOCK.findall(path.read_text())
+
+
+@pytest.mark.parametrize("runbook", RUNBOOKS, ids=[p.stem for p in RUNBOOKS])
+def test_runbook_commands_run(runbook: Path, notary_server: NotaryServer, new_gun, tmp_path: Path) -> None:
+    steps = blocks(runbook)
+    assert steps, f"{runbook.name} has no ```sh blocks"
+    bindir = str(Path(sys.executable).parent)
+    env = {
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "HOME": str(tmp_path / "home"),
+        "GUN": new_gun(),
+        "CEREMONY_HOME": str(tmp_path / "offline"),
+        "CEREMONY_ONLINE_HOME": str(tmp_path / "online"),
+        "CEREMONY_SERVER": notary_server.url,
+        "CEREMONY_TLS_CA": str(notary_server.ca),
+        "NOTARY_ROOT_PASSPHRASE": PASSPHRASE,
+        "NOTARY_TARGETS_PASSPHRASE": PASSPHRASE,
+        "NOTARY_DELEGATION_PASSPHRASE": PASSPHRASE,
+        "WORK": str(tmp_path / "usb"),
+    }
+    (tmp_path / "usb").mkdir()
+    (tmp_path / "home").mkdir()
+    outputs = []
+    for i, script in enumerate(steps, 1):
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, f"{runbook.name} block {i} failed:\n{script}\n{proc.stdout}\n{proc.stderr}"
+        outputs.append(proc.stdout)
+    if runbook.stem == "first-ceremony":
+        assert "app-1.0" in outputs[-1]
+        digest = __import__("hashlib").sha256(b"release 1.0\n").hexdigest()
+        assert digest in outputs[-1]
