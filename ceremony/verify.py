@@ -235,8 +235,9 @@ def restrict_paths(child: tuple[str, ...], parent: tuple[str, ...] | None) -> tu
     return tuple(p for p in child if any(p.startswith(q) for q in parent))
 
 
-def parse_role_file(data: bytes, role: str) -> Envelope[Any]:
-    kind: Any = {"root": Root, "snapshot": Snapshot, "timestamp": Timestamp}.get(role, Targets)
+def parse_role_file(data: bytes, role: str, kind: Any = None) -> Envelope[Any]:
+    if kind is None:
+        kind = {"root": Root, "snapshot": Snapshot, "timestamp": Timestamp}.get(role, Targets)
     env: Envelope[Any] = parse_envelope(data, kind, what=f"{role} metadata")
     if env.to_bytes() != data:
         raise _fail(
@@ -269,7 +270,7 @@ def verify_repository(
     for name, data in files.items():
         head, _, tail = name.partition(".")
         if tail == "root" and head.isdigit():
-            roots.append(parse_role_file(data, f"root v{head}"))
+            roots.append(parse_role_file(data, f"root v{head}", Root))
     root, chain = verify_root_chain(roots, gun, now, trusted_root)
     if root.body.version != roots[0].body.version:
         raise _fail(

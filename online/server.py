@@ -155,7 +155,6 @@ class ServerConfig:
         tls_ca: Path | None,
         *,
         environ: Mapping[str, str] | None = None,
-        **options: Any,
     ) -> ServerConfig:
         """Resolve the command line and the environment into a configuration.
 
@@ -163,8 +162,8 @@ class ServerConfig:
         `DOCKER_CONTENT_TRUST_SERVER`; the CA is `--tls-ca`, else
         `CEREMONY_TLS_CA`. Credentials come from `CEREMONY_USERNAME` and
         `CEREMONY_PASSWORD`; without them the Docker config in `DOCKER_CONFIG`
-        (default `~/.docker`) is consulted when a token is needed. `options`
-        set the remaining fields (timeouts, retries, caps).
+        (default `~/.docker`) is consulted when a token is needed. Timeouts,
+        retries and caps keep their defaults (`dataclasses.replace` to change them).
 
         Raises:
             UsageError: no server is configured, or the settings are unusable.
@@ -194,7 +193,6 @@ class ServerConfig:
             tls_ca=ca,
             credentials=credentials,
             docker_config=docker_config,
-            **options,
         )
 
 
@@ -356,9 +354,9 @@ class TrustServer:
             EnvironmentFailure: the server is unreachable, failing or refuses access.
         """
         check_gun(gun)
-        _, digest = _split_name(name)
+        role, digest = _split_name(name)
         cap = self.config.max_download if max_length is None else max_length
-        if name == "timestamp.json":
+        if role == "timestamp":
             cap = min(cap, TIMESTAMP_MAX_LENGTH)
         what = f"{name} of {gun}"
         answer = self._call("GET", self._tuf_url(gun, name), _pull(gun), cap, what)
@@ -498,8 +496,9 @@ class TrustServer:
         response = client.send(request, stream=True, auth=httpx.BasicAuth(*auth) if auth else None)
         try:
             ok = response.status_code == 200
-            limit = cap if ok else ERROR_MAX_LENGTH
-            body = _read_capped(response, limit, strict=ok)
+            # only downloads are refused past the cap; other answers are just truncated
+            strict = ok and method == "GET"
+            body = _read_capped(response, cap if ok else ERROR_MAX_LENGTH, strict=strict)
         finally:
             response.close()
         return _Answer(
@@ -528,12 +527,11 @@ class TrustServer:
                 f"The token server {origin} is not HTTPS, so credentials will not be sent to it: "
                 "configure an https realm on the trust server."
             )
-        params: list[tuple[str, str | int | float | bool | None]] = (
-            [("service", challenge.service)] if challenge.service else []
-        )
-        params.extend(("scope", item) for item in (challenge.scope or scope).split())
+        query: dict[str, str | list[str]] = {"scope": (challenge.scope or scope).split()}
+        if challenge.service:
+            query["service"] = challenge.service
         if credentials is not None:
-            params.append(("account", credentials.username))
+            query["account"] = credentials.username
         if self._token_http is None:
             self._token_http = httpx.Client(
                 verify=_token_tls(self.config.tls_ca),
@@ -548,7 +546,7 @@ class TrustServer:
             realm,
             TOKEN_MAX_LENGTH,
             "a token",
-            params=httpx.QueryParams(params),
+            params=httpx.QueryParams(query),
             auth=(credentials.username, credentials.password) if credentials else None,
             endpoint="token server",
         )
@@ -712,6 +710,11 @@ def _error_for(answer: _Answer, gun: str, what: str, url: str) -> CeremonyError:
         extra = f" {_compact(detail, 80)!r}" if code == "INVALID_ROLE" and detail else ""
         text = message or "no reason given"
         return InputRejected(f"The trust server rejected {what} ({code}{extra}): {text}.")
+    if status == 400:
+        return EnvironmentFailure(
+            f"The server at {url} answered HTTP 400 without a Notary error to {what}: "
+            "check the scheme of --server (http or https) and that it is a Notary server."
+        )
     if status == 404:
         return EnvironmentFailure(
             f"The trust server at {url} has no such endpoint for {what} (HTTP 404): "
@@ -920,14 +923,15 @@ def fetch_repository(
 ) -> FetchedRepository | None:
     """Download `gun` in TUF order and verify it; None if the server has no such repository.
 
-    Order: `root.json`; the roots between `trusted_root` and it (`N.root.json`,
-    all of them from v1 when `full_root_chain`, so that verification walks the
-    whole chain); `timestamp.json` (≤ 1 MiB); `snapshot.<sha256>.json` by the
-    hash and length in the timestamp; `targets.<sha256>.json` and every
-    delegation the snapshot lists, in pre-order, by the hash and length in the
-    snapshot. Then `ceremony.verify.verify_repository` checks it all against
-    `now`, `trusted_root` (else trust on first use of the oldest root fetched)
-    and `previous_versions` (rollback protection).
+    Order: `root.json`, and the older roots needed to reach it (`N.root.json`
+    from `trusted_root`'s version + 1, or from v1 when `full_root_chain`);
+    `timestamp.json` (≤ 1 MiB); `snapshot.<sha256>.json` by the hash and length
+    in the timestamp; `targets.<sha256>.json` and every delegation the snapshot
+    lists, in pre-order, by the hash and length in the snapshot. Then
+    `ceremony.verify.verify_repository` checks it all against `now`,
+    `trusted_root` and `previous_versions` (rollback protection): the root
+    chain first, each root signed by its predecessor and by itself. Without
+    `trusted_root`, the oldest root fetched is trusted on first use.
 
     Raises:
         VerificationFailed / MalformedInput: the repository does not verify.
@@ -940,13 +944,10 @@ def fetch_repository(
         return None
     root = parse_envelope(root_bytes, Root, what=f"root metadata of {gun}")
     files: dict[str, bytes] = {"root": root_bytes}
-    if full_root_chain:
-        start: int | None = 1
-    elif trusted_root is not None and root.body.version > trusted_root.body.version:
+    start = 1 if full_root_chain else None
+    if start is None and trusted_root is not None:
         start = trusted_root.body.version + 1
-    else:
-        start = None
-    if start is not None:
+    if start is not None and start < root.body.version:
         chain = fetch_root_chain(server, gun, start=start, newest=root, newest_bytes=root_bytes)
         for version, data in (chain or {}).items():
             if version != root.body.version:
