@@ -31,6 +31,15 @@ assert ceremony.__file__.startswith({path!r}), ceremony.__file__
 names = ["ceremony"] + [m.name for m in pkgutil.walk_packages(ceremony.__path__, "ceremony.")]
 for name in names:
     importlib.import_module(name)
+if {exercise!r}:
+    # Use the heavy paths too: draw a QR code and read it back with both decoders.
+    from ceremony.qr.frames import plan, preset_named, Decoder, ContentType
+    from ceremony.qr.render import frame_image
+    from ceremony.qr.scan import decode_image, Backend
+    p = plan(b"offline", preset_named("default"), content_type=ContentType.SIGNATURES)
+    img = frame_image(p.encoder.frame(0), version=p.version, error=p.error)
+    for backend in (Backend.PYZBAR, Backend.ZXING):
+        assert decode_image(img, backend=backend) == [p.encoder.frame(0)]
 forbidden = {forbidden!r}
 bad = sorted(m for m in sys.modules if m in forbidden or any(m.startswith(f + ".") for f in forbidden))
 print("MODULES", len(names))
@@ -40,13 +49,13 @@ sys.exit(1 if bad or events else 0)
 """
 
 
-def run_guard(package_parent: Path) -> subprocess.CompletedProcess[str]:
-    code = GUARD.format(path=str(package_parent), forbidden=FORBIDDEN)
+def run_guard(package_parent: Path, *, exercise: bool = False) -> subprocess.CompletedProcess[str]:
+    code = GUARD.format(path=str(package_parent), forbidden=FORBIDDEN, exercise=exercise)
     return subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120)
 
 
 def test_ceremony_imports_no_network_module() -> None:
-    proc = run_guard(ROOT)
+    proc = run_guard(ROOT, exercise=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     count = int(proc.stdout.split("MODULES ")[1].split()[0])
     assert count >= 15  # every module was really imported, not an empty walk

@@ -235,6 +235,10 @@ def _set_bits(value: int) -> Iterable[int]:
 # --- Encoder -----------------------------------------------------------------------------
 
 
+def _flags(compression: Compression, content_type: ContentType) -> int:
+    return int(compression) | int(content_type) << _CONTENT_SHIFT
+
+
 def make_payload(document: bytes, compression: Compression) -> bytes:
     """The bytes a transfer protects: the document, zlib-compressed at level 9 by default."""
     if compression is Compression.ZLIB:
@@ -311,7 +315,7 @@ class Encoder:
         self.k = k
         self.content_type = content_type
         self.compression = compression
-        self._flags = int(compression) | int(content_type) << _CONTENT_SHIFT
+        self._flags = _flags(compression, content_type)
         self._blocks = tuple(
             int.from_bytes(padded[i * block_size : (i + 1) * block_size], "big") for i in range(k)
         )
@@ -402,7 +406,7 @@ def plan(
 
 
 class NotAFrame(MalformedInput):
-    """A QR code that is not one of ours (another app's code, or another kind of document)."""
+    """A QR code that is not a frame of this format (another app's code, another generation)."""
 
 
 class CorruptFrame(MalformedInput):
@@ -476,6 +480,10 @@ def parse_frame(text: str) -> Frame:
     )
 
 
+_COMPRESSION_VALUES: Final = frozenset(int(method) for method in Compression)
+_CONTENT_VALUES: Final = frozenset(int(kind) for kind in ContentType)
+
+
 def _check_header(version: int, flags: int, k: int, message_length: int, block: int) -> None:
     if version != FORMAT_VERSION:
         raise FrameRejected(
@@ -487,12 +495,12 @@ def _check_header(version: int, flags: int, k: int, message_length: int, block: 
             f"A frame sets reserved flag bits (flags {flags:#04x}); it was made by an "
             "incompatible tool and is ignored."
         )
-    if flags & _COMPRESSION_MASK not in Compression._value2member_map_:
+    if flags & _COMPRESSION_MASK not in _COMPRESSION_VALUES:
         raise FrameRejected(
             f"A frame uses compression method {flags & _COMPRESSION_MASK}, which this tool "
             "does not support; it is ignored."
         )
-    if (flags & _CONTENT_MASK) >> _CONTENT_SHIFT not in ContentType._value2member_map_:
+    if (flags & _CONTENT_MASK) >> _CONTENT_SHIFT not in _CONTENT_VALUES:
         raise FrameRejected(
             f"A frame declares unknown content type {(flags & _CONTENT_MASK) >> _CONTENT_SHIFT};"
             " it is ignored."
@@ -587,14 +595,23 @@ class _Transfer:
         return len(self.pivots)
 
     def mismatch(self, frame: Frame) -> str:
-        mine = (self.k, self.block_size, self.message_length, self.compression, self.content_type)
-        theirs = (frame.k, frame.block_size, frame.message_length, frame.compression)
-        if mine[:4] == theirs and self.content_type == frame.content_type:
+        """A sentence if `frame` disagrees with this transfer's K, B, length or flags."""
+        consistent = (
+            frame.k == self.k
+            and frame.block_size == self.block_size
+            and frame.message_length == self.message_length
+            and frame.compression is self.compression
+            and frame.content_type is self.content_type
+        )
+        if consistent:
             return ""
+        theirs = _flags(frame.compression, frame.content_type)
+        mine = _flags(self.compression, self.content_type)
         return (
-            f"A frame of transfer {self.transfer_id.hex()} says K={frame.k}, B={frame.block_size}, "
-            f"length {frame.message_length}, but earlier frames said K={self.k}, "
-            f"B={self.block_size}, length {self.message_length}; it is ignored."
+            f"A frame of transfer {self.transfer_id.hex()} (K={frame.k}, B={frame.block_size}, "
+            f"length {frame.message_length}, flags {theirs:#04x}) disagrees with its earlier "
+            f"frames (K={self.k}, B={self.block_size}, length {self.message_length}, flags "
+            f"{mine:#04x}); it is ignored."
         )
 
     def insert(self, coefficients: int, data: int) -> bool:
@@ -757,6 +774,8 @@ class Decoder:
             if len(self._transfers) >= self.max_transfers:
                 stalest = min(self._transfers.values(), key=lambda t: t.last_active)
                 del self._transfers[stalest.transfer_id]
+                if stalest is self._active:
+                    self._active = None
             transfer = _Transfer(frame, self._frames)
             self._transfers[frame.transfer_id] = transfer
         return transfer

@@ -5,10 +5,10 @@ FIXED mask (`MASK`): the research (qr-transfer.md §1.4) found a fixed mask deco
 as the automatic choice and renders about 4x faster. The QR version and EC level come from
 the `TransferPlan`, so all frames of an animation have the same size.
 
-segno is imported inside `qr_matrix`, not at module level: segno imports
-`xml.sax.saxutils`, which imports `urllib.request` and with it `socket`, `ssl` and
-`http.client`. Importing this module therefore loads no networking module; drawing a code
-loads (never uses) them.
+The encoder is `qrcode` (with `mask_pattern` fixed), not segno: segno imports
+`xml.sax.saxutils`, which imports `urllib.request` and with it `ssl` and `http.client`,
+and the offline half must never load a networking module (tests/test_airgap.py draws a
+code to prove it).
 
 Nothing here decodes or decides what to send; see `frames.plan` and `ceremony.qr.scan`.
 """
@@ -54,23 +54,31 @@ _DARK_BYTE: Final = bytes([255]) + bytes(255)
 
 def qr_matrix(text: str, *, version: int, error: str) -> Matrix:
     """The module matrix of `text` as one alphanumeric segment with the fixed mask."""
-    import segno  # here, not at the top: segno pulls in urllib.request (module docstring)
+    import qrcode
+    import qrcode.constants
+    import qrcode.exceptions
+    import qrcode.util
 
+    levels = {
+        "L": qrcode.constants.ERROR_CORRECT_L,
+        "M": qrcode.constants.ERROR_CORRECT_M,
+        "Q": qrcode.constants.ERROR_CORRECT_Q,
+        "H": qrcode.constants.ERROR_CORRECT_H,
+    }
+    if error not in levels or not 1 <= version <= 40:
+        raise UsageError(f"There is no QR code version {version}-{error}.")
+    code = qrcode.QRCode(version=version, error_correction=levels[error], mask_pattern=MASK, border=0)
     try:
-        code = segno.make(
-            text, version=version, error=error, mode="alphanumeric", mask=MASK, boost_error=False
-        )
-    except segno.DataOverflowError:
+        code.add_data(qrcode.util.QRData(text, mode=qrcode.util.MODE_ALPHA_NUM))
+        code.make(fit=False)
+    except qrcode.exceptions.DataOverflowError:
         raise UsageError(
             f"A frame of {len(text)} characters does not fit a version {version}-{error} QR "
             "code; choose a larger preset."
         ) from None
-    except ValueError as error_:
-        raise UsageError(
-            f"The text cannot be drawn as an alphanumeric QR code: {error_}."
-        ) from None
-    matrix: Matrix = code.matrix
-    return matrix
+    except (ValueError, TypeError) as error_:
+        raise UsageError(f"The text cannot be drawn as an alphanumeric QR code: {error_}.") from None
+    return [bytes(1 if cell else 0 for cell in row) for row in code.get_matrix()]
 
 
 def matrix_image(

@@ -450,3 +450,16 @@ def test_large_documents_use_the_preset_version_with_balanced_blocks() -> None:
     assert max(len(t) for t in transfer.texts()) <= 970
     assert transfer.export_count == transfer.k + max(-(-transfer.k // 2), 12)
     assert decode_frames(transfer.texts()) == document
+
+
+def test_a_single_slot_decoder_survives_alternating_transfers() -> None:
+    first = Encoder(random.Random(11).randbytes(400), block_size=50)
+    second = Encoder(random.Random(12).randbytes(400), block_size=50)
+    decoder = Decoder(max_transfers=1)
+    for seq in range(3):
+        decoder.add(first.frame(seq))
+        decoder.add(second.frame(seq))
+        assert decoder.progress.transfers == 1
+        assert decoder.progress.rank == 1
+    decoder.add_all(second.frames(second.k))
+    assert decoder.transfer_id == second.transfer_id
