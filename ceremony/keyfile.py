@@ -156,8 +156,8 @@ def decode_key_file(data: bytes, passphrase: str | None) -> PrivateKey:
         if block.type == "RSA PRIVATE KEY":
             return PrivateKey(_rsa_from_pkcs1(block.body))
         return PrivateKey(_ed25519_from_notary(block.body))
-    except _ASN1_ERRORS as exc:
-        raise MalformedInput(f"The {label} key file's {block.type} block cannot be read.") from exc
+    except _ASN1_ERRORS:  # no chained cause: it could quote private key bytes
+        raise MalformedInput(f"The {label} key file's {block.type} block cannot be read.") from None
 
 
 def _wrong(label: str) -> WrongPassphrase:
@@ -225,10 +225,10 @@ def _from_pkcs8(der: bytes, label: str, *, encrypted: bool) -> PrivateKey:
         oid = algorithm["algorithm"].dotted
         params = algorithm["parameters"]
         raw = info["private_key"].native
-    except _ASN1_ERRORS as exc:
+    except _ASN1_ERRORS:
         if encrypted:  # garbage after decryption: almost surely the passphrase
-            raise _wrong(label) from exc
-        raise MalformedInput(f"The {label} key file does not hold a PKCS#8 private key.") from exc
+            raise _wrong(label) from None
+        raise MalformedInput(f"The {label} key file does not hold a PKCS#8 private key.") from None
     if version not in (0, 1):
         raise MalformedInput(f"The {label} key file's PKCS#8 version {version} is unknown.")
     try:
@@ -249,8 +249,8 @@ def _from_pkcs8(der: bytes, label: str, *, encrypted: bool) -> PrivateKey:
         if oid == OID_ED25519:
             seed = core.OctetString.load(raw, strict=True).native
             return PrivateKey(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
-    except _ASN1_ERRORS as exc:
-        raise MalformedInput(f"The {label} key file's key cannot be read.") from exc
+    except _ASN1_ERRORS:  # no chained cause: it could quote private key bytes
+        raise MalformedInput(f"The {label} key file's key cannot be read.") from None
     raise MalformedInput(f"The {label} key file holds a key type Notary does not use ({oid}).")
 
 

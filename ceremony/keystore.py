@@ -134,7 +134,9 @@ class KeyStore:
     # -- writing ------------------------------------------------------------
 
     def _prepare_dirs(self) -> None:
-        for directory in (self.home, self.private_dir, self.index_dir):
+        """Create the folders 0700; tighten our own two if someone loosened them."""
+        private_dir(self.home)
+        for directory in (self.private_dir, self.index_dir):
             private_dir(directory)
             if stat.S_IMODE(directory.stat().st_mode) & 0o077:
                 os.chmod(directory, 0o700)
