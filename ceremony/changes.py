@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
+from ceremony.canonical import encode_canonical, parse_json
 from ceremony.errors import InputRejected, MalformedInput
 from ceremony.gotime import GoTime
 from ceremony.metadata import (
@@ -285,7 +286,7 @@ def change_from_dict(d: Any) -> Change:
     if cls is None:
         raise MalformedInput(f"Unknown change type {kind!r}.")
     change: Change = cls.from_dict(d)
-    if change.to_dict() != d:
+    if parse_json(encode_canonical(change.to_dict())) != d:
         raise MalformedInput(f"The {kind} change has unexpected or non-canonical fields.")
     return change
 

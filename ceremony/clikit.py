@@ -24,6 +24,14 @@ EXIT_ENVIRONMENT = 3
 EXIT_ABORTED = 4
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+WIDE = 4096
+
+
+def output_console(*, stderr: bool = False) -> Console:
+    """A console that never cuts ids or digests: off a terminal (pipe, file, log) it is very wide."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else WIDE
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def new_app(help_text: str) -> typer.Typer:
@@ -62,7 +70,10 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> NoReturn:
         if debug:
             raise
         where = f" ({exc.filename})" if exc.filename else ""
-        err_console.print(f"error: the system refused a file or device operation{where}: {exc.strerror}.", markup=False)
+        err_console.print(
+            f"error: the system refused a file or device operation{where}: {exc.strerror}.",
+            markup=False,
+        )
         sys.exit(EXIT_ENVIRONMENT)
     except Exception as exc:
         if debug:

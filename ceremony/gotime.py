@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$"
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})",
+    re.ASCII,  # ASCII digits only, as Go; used with fullmatch (no trailing newline)
 )
 
 
@@ -33,7 +34,7 @@ class GoTime:
     @classmethod
     def parse(cls, text: str) -> GoTime:
         """Parse an RFC 3339 timestamp; raises ValueError on anything else."""
-        m = _RFC3339.match(text)
+        m = _RFC3339.fullmatch(text)
         if not m:
             raise ValueError(f"{text!r} is not an RFC 3339 time")
         year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
@@ -59,7 +60,8 @@ class GoTime:
 
     def format(self) -> str:
         """Go's RFC3339Nano rendering."""
-        base = self.wall.strftime("%Y-%m-%dT%H:%M:%S")
+        w = self.wall  # not strftime: %Y does not zero-pad years below 1000
+        base = f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}"
         frac = f"{self.nanos:09d}".rstrip("0")
         if frac:
             base += "." + frac
@@ -80,7 +82,8 @@ class GoTime:
 
     def before(self, when: datetime) -> bool:
         """True if this instant is strictly before `when` (an aware datetime)."""
-        return self.to_datetime() < when
+        # Compare in the written zone: converting years 1 or 9999 to UTC can overflow.
+        return self.wall + timedelta(microseconds=self.nanos // 1000) < when
 
     def __str__(self) -> str:
         return self.format()

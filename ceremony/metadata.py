@@ -28,8 +28,8 @@ from ceremony.gotime import GoTime
 KEY_TYPES = ("ecdsa", "ecdsa-x509", "rsa", "rsa-x509", "ed25519")
 BASE_ROLES = ("root", "targets", "snapshot", "timestamp")
 MAX_SAFE_INT = 2**53  # Go verifies through float64: larger integers lose precision
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_DELEGATION_NAME = re.compile(r"^[-a-z0-9_/]+$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")  # \Z: `$` would allow a trailing newline
+_DELEGATION_NAME = re.compile(r"^[-a-z0-9_/]+\Z")
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -562,7 +562,8 @@ def parse_envelope(data: bytes, expected: type[T], *, what: str = "metadata") ->
 def parse_any(data: bytes, *, what: str = "metadata") -> Envelope[Any]:
     """Parse a metadata file of any type, dispatching on `_type`."""
     doc = parse_json(data, what=what)
-    kind = doc.get("signed", {}).get("_type") if isinstance(doc, dict) else None
+    signed = doc.get("signed") if isinstance(doc, dict) else None
+    kind = signed.get("_type") if isinstance(signed, dict) else None
     if not isinstance(kind, str) or kind not in _BODY_TYPES:
         raise MetadataError(f"The {what} is not Notary metadata.")
     return parse_envelope(data, _BODY_TYPES[kind], what=what)

@@ -346,11 +346,24 @@ def verify_repository(
         )
         entries.extend(TargetEntry(name, n, m) for n, m in sorted(env.body.targets.items()))
         stack.extend((r, env, paths) for r in reversed(env.body.delegations.roles))
-    for name in snapshot.body.meta:
-        if name not in ("root", "targets") and name not in delegations:
-            raise _fail(name, "the snapshot records a role that no parent delegates")
+    # notary-server keeps a removed delegation in its snapshot; Notary's client ignores such
+    # entries (nothing delegates them, so nothing of theirs is trusted), and so do we.
+    stale = tuple(
+        f"the snapshot still lists {name}, which no role delegates; it is ignored"
+        for name in snapshot.body.meta
+        if name not in ("root", "targets") and name not in delegations
+    )
     return RepositoryReport(
-        gun, root, timestamp, snapshot, targets, delegations, tuple(reports), tuple(entries), chain
+        gun,
+        root,
+        timestamp,
+        snapshot,
+        targets,
+        delegations,
+        tuple(reports),
+        tuple(entries),
+        chain,
+        stale,
     )
 
 

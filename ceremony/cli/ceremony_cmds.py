@@ -6,12 +6,12 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ceremony.bundles import Request
 from ceremony.cli import app, home_of
 from ceremony.cli._prompts import confirm, get_passphrase, interactive
+from ceremony.clikit import output_console
 from ceremony.errors import Aborted, InputRejected, MalformedInput, UsageError
 from ceremony.fsutil import atomic_write
 from ceremony.gotime import GoTime, utc_now
@@ -21,8 +21,8 @@ from ceremony.trust import TrustStore
 from ceremony.verify import verify_repository
 from ceremony.words import digest_words
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = output_console()
+err = output_console(stderr=True)
 MAX_DOCUMENT = 64 * 1024 * 1024
 
 
@@ -61,6 +61,14 @@ def load_metadata_dir(directory: Path) -> dict[str, bytes]:
     return files
 
 
+def _table(*columns: str) -> Table:
+    """A table that folds long cells instead of cutting them: ids and digests must stay whole."""
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
 @app.command()
 def verify(
     ctx: typer.Context,
@@ -89,11 +97,11 @@ def verify(
             "(no trust state for this GUN on this machine: the root was trusted on first use)",
             markup=False,
         )
-    roles = Table("role", "version", "expires", "threshold", "signed by")
+    roles = _table("role", "version", "expires", "threshold", "signed by")
     for r in report.roles:
         roles.add_row(r.name, str(r.version), r.expires, str(r.threshold), "\n".join(r.signed_by))
     out.print(roles)
-    targets = Table("role", "target", "length", "sha256")
+    targets = _table("role", "target", "length", "sha256")
     for t in report.target_entries:
         targets.add_row(t.role, t.name, str(t.meta.length), t.meta.sha256_hex)
     out.print(targets)

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ceremony.cli import app, home_of
 from ceremony.cli._prompts import get_passphrase
-from ceremony.clikit import err_console, new_app
+from ceremony.clikit import err_console, new_app, output_console
 from ceremony.crypto import describe_key
 from ceremony.errors import UsageError
 from ceremony.fsutil import atomic_write
@@ -76,9 +75,7 @@ def list_keys(ctx: typer.Context) -> None:
     """List the keys in the store (no passphrase needed)."""
     store = KeyStore(home_of(ctx))
     records = store.records()
-    console = Console(highlight=False, soft_wrap=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=250)
+    console = output_console()
     if not records:
         console.print(
             f"No keys in {store.home}: create one with `ceremony key generate` or `ceremony key import`.",
