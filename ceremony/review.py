@@ -91,6 +91,11 @@ def _load_base(
                 entry.data, kind, what=f"base {entry.role} metadata"
             )
             known = False
+            if env.to_bytes() != entry.data:
+                raise _reject(
+                    f"The request's base {entry.role} is not in the exact form Notary writes; "
+                    "export it again."
+                )
             if sha256_hex(env.signed_map_bytes) != entry.body_sha256:
                 raise _reject(
                     f"The request's base {entry.role} does not match its recorded body digest; export it again."

@@ -1,0 +1,382 @@
+"""The online half's decisions, as pure functions: bytes, changes and `now` in; values out.
+
+- `build_request`: from the verified files the server serves and the staged
+  changes, choose the base (every root version, so an offline machine can chain
+  from any root it trusts, plus each role the changes read), add the default
+  expiry of every role the changes touch (`plan` never picks one), plan, and
+  build the request.
+- At publish time: re-plan the stored request, check each signature against the
+  planned bytes and the keys that must sign, check thresholds, check the server
+  has not moved since export, assemble the upload, and check that the server now
+  serves exactly what was uploaded.
+
+Nothing here does I/O or reads a clock; `online.operations` is the edge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ceremony.bundles import BaseFile, Expectation, Request
+from ceremony.changes import (
+    AddTarget,
+    Change,
+    InitRepository,
+    Plan,
+    RemoveDelegation,
+    RemoveTarget,
+    ReplaceKeys,
+    RolePlan,
+    SetDelegation,
+    SetExpiry,
+    plan,
+    roles_read,
+)
+from ceremony.crypto import verify_signature
+from ceremony.errors import VerificationFailed
+from ceremony.gotime import GoTime
+from ceremony.metadata import Body, Envelope, Signature, parent_role, parse_any
+
+ROOT_EXPIRY = timedelta(days=10 * 365)  # Notary's defaults, in 365-day years (§2.4)
+TARGETS_EXPIRY = timedelta(days=3 * 365)
+EXPIRY_WARNING = timedelta(days=90)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def role_order(role: str) -> tuple[int, int, str]:
+    """Root first, then targets, then delegations shallowest first (as the server processes them)."""
+    if role == "root":
+        return (0, 0, role)
+    return (1, role.count("/"), role)
+
+
+def default_expiry(role: str, now: datetime) -> GoTime:
+    """Notary's default expiry for a role signed offline: root 10 years, others 3."""
+    return GoTime.from_datetime(now + (ROOT_EXPIRY if role == "root" else TARGETS_EXPIRY))
+
+
+def touched_roles(changes: Sequence[Change]) -> list[str]:
+    """The roles `plan` will re-sign for these changes, in first-touched order."""
+    out: list[str] = []
+
+    def touch(role: str) -> None:
+        if role not in out:
+            out.append(role)
+
+    for change in changes:
+        if isinstance(change, InitRepository):
+            touch("root")
+            touch("targets")
+        elif isinstance(change, AddTarget | RemoveTarget | SetExpiry):
+            touch(change.role)
+        elif isinstance(change, SetDelegation | RemoveDelegation):
+            touch(parent_role(change.role))
+        else:
+            touch("root")
+            if change.role == "targets":
+                touch("targets")
+    return out
+
+
+def with_default_expiries(changes: Sequence[Change], now: datetime) -> tuple[Change, ...]:
+    """The changes plus a `SetExpiry` (the default) for every touched role that lacks one."""
+    explicit = {c.role for c in changes if isinstance(c, SetExpiry)}
+    extra = [
+        SetExpiry(role, default_expiry(role, now))
+        for role in touched_roles(changes)
+        if role not in explicit
+    ]
+    return (*changes, *extra)
+
+
+def base_file(role: str, data: bytes) -> BaseFile:
+    env = parse_any(data, what=f"{role} metadata")
+    return BaseFile(role, env.body.version, _sha256(data), _sha256(env.signed_map_bytes), data)
+
+
+def choose_base(files: Mapping[str, bytes], changes: Sequence[Change]) -> tuple[BaseFile, ...]:
+    """Every root (`root`, `N.root`) and every served role the changes read, in server order."""
+    roots = [base_file("root", data) for name, data in files.items() if _is_root_name(name)]
+    roots.sort(key=lambda b: b.version)
+    needed = sorted((roles_read(changes) - {"root"}) & set(files), key=role_order)
+    return (*roots, *(base_file(role, files[role]) for role in needed))
+
+
+def _is_root_name(name: str) -> bool:
+    head, _, tail = name.partition(".")
+    return name == "root" or (tail == "root" and head.isdigit())
+
+
+def newest_base(base: Sequence[BaseFile]) -> dict[str, BaseFile]:
+    """The newest base file of each role (older roots are only there for chaining)."""
+    out: dict[str, BaseFile] = {}
+    for b in base:
+        if b.role not in out or b.version > out[b.role].version:
+            out[b.role] = b
+    return out
+
+
+def base_bodies(base: Sequence[BaseFile]) -> dict[str, Body]:
+    """The bodies `plan` applies the changes to; needs a full (not thin) base."""
+    out: dict[str, Body] = {}
+    for role, b in newest_base(base).items():
+        if b.data is None:
+            raise VerificationFailed(
+                "The stored request lacks its base files: re-export it from this home."
+            )
+        out[role] = parse_any(b.data, what=f"{role} metadata").body
+    return out
+
+
+def build_request(
+    *,
+    gun: str,
+    files: Mapping[str, bytes] | None,
+    changes: Sequence[Change],
+    now: datetime,
+    nonce: str,
+) -> tuple[Request, Plan]:
+    """The request for `changes` on the repository `files` (None: it does not exist yet)."""
+    full = with_default_expiries(changes, now)
+    base = choose_base(files, full) if files is not None else ()
+    bodies = base_bodies(base)
+    result = plan(bodies, full)
+    explicit = {c.role for c in full if isinstance(c, SetExpiry)}
+    lacking = [role for role in result.roles if role not in explicit]
+    if lacking:  # plan touched a role touched_roles did not foresee: give it its default too
+        full = (*full, *(SetExpiry(role, default_expiry(role, now)) for role in lacking))
+        result = plan(bodies, full)
+    request = Request.build(
+        gun=gun,
+        created=GoTime.from_datetime(now),
+        nonce=nonce,
+        base=base,
+        changes=full,
+        plan=result,
+    )
+    return request, result
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A plan with each role's signed bytes computed once (megabytes for large target sets)."""
+
+    plan: Plan
+    messages: Mapping[str, bytes]
+
+    @classmethod
+    def of(cls, result: Plan) -> Planned:
+        return cls(result, {role: rp.signed_bytes for role, rp in result.roles.items()})
+
+    @property
+    def roles(self) -> Mapping[str, RolePlan]:
+        return self.plan.roles
+
+
+def replan(request: Request) -> Planned:
+    """Re-derive the stored request's plan and check it still asks for the same bytes."""
+    result = plan(base_bodies(request.base), request.changes)
+    if Expectation.from_plan(result) != request.expect:
+        raise VerificationFailed(
+            f"Request {request.id} no longer plans to the bytes it asked to sign "
+            "(the software changed since export): export it again."
+        )
+    return Planned.of(result)
+
+
+# ---------------------------------------------------------------------------
+# signatures and thresholds
+
+
+def _signer_keys(rp: RolePlan) -> dict[str, Any]:
+    keys: dict[str, Any] = {}
+    for signer_set in rp.signers:
+        keys.update(signer_set.keys)
+    return keys
+
+
+def check_signatures(result: Planned, signatures: Mapping[str, Sequence[Signature]]) -> None:
+    """Every signature must be by a key that signs its role, over exactly the planned bytes."""
+    for role, sigs in signatures.items():
+        rp = result.roles.get(role)
+        if rp is None:
+            raise VerificationFailed(
+                f"The signatures sign {role}, which this request does not change."
+            )
+        keys = _signer_keys(rp)
+        message = result.messages[role]
+        for sig in sigs:
+            key = keys.get(sig.keyid)
+            if key is None:
+                raise VerificationFailed(
+                    f"Key {sig.keyid} signed {role} but is not one of the keys that sign it "
+                    f"({', '.join(k for k in sorted(keys))}); that signatures document was not kept."
+                )
+            if not verify_signature(key, sig, message):
+                raise VerificationFailed(
+                    f"The signature by key {sig.keyid} on {role} does not verify over the "
+                    "requested bytes; that signatures document was not kept."
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class SetProgress:
+    """How far one signer set of a role is: `have` of `threshold` from `keyids`."""
+
+    role: str
+    label: str  # "" or "previous root keys"
+    have: int
+    threshold: int
+    keyids: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        return self.have >= self.threshold
+
+
+def progress(result: Planned, signatures: Mapping[str, Sequence[Signature]]) -> list[SetProgress]:
+    """Per role and signer set, the valid distinct signatures collected so far."""
+    out: list[SetProgress] = []
+    for role in sorted(result.roles, key=role_order):
+        rp = result.roles[role]
+        message = result.messages[role]
+        for index, signer_set in enumerate(rp.signers):
+            valid = {
+                s.keyid
+                for s in signatures.get(role, ())
+                if s.keyid in signer_set.keys
+                and verify_signature(signer_set.keys[s.keyid], s, message)
+            }
+            ids = tuple(sorted(signer_set.keys))
+            out.append(
+                SetProgress(
+                    role,
+                    "previous root keys" if index else "",
+                    len(valid),
+                    signer_set.threshold,
+                    ids,
+                    tuple(k for k in ids if k not in valid),
+                )
+            )
+    return out
+
+
+def shortfall(sets: Sequence[SetProgress]) -> str | None:
+    """None if every threshold is met, else what is still needed (part of one sentence)."""
+    parts = []
+    for p in sets:
+        if p.complete:
+            continue
+        need = p.threshold - p.have
+        plural = "s" if need > 1 else ""
+        scope = f" by the {p.label}" if p.label else ""
+        parts.append(
+            f"{p.role} needs {need} more signature{plural}{scope}, from one of: "
+            + ", ".join(k for k in p.missing)
+        )
+    return "; ".join(parts) if parts else None
+
+
+# ---------------------------------------------------------------------------
+# the server's state around the upload
+
+
+def served_version(data: bytes, role: str) -> int:
+    version: int = parse_any(data, what=f"{role} metadata").body.version
+    return version
+
+
+def moved_since_export(request: Request, files: Mapping[str, bytes] | None) -> list[str]:
+    """What changed on the server since export, per base role (empty: nothing did)."""
+    base = newest_base(request.base)
+    roles = sorted(roles_read(request.changes) | set(base), key=role_order)
+    out: list[str] = []
+    for role in roles:
+        expected = base.get(role)
+        served = files.get(role) if files is not None else None
+        if served is None and expected is None:
+            continue
+        if served is None:
+            out.append(f"{role} is no longer served")
+        elif expected is None:
+            out.append(f"{role} now exists at v{served_version(served, role)}")
+        elif _sha256(served) != expected.sha256:
+            out.append(f"{role} is now v{served_version(served, role)}")
+    return out
+
+
+def already_served(result: Planned, files: Mapping[str, bytes] | None) -> bool:
+    """Whether the server already serves the planned bodies of every role (an earlier upload)."""
+    if files is None:
+        return False
+    for role, message in result.messages.items():
+        data = files.get(role)
+        if data is None:
+            return False
+        if parse_any(data, what=f"{role} metadata").signed_map_bytes != message:
+            return False
+    return True
+
+
+def upload_files(
+    result: Planned, signatures: Mapping[str, Sequence[Signature]]
+) -> dict[str, bytes]:
+    """The envelopes to POST: root first, then targets, then delegations (never snapshot/timestamp)."""
+    out: dict[str, bytes] = {}
+    for role in sorted(result.roles, key=role_order):
+        rp = result.roles[role]
+        keys = _signer_keys(rp)
+        sigs = tuple(s for s in signatures.get(role, ()) if s.keyid in keys)
+        envelope: Envelope[Any] = Envelope(rp.body, sigs, result.messages[role])
+        out[role] = envelope.to_bytes()
+    return out
+
+
+def check_served(uploaded: Mapping[str, bytes], files: Mapping[str, bytes] | None) -> None:
+    """The server must now serve every uploaded role with exactly the uploaded bytes."""
+    for role, data in uploaded.items():
+        served = files.get(role) if files is not None else None
+        if served != data:
+            raise VerificationFailed(
+                f"The server accepted the update but does not serve the uploaded {role}: "
+                "check the server, then run publish again (everything is kept)."
+            )
+
+
+# ---------------------------------------------------------------------------
+# describing changes to the operator
+
+
+def describe_change(change: Change) -> str:
+    """One line an operator can read."""
+    if isinstance(change, AddTarget):
+        sha = change.meta.sha256_hex
+        custom = " with custom data" if change.meta.custom is not None else ""
+        return f"add {change.name!r} to {change.role} ({change.meta.length} bytes, sha256 {sha}){custom}"
+    if isinstance(change, RemoveTarget):
+        return f"remove {change.name!r} from {change.role}"
+    if isinstance(change, SetDelegation):
+        paths = ", ".join(repr(p) for p in change.paths) if change.paths != ("",) else "all paths"
+        keys = ", ".join(k.key_id for k in change.keys)
+        return f"delegate {change.role} to {change.threshold} of [{keys}] for {paths}"
+    if isinstance(change, RemoveDelegation):
+        return f"remove the delegation {change.role}"
+    if isinstance(change, ReplaceKeys):
+        keys = ", ".join(k.key_id for k in change.keys)
+        return f"rotate {change.role} keys to {change.threshold} of [{keys}]"
+    if isinstance(change, SetExpiry):
+        return f"set {change.role} to expire {change.expires.format()}"
+    root = ", ".join(k.key_id for k in change.root_keys)
+    targets = ", ".join(k.key_id for k in change.targets_keys)
+    return (
+        f"initialise the repository: root {change.root_threshold} of [{root}], "
+        f"targets {change.targets_threshold} of [{targets}], snapshot and timestamp on the server"
+    )

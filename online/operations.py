@@ -1,0 +1,465 @@
+"""The online half's operations: the edge where the home, the server and the pure flow meet.
+
+Each function takes the home, the server configuration and `now` (read by the
+CLI, never here), does its I/O, and returns a value the CLI prints. The order of
+writes is what keeps the promise that nothing is lost: a request is kept before
+it is handed out; a signatures document is kept as soon as it checks out, before
+any upload; staged changes are dropped only once the server serves the upload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ceremony.bundles import Request, SignaturesDocument, combine
+from ceremony.changes import Change, InitRepository, SetExpiry
+from ceremony.errors import CeremonyError, InputRejected, UsageError, VerificationFailed
+from ceremony.gotime import GoTime
+from ceremony.metadata import Key, Root, Targets
+from ceremony.pubkeys import PublicKeysDocument
+from online.flow import (
+    EXPIRY_WARNING,
+    Planned,
+    SetProgress,
+    already_served,
+    build_request,
+    check_served,
+    check_signatures,
+    default_expiry,
+    moved_since_export,
+    progress,
+    replan,
+    role_order,
+    shortfall,
+    upload_files,
+)
+from online.server import FetchedRepository, ServerConfig, TrustServer, fetch_repository
+from online.staging import Home, Published, RepositoryHome, RequestRecord, StagedChange
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    """The default progress reporter: says nothing."""
+
+
+# ---------------------------------------------------------------------------
+# fetching with the home's trust anchor
+
+
+def fetch(
+    repo: RepositoryHome,
+    server: TrustServer,
+    now: datetime,
+    *,
+    full_root_chain: bool = False,
+) -> FetchedRepository | None:
+    """Fetch and verify the GUN from the anchor this home trusts (TOFU over TLS at first contact).
+
+    The newest verified root becomes the anchor, and the verified versions the
+    floor for the next fetch (rollback protection).
+    """
+    fetched = fetch_repository(
+        server,
+        repo.gun,
+        now,
+        trusted_root=repo.anchor(),
+        previous_versions=repo.versions(),
+        full_root_chain=full_root_chain,
+    )
+    if fetched is not None:
+        repo.trust(fetched.files["root"], {r.name: r.version for r in fetched.report.roles})
+    return fetched
+
+
+@contextlib.contextmanager
+def _publishing(repo: RepositoryHome) -> Iterator[None]:
+    """One publish per GUN at a time on this machine (a separate lock from the home's writers)."""
+    repo.path.mkdir(parents=True, exist_ok=True)
+    with (repo.path / ".publish.lock").open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------------------
+# staging that needs the server
+
+
+def stage_init(
+    home: Home,
+    config: ServerConfig,
+    gun: str,
+    keys: PublicKeysDocument,
+    *,
+    root_threshold: int | None = None,
+    targets_threshold: int | None = None,
+) -> StagedChange:
+    """Stage a new repository: offline root and targets keys, server-held snapshot and timestamp keys."""
+    if keys.gun != gun:
+        raise InputRejected(
+            f"The public keys file is for {keys.gun}, not {gun}: export the keys for {gun}."
+        )
+    root_keys = tuple(e.key for e in keys.for_role("root"))
+    targets_keys = tuple(e.key for e in keys.for_role("targets"))
+    for role, found in (("root", root_keys), ("targets", targets_keys)):
+        if not found:
+            raise InputRejected(
+                f"The public keys file has no {role} key for {gun}: generate one offline and "
+                "export it with `ceremony key export-public`."
+            )
+    rt = _threshold(root_threshold, len(root_keys), "--root-threshold")
+    tt = _threshold(targets_threshold, len(targets_keys), "--targets-threshold")
+    repo = home.repository(gun)
+    if any(isinstance(s.change, InitRepository) for s in repo.staged()):
+        raise InputRejected(
+            f"The initialisation of {gun} is already staged: export and publish it."
+        )
+    with TrustServer(config) as server:
+        if server.get_metadata(gun, "root.json") is not None:
+            raise InputRejected(
+                f"{gun} already exists on the server: change its keys with `ceremony-online rotate`."
+            )
+        snapshot_key = server.get_server_key(gun, "snapshot")
+        timestamp_key = server.get_server_key(gun, "timestamp")
+    change = InitRepository(root_keys, rt, targets_keys, tt, snapshot_key, timestamp_key)
+    return repo.stage([change])[0]
+
+
+def _threshold(given: int | None, keys: int, option: str) -> int:
+    value = keys if given is None else given
+    if not 1 <= value <= keys:
+        raise UsageError(f"{option} must be between 1 and the {keys} key(s) given, not {value}.")
+    return value
+
+
+def rotation_keys(keys: PublicKeysDocument, gun: str, role: str) -> tuple[Key, ...]:
+    """The keys the public keys file offers for a root or targets rotation."""
+    if keys.gun != gun:
+        raise InputRejected(
+            f"The public keys file is for {keys.gun}, not {gun}: export the keys for {gun}."
+        )
+    found = tuple(e.key for e in keys.for_role(role))
+    if not found:
+        raise InputRejected(
+            f"The public keys file has no {role} key: export the new {role} key(s) with "
+            "`ceremony key export-public --key ID`."
+        )
+    return found
+
+
+def refresh_changes(
+    home: Home, config: ServerConfig | None, gun: str, now: datetime, roles: Sequence[str]
+) -> list[Change]:
+    """`SetExpiry` (the default) for the named roles, or for every offline role expiring within 90 days."""
+    if roles or config is None:
+        if not roles:
+            raise UsageError("Name the roles to refresh, or configure the server to find them.")
+        return [SetExpiry(role, default_expiry(role, now)) for role in dict.fromkeys(roles)]
+    with TrustServer(config) as server:
+        fetched = fetch(home.repository(gun), server, now)
+    if fetched is None:
+        raise InputRejected(f"{gun} does not exist on the server, so there is nothing to refresh.")
+    due = [
+        r.name
+        for r in fetched.report.roles
+        if r.name not in ("snapshot", "timestamp")
+        and GoTime.parse(r.expires).before(now + EXPIRY_WARNING)
+    ]
+    if not due:
+        raise InputRejected(
+            f"Nothing in {gun} expires within {EXPIRY_WARNING.days} days: name the role to "
+            "refresh anyway with --role."
+        )
+    return [SetExpiry(role, default_expiry(role, now)) for role in sorted(due, key=role_order)]
+
+
+# ---------------------------------------------------------------------------
+# export
+
+
+def export_request(
+    home: Home,
+    config: ServerConfig,
+    gun: str,
+    now: datetime,
+    *,
+    thin: bool = False,
+    say: Say = _quiet,
+) -> Request:
+    """Build the request for everything staged for `gun`, keep it (full) in the home, return it.
+
+    The caller writes `request.to_bytes(thin=thin)` wherever it goes (a file, QR
+    codes); the home always keeps the full form, which publish needs.
+    """
+    repo = home.repository(gun)
+    staged = repo.staged()
+    if not staged:
+        raise InputRejected(
+            f"Nothing is staged for {gun}: stage changes with add, remove, delegation, rotate, "
+            "refresh or import-changelist first."
+        )
+    say(f"Fetching and verifying {gun} from {config.url} …")
+    with TrustServer(config) as server:
+        fetched = fetch(repo, server, now, full_root_chain=True)
+    if fetched is None and not any(isinstance(s.change, InitRepository) for s in staged):
+        raise InputRejected(
+            f"{gun} does not exist on the server: stage its creation with `ceremony-online init`."
+        )
+    request, _ = build_request(
+        gun=gun,
+        files=fetched.files if fetched is not None else None,
+        changes=[s.change for s in staged],
+        now=now,
+        nonce=secrets.token_hex(16),
+    )
+    record = RequestRecord(
+        request.id,
+        request.digest,
+        GoTime.from_datetime(now).format(),
+        thin,
+        tuple(s.id for s in staged),
+    )
+    repo.save_request(request, record)
+    return request
+
+
+# ---------------------------------------------------------------------------
+# publish
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """What one publish did for one request."""
+
+    gun: str
+    request_id: str
+    versions: Mapping[str, int]
+    already: bool  # it had been published before this run
+    dropped: int  # staged changes dropped because the server now serves them
+
+
+def publish_documents(
+    home: Home,
+    config: ServerConfig,
+    documents: Sequence[bytes],
+    now: datetime,
+    *,
+    say: Say = _quiet,
+) -> list[PublishResult]:
+    """Publish the requests these signatures documents are for, with every signature collected.
+
+    Each document is checked against its request (stored in the home) and kept
+    at once if it checks out, so a later failure loses nothing. Then, per
+    request: thresholds, the server unchanged since export, one upload, and a
+    verified fetch showing our exact bytes; only then is the request marked
+    published and its staged changes dropped.
+    """
+    if not documents:
+        raise UsageError("Give at least one signatures document to publish.")
+    targets: list[tuple[str, str]] = []
+    loaded: dict[tuple[str, str], tuple[Request, Planned]] = {}
+    first_error: CeremonyError | None = None
+    for raw in documents:
+        try:
+            doc = SignaturesDocument.from_bytes(raw)
+            key = (doc.gun, doc.request_id)
+            repo = home.repository(doc.gun)
+            if key not in loaded:
+                request = repo.load_request(doc.request_id)
+                loaded[key] = (request, replan(request))
+            request, result = loaded[key]
+            check_signatures(result, combine(request, [doc]))
+            if repo.save_signatures(doc):
+                say(f"Kept a new signatures document for request {doc.request_id}.")
+            if key not in targets:
+                targets.append(key)
+        except CeremonyError as exc:
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    return [
+        _publish_one(home.repository(gun), config, *loaded[(gun, rid)], now, say)
+        for gun, rid in targets
+    ]
+
+
+def _publish_one(
+    repo: RepositoryHome,
+    config: ServerConfig,
+    request: Request,
+    result: Planned,
+    now: datetime,
+    say: Say,
+) -> PublishResult:
+    gun = repo.gun
+    with _publishing(repo):
+        record = repo.record(request.id)
+        if record.published is not None:
+            say(f"Request {request.id} was already published at {record.published.at}.")
+            return PublishResult(gun, request.id, record.published.versions, True, 0)
+        collected = repo.signatures(request.id)
+        signatures = combine(request, collected)
+        check_signatures(result, signatures)
+        missing = shortfall(progress(result, signatures))
+        if missing:
+            raise VerificationFailed(
+                f"Not enough signatures to publish request {request.id}: {missing} "
+                f"(the {len(collected)} signatures document(s) collected are kept; publish again "
+                "with the rest)."
+            )
+        upload = upload_files(result, signatures)
+        say(f"Checking {gun} on {config.url} …")
+        with TrustServer(config) as server:
+            before = fetch(repo, server, now)
+            before_files = before.files if before is not None else None
+            if already_served(result, before_files):
+                say("The server already serves this request's metadata (an earlier upload).")
+                uploaded_here = False
+            else:
+                moved = moved_since_export(request, before_files)
+                if moved:
+                    raise VerificationFailed(
+                        f"The server moved since request {request.id} was exported "
+                        f"({', '.join(moved)}): re-export with `ceremony-online export {gun}` and "
+                        "sign again (the staged changes and signatures are kept)."
+                    )
+                say(f"Uploading {', '.join(upload)} …")
+                server.publish(gun, upload)
+                uploaded_here = True
+            after = _read_back(repo, server, now)
+        after_files = after.files if after is not None else None
+        if uploaded_here:
+            check_served(upload, after_files)
+        elif not already_served(result, after_files):
+            raise VerificationFailed(
+                f"The server no longer serves request {request.id}'s metadata: check the "
+                "server, then publish again (everything is kept)."
+            )
+        versions = {role: rp.body.version for role, rp in result.roles.items()}
+        published = Published(GoTime.from_datetime(now).format(), versions)
+        repo.mark_published(request.id, published)
+        dropped = repo.unstage(record.staged_ids)
+        repo.log(
+            {
+                "at": published.at,
+                "request_id": request.id,
+                "request_digest": request.digest,
+                "versions": dict(versions),
+                "signatures_documents": len(collected),
+            }
+        )
+    return PublishResult(gun, request.id, versions, False, dropped)
+
+
+def _read_back(
+    repo: RepositoryHome, server: TrustServer, now: datetime
+) -> FetchedRepository | None:
+    """Fetch and verify after an upload, saying that the upload itself went through."""
+    try:
+        return fetch(repo, server, now)
+    except CeremonyError as exc:
+        raise type(exc)(
+            f"The server took the upload, but reading it back failed ({exc.message.rstrip('.')}): "
+            "publish again once that is fixed; everything is kept."
+        ) from exc
+
+
+# ---------------------------------------------------------------------------
+# status
+
+
+@dataclass(frozen=True, slots=True)
+class RoleStatus:
+    """A published role: version, expiry, who signs it."""
+
+    role: str
+    version: int
+    expires: GoTime
+    threshold: int
+    keyids: tuple[str, ...]
+    expiring: bool  # signed offline and within the warning window
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStatus:
+    record: RequestRecord
+    documents: int
+    sets: tuple[SetProgress, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryStatus:
+    gun: str
+    published: tuple[RoleStatus, ...] | None  # None: not on the server (or not reachable)
+    server_problem: CeremonyError | None
+    staged: tuple[StagedChange, ...]
+    requests: tuple[RequestStatus, ...]
+    warnings: tuple[str, ...] = ()  # from verifying what the server serves
+
+
+def published_roles(fetched: FetchedRepository, now: datetime) -> tuple[RoleStatus, ...]:
+    """Version, expiry and signing keys of every verified role."""
+    report = fetched.report
+    root: Root = report.root.body
+    keyids: dict[str, tuple[tuple[str, ...], int]] = {
+        name: (spec.keyids, spec.threshold) for name, spec in root.roles.items()
+    }
+    parents: list[Targets] = [report.targets.body, *(e.body for e in report.delegations.values())]
+    for body in parents:
+        for spec in body.delegations.roles:
+            keyids[spec.name] = (spec.keyids, spec.threshold)
+    out = []
+    for r in report.roles:
+        expires = GoTime.parse(r.expires)
+        ids, threshold = keyids.get(r.name, ((), r.threshold))
+        offline = r.name not in ("snapshot", "timestamp")  # the server renews those itself
+        expiring = offline and expires.before(now + EXPIRY_WARNING)
+        out.append(RoleStatus(r.name, r.version, expires, threshold, ids, expiring))
+    return tuple(sorted(out, key=lambda s: _status_order(s.role)))
+
+
+def _status_order(role: str) -> tuple[int, int, str]:
+    fixed = {"root": 0, "targets": 1, "snapshot": 8, "timestamp": 9}
+    return (fixed.get(role, 2), role.count("/"), role)
+
+
+def repository_status(
+    home: Home, config: ServerConfig | None, gun: str, now: datetime
+) -> RepositoryStatus:
+    """What is published, staged, exported and signed for `gun`.
+
+    A server that cannot be reached is reported in `server_problem` rather
+    than raised, so the local state is still shown.
+    """
+    repo = home.repository(gun)
+    published: tuple[RoleStatus, ...] | None = None
+    problem: CeremonyError | None = None
+    warnings: tuple[str, ...] = ()
+    if config is not None:
+        try:
+            with TrustServer(config) as server:
+                fetched = fetch(repo, server, now)
+            if fetched is not None:
+                published = published_roles(fetched, now)
+                warnings = fetched.report.warnings
+        except CeremonyError as exc:
+            problem = exc
+    requests: list[RequestStatus] = []
+    for record in repo.records():
+        if record.published is not None:
+            requests.append(RequestStatus(record, len(repo.signatures(record.id)), ()))
+            continue
+        request = repo.load_request(record.id)
+        collected = repo.signatures(record.id)
+        result = replan(request)
+        sets = progress(result, combine(request, collected))
+        requests.append(RequestStatus(record, len(collected), tuple(sets)))
+    return RepositoryStatus(gun, published, problem, repo.staged(), tuple(requests), warnings)

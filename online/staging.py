@@ -1,0 +1,395 @@
+"""The online home: what the online half keeps per GUN until the server confirms it.
+
+Layout (`--home`, env `CEREMONY_ONLINE_HOME`, default `~/.ceremony-online`)::
+
+    HOME/repositories/<GUN, %-quoted>/
+        staged.json                      staged changes, with stable ids, in order
+        trust/root.json                  the root this machine verified last (trust anchor)
+        trust/versions.json              last verified version of every role (rollback check)
+        requests/<id>.request.json       every exported request, always the FULL form
+        requests/<id>.record.json        when and how it was exported, which staged
+                                         changes it carries, whether it was published
+        signatures/<id>/<sha256>.signatures.json   every signatures document collected
+        publish-log.json                 what was published, when, at which versions
+        .lock                            serialises writers of this GUN
+
+Every write is atomic (temp file, fsync, rename) and happens under the GUN's
+lock, so a crash or a concurrent command never loses a staged change, a request
+or a signature. Nothing here is secret and no private key is ever written: the
+online half holds none. Files are canonical JSON so that they diff cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from ceremony.bundles import Request, SignaturesDocument
+from ceremony.canonical import encode_canonical, parse_json
+from ceremony.changes import Change, change_from_dict
+from ceremony.errors import CeremonyError, EnvironmentFailure, InputRejected
+from ceremony.fsutil import atomic_write, private_dir
+from ceremony.metadata import Envelope, Root, parse_envelope
+
+HOME_ENV = "CEREMONY_ONLINE_HOME"
+_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def default_home() -> Path:
+    """`$CEREMONY_ONLINE_HOME`, else `~/.ceremony-online`."""
+    env = os.environ.get(HOME_ENV)
+    return Path(env) if env else Path.home() / ".ceremony-online"
+
+
+def _damaged(path: Path, why: str) -> EnvironmentFailure:
+    return EnvironmentFailure(
+        f"The online home file {path} is damaged ({why}): restore it from a backup or move it aside."
+    )
+
+
+def _read_json(path: Path) -> Any | None:
+    """The parsed JSON file, None if absent; a damaged file is an environment failure."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return parse_json(data, what=f"file {path.name}")
+    except CeremonyError as exc:
+        raise _damaged(path, "not valid JSON") from exc
+
+
+def _write_json(path: Path, value: Any) -> None:
+    atomic_write(path, encode_canonical(value), mode=0o644)
+
+
+@dataclass(frozen=True, slots=True)
+class StagedChange:
+    """A change waiting to be exported, with an id that never changes or gets reused."""
+
+    id: int
+    change: Change
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """When a request was confirmed on the server, and the versions it made."""
+
+    at: str
+    versions: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "versions": dict(self.versions)}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """What the home knows about an exported request besides the request itself."""
+
+    id: str
+    digest: str
+    exported: str
+    thin: bool
+    staged_ids: tuple[int, ...]
+    published: Published | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "digest": self.digest,
+            "exported": self.exported,
+            "thin": self.thin,
+            "staged_ids": list(self.staged_ids),
+            "published": self.published.to_dict() if self.published else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, path: Path) -> RequestRecord:
+        try:
+            pub = d["published"]
+            published = (
+                None
+                if pub is None
+                else Published(str(pub["at"]), {str(k): int(v) for k, v in pub["versions"].items()})
+            )
+            record = cls(
+                str(d["id"]),
+                str(d["digest"]),
+                str(d["exported"]),
+                bool(d["thin"]),
+                tuple(int(i) for i in d["staged_ids"]),
+                published,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise _damaged(path, "unexpected structure") from exc
+        return record
+
+
+def check_request_id(request_id: str) -> str:
+    if not _REQUEST_ID.match(request_id):
+        raise InputRejected(f"{request_id!r} is not a request id (32 hex digits).")
+    return request_id
+
+
+class Home:
+    """The online home directory (created on first write)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def repository(self, gun: str) -> RepositoryHome:
+        """The GUN's folder (its name %-quoted, so a GUN can never reach outside the home)."""
+        if not gun or len(gun) > 255 or any(s in ("", ".", "..") for s in gun.split("/")):
+            raise InputRejected(
+                f"{gun!r} is not a valid GUN: use a name like registry.example.com/app."
+            )
+        return RepositoryHome(self.root / "repositories" / quote(gun, safe=""), gun)
+
+    def guns(self) -> list[str]:
+        """Every GUN the home holds anything for."""
+        base = self.root / "repositories"
+        if not base.is_dir():
+            return []
+        return sorted(unquote(p.name) for p in base.iterdir() if p.is_dir())
+
+
+class RepositoryHome:
+    """Everything the home holds for one GUN."""
+
+    def __init__(self, path: Path, gun: str) -> None:
+        self.path = path
+        self.gun = gun
+
+    # -- locking ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold this GUN's lock: one writer at a time, so no update is lost."""
+        private_dir(self.path)
+        with (self.path / ".lock").open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    # -- staged changes -----------------------------------------------------
+
+    @property
+    def _staged_path(self) -> Path:
+        return self.path / "staged.json"
+
+    def _staged_raw(self) -> tuple[int, list[Any]]:
+        doc = _read_json(self._staged_path)
+        if doc is None:
+            return 1, []
+        if (
+            not isinstance(doc, dict)
+            or doc.get("gun") != self.gun
+            or not isinstance(doc.get("next_id"), int)
+            or not isinstance(doc.get("changes"), list)
+        ):
+            raise _damaged(self._staged_path, "unexpected structure")
+        return doc["next_id"], doc["changes"]
+
+    def staged(self) -> tuple[StagedChange, ...]:
+        """The staged changes, oldest first."""
+        _, raw = self._staged_raw()
+        out: list[StagedChange] = []
+        for entry in raw:
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), int):
+                raise _damaged(self._staged_path, "a change without an id")
+            try:
+                out.append(StagedChange(entry["id"], change_from_dict(entry.get("change"))))
+            except CeremonyError as exc:
+                raise _damaged(self._staged_path, exc.message.rstrip(".")) from exc
+        return tuple(out)
+
+    def stage(self, changes: Sequence[Change]) -> tuple[StagedChange, ...]:
+        """Append `changes` in one atomic write; returns them with their new ids."""
+        encoded = [c.to_dict() for c in changes]
+        _check_round_trip(encoded)
+        with self.locked():
+            next_id, raw = self._staged_raw()
+            added = [StagedChange(next_id + i, change) for i, change in enumerate(changes)]
+            raw.extend({"id": s.id, "change": d} for s, d in zip(added, encoded, strict=True))
+            self._write_staged(next_id + len(added), raw)
+        return tuple(added)
+
+    def unstage(self, ids: Sequence[int]) -> int:
+        """Drop the staged changes with these ids (those published); returns how many went."""
+        drop = set(ids)
+        with self.locked():
+            next_id, raw = self._staged_raw()
+            kept = [e for e in raw if e.get("id") not in drop]
+            if len(kept) != len(raw):
+                self._write_staged(next_id, kept)
+        return len(raw) - len(kept)
+
+    def _write_staged(self, next_id: int, raw: list[Any]) -> None:
+        _write_json(self._staged_path, {"changes": raw, "gun": self.gun, "next_id": next_id})
+
+    # -- trust anchor -------------------------------------------------------
+
+    @property
+    def _anchor_path(self) -> Path:
+        return self.path / "trust" / "root.json"
+
+    def anchor(self) -> Envelope[Root] | None:
+        """The newest root this machine verified for the GUN (None before first contact)."""
+        try:
+            data = self._anchor_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return parse_envelope(data, Root, what="trusted root")
+        except CeremonyError as exc:
+            raise _damaged(self._anchor_path, "not a root") from exc
+
+    def versions(self) -> dict[str, int]:
+        """The last verified version of each role (for rollback protection)."""
+        path = self.path / "trust" / "versions.json"
+        doc = _read_json(path)
+        if doc is None:
+            return {}
+        if not isinstance(doc, dict) or not all(isinstance(v, int) for v in doc.values()):
+            raise _damaged(path, "unexpected structure")
+        return dict(doc)
+
+    def trust(self, root_bytes: bytes, versions: Mapping[str, int]) -> None:
+        """Record a newly verified root and role versions (never moves backwards)."""
+        with self.locked():
+            current = self.anchor()
+            new = parse_envelope(root_bytes, Root, what="verified root")
+            if current is None or new.body.version >= current.body.version:
+                private_dir(self._anchor_path.parent)
+                atomic_write(self._anchor_path, root_bytes, mode=0o644)
+            merged = self.versions()
+            for role, version in versions.items():
+                merged[role] = max(version, merged.get(role, 0))
+            _write_json(self.path / "trust" / "versions.json", merged)
+
+    # -- requests -----------------------------------------------------------
+
+    def _request_path(self, request_id: str) -> Path:
+        return self.path / "requests" / f"{check_request_id(request_id)}.request.json"
+
+    def _record_path(self, request_id: str) -> Path:
+        return self.path / "requests" / f"{check_request_id(request_id)}.record.json"
+
+    def save_request(self, request: Request, record: RequestRecord) -> None:
+        """Keep the FULL request (even when a thin one leaves) and its record."""
+        with self.locked():
+            atomic_write(self._request_path(request.id), request.to_bytes(), mode=0o644)
+            _write_json(self._record_path(request.id), record.to_dict())
+
+    def has_request(self, request_id: str) -> bool:
+        return self._request_path(request_id).is_file()
+
+    def load_request(self, request_id: str) -> Request:
+        path = self._request_path(request_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InputRejected(
+                f"Request {request_id} for {self.gun} was not exported from this home: "
+                "publish on the machine and --home that exported it."
+            ) from None
+        try:
+            return Request.from_bytes(data)
+        except CeremonyError as exc:
+            raise _damaged(path, exc.message.rstrip(".")) from exc
+
+    def record(self, request_id: str) -> RequestRecord:
+        path = self._record_path(request_id)
+        doc = _read_json(path)
+        if doc is None:
+            raise _damaged(path, "missing")
+        return RequestRecord.from_dict(doc, path)
+
+    def records(self) -> list[RequestRecord]:
+        """Every exported request's record, oldest export first."""
+        folder = self.path / "requests"
+        if not folder.is_dir():
+            return []
+        out = [RequestRecord.from_dict(_read_json(p), p) for p in folder.glob("*.record.json")]
+        return sorted(out, key=lambda r: (r.exported, r.id))
+
+    def mark_published(self, request_id: str, published: Published) -> RequestRecord:
+        with self.locked():
+            record = replace(self.record(request_id), published=published)
+            _write_json(self._record_path(request_id), record.to_dict())
+        return record
+
+    # -- signatures ---------------------------------------------------------
+
+    def _signatures_dir(self, request_id: str) -> Path:
+        return self.path / "signatures" / check_request_id(request_id)
+
+    def save_signatures(self, document: SignaturesDocument) -> bool:
+        """Keep a signatures document; False if this exact document was already kept."""
+        data = document.to_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        path = self._signatures_dir(document.request_id) / f"{digest}.signatures.json"
+        if path.is_file():
+            return False
+        with self.locked():
+            private_dir(path.parent)
+            atomic_write(path, data, mode=0o644)
+        return True
+
+    def signatures(self, request_id: str) -> list[SignaturesDocument]:
+        """Every signatures document collected for a request."""
+        folder = self._signatures_dir(request_id)
+        if not folder.is_dir():
+            return []
+        out: list[SignaturesDocument] = []
+        for path in sorted(folder.glob("*.signatures.json")):
+            if not _DIGEST.match(path.name.split(".", 1)[0]):
+                continue
+            try:
+                out.append(SignaturesDocument.from_bytes(path.read_bytes()))
+            except CeremonyError as exc:
+                raise _damaged(path, exc.message.rstrip(".")) from exc
+        return out
+
+    # -- publish log --------------------------------------------------------
+
+    def log(self, entry: Mapping[str, Any]) -> None:
+        """Append an entry to the publish log (rewritten atomically)."""
+        path = self.path / "publish-log.json"
+        with self.locked():
+            entries = _read_json(path) or []
+            if not isinstance(entries, list):
+                raise _damaged(path, "unexpected structure")
+            entries.append(dict(entry))
+            _write_json(path, entries)
+
+    def publish_log(self) -> list[dict[str, Any]]:
+        path = self.path / "publish-log.json"
+        entries = _read_json(path) or []
+        if not isinstance(entries, list):
+            raise _damaged(path, "unexpected structure")
+        return [e for e in entries if isinstance(e, dict)]
+
+
+def _check_round_trip(encoded: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse a change that could not be read back, rather than stage a file that breaks later."""
+    parsed = parse_json(encode_canonical(list(encoded)), what="staged changes")
+    for item in parsed:
+        try:
+            change_from_dict(item)
+        except CeremonyError as exc:
+            raise InputRejected(
+                f"The change cannot be staged because it would not read back ({exc.message.rstrip('.')}); "
+                "nothing was staged."
+            ) from exc

@@ -1,0 +1,65 @@
+"""Drive both real CLIs (`ceremony`, `ceremony-online`) as subprocesses against the real server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.notary_env import PASSPHRASE, NotaryServer
+
+BIN = Path(sys.executable).parent
+
+
+class Rig:
+    """One GUN, one offline home and one online home; `run` asserts the exit code."""
+
+    def __init__(self, server: NotaryServer, tmp: Path, gun: str) -> None:
+        self.gun = gun
+        self.tmp = tmp
+        self.env = dict(os.environ)
+        self.env.update(
+            {
+                "PATH": f"{BIN}:{os.environ['PATH']}",
+                "CEREMONY_HOME": str(tmp / "offline"),
+                "CEREMONY_ONLINE_HOME": str(tmp / "online"),
+                "CEREMONY_SERVER": server.url,
+                "CEREMONY_TLS_CA": str(server.ca),
+                "NOTARY_ROOT_PASSPHRASE": PASSPHRASE,
+                "NOTARY_TARGETS_PASSPHRASE": PASSPHRASE,
+                "COLUMNS": "200",
+            }
+        )
+
+    def run(self, *cmd: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        return self.run_env(self.env, *cmd, code=code)
+
+    def setup_repository(self) -> None:
+        pub = self.tmp / "public-keys.json"
+        self.run("ceremony", "key", "generate", "root", "--gun", self.gun)
+        self.run("ceremony", "key", "generate", "targets", "--gun", self.gun)
+        self.run("ceremony", "key", "export-public", "--gun", self.gun, "--out", str(pub))
+        self.run("ceremony-online", "init", self.gun, "--public-keys", str(pub))
+
+    def offline(self, home: Path) -> dict[str, str]:
+        """The environment of another keyholder's offline machine."""
+        return dict(self.env, CEREMONY_HOME=str(home))
+
+    def run_env(
+        self, env: dict[str, str], *cmd: str, code: int = 0
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == code, f"{cmd} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+
+def one_sentence(proc: subprocess.CompletedProcess[str]) -> str:
+    """The single error line a failing command must print (and no traceback)."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
