@@ -33,7 +33,8 @@ from ceremony.fsutil import atomic_write
 from ceremony.gotime import utc_now
 from ceremony.metadata import FileMeta, is_delegation_name
 from ceremony.pubkeys import PublicKeysDocument
-from ceremony.words import digest_words
+from ceremony.qr.frames import ContentType
+from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
 from online.changelist import canonical_custom, read_changelist, translate
 from online.flow import describe_change
 from online.operations import (
@@ -484,15 +485,32 @@ def status(
 def export(
     ctx: typer.Context,
     gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
-    out_file: Annotated[Path, typer.Option("--out", help="Where to write the request.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the request file.")
+    ] = None,
     thin: Annotated[
         bool,
         typer.Option(
             "--thin", help="Leave out the base files (for an offline machine that holds them)."
         ),
     ] = False,
+    qr_out: Annotated[
+        Path | None,
+        typer.Option("--qr-out", help="Also write the request as QR codes into this folder."),
+    ] = None,
+    preset: Annotated[
+        QrPreset, typer.Option("--preset", help="QR size and error correction.")
+    ] = QrPreset.DEFAULT,
+    fmt: Annotated[
+        QrFormat,
+        typer.Option(
+            "--format", help="QR output: numbered PNGs, a GIF, an HTML player, or the terminal."
+        ),
+    ] = QrFormat.PNG,
 ) -> None:
-    """Export everything staged for GUN as one signing request."""
+    """Export everything staged for GUN as one signing request (a file and/or QR codes)."""
+    if out_file is None and qr_out is None and fmt is not QrFormat.TERMINAL:
+        raise UsageError("Say where the request goes: --out FILE and/or --qr-out DIR.")
     g = _globals(ctx)
     gun = _gun(gun)
     config = g.config()
@@ -504,14 +522,26 @@ def export(
         thin=thin,
         say=lambda text: err.print(text, markup=False),
     )
-    write_request(out_file, request.to_bytes(thin=thin))
+    data = request.to_bytes(thin=thin)
+    if out_file is not None:
+        write_request(out_file, data)
+    if qr_out is not None or fmt is QrFormat.TERMINAL:
+        write_qr(
+            data,
+            qr_out or Path("."),
+            ContentType.REQUEST,
+            preset=preset.value,
+            fmt=fmt,
+            console=err,
+        )
     digest = request.digest
     out.print(f"request: {request.id}", markup=False)
     out.print(f"digest:  {digest}", markup=False)
-    out.print(f"words:   {digest_words(bytes.fromhex(digest)[:8])}", markup=False)
+    out.print(f"words:   {digest_phrase(digest)}", markup=False)
     roles = ", ".join(f"{e.role} v{e.version}" for e in request.expect)
+    where = " and ".join(str(p) for p in (out_file, qr_out) if p is not None) or "the terminal"
     err.print(
-        f"Wrote the {'thin ' if thin else ''}request to {out_file} (signs {roles}); "
+        f"Wrote the {'thin ' if thin else ''}request to {where} (signs {roles}); "
         "sign it offline with `ceremony sign`.",
         markup=False,
     )
@@ -526,13 +556,25 @@ def write_request(path: Path, data: bytes) -> None:
 def publish(
     ctx: typer.Context,
     signatures: Annotated[
-        list[Path], typer.Argument(help="Signatures documents from `ceremony sign`.")
-    ],
+        list[Path] | None, typer.Argument(help="Signatures documents from `ceremony sign`.")
+    ] = None,
+    qr: Annotated[
+        list[Path] | None,
+        typer.Option("--qr", help="Read a signatures document from QR images (repeatable)."),
+    ] = None,
 ) -> None:
     """Check the signatures, upload the signed metadata, and verify what the server serves."""
+    if not signatures and not qr:
+        raise UsageError(
+            "Give signatures documents, or --qr with an image of the signatures QR code."
+        )
     g = _globals(ctx)
     config = g.config()
-    docs = [_read(p, "signatures document") for p in signatures]
+    docs = [_read(p, "signatures document") for p in signatures or []]
+    docs.extend(read_qr([path], ContentType.SIGNATURES, console=err) for path in qr or [])
+    for doc in docs:
+        words = digest_phrase(hashlib.sha256(doc).hexdigest())
+        err.print(f"signatures document words: {words}", markup=False)
     results = publish_documents(
         Home(g.home), config, docs, utc_now(), say=lambda text: err.print(text, markup=False)
     )

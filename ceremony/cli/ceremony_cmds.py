@@ -16,10 +16,10 @@ from ceremony.errors import Aborted, InputRejected, MalformedInput, UsageError
 from ceremony.fsutil import atomic_write
 from ceremony.gotime import GoTime, utc_now
 from ceremony.metadata import Envelope
+from ceremony.qr.transfer import digest_phrase
 from ceremony.review import ReviewResult, review_request, sign_review
 from ceremony.trust import TrustStore
 from ceremony.verify import verify_repository
-from ceremony.words import digest_words
 
 out = output_console()
 err = output_console(stderr=True)
@@ -137,7 +137,7 @@ def show_review(result: ReviewResult) -> None:
     out.print(f"Request {req.id} for {req.gun}", markup=False)
     out.print(f"  created (online clock): {req.created}", markup=False)
     out.print(f"  digest: {req.digest}", markup=False)
-    out.print(f"  words:  {digest_words(bytes.fromhex(req.digest)[:8])}", markup=False)
+    out.print(f"  words:  {digest_phrase(req.digest)}", markup=False)
     if result.first_contact == "init":
         out.print(
             "  trust: NEW repository, initialised from this request (first contact)", markup=False
@@ -230,13 +230,13 @@ def sign(
         from ceremony.qr.frames import ContentType
         from ceremony.qr.transfer import write_qr
 
-        write_qr(data, qr_out, ContentType.SIGNATURES)
+        write_qr(data, qr_out, ContentType.SIGNATURES, console=err)
         err.print(f"Signatures QR code written to {qr_out}", markup=False)
     store.save(outcome.state, outcome.bodies)
     signed = sum(len(r.signatures) for r in outcome.document.roles)
     out.print(f"Made {signed} signature(s) for request {req.id}", markup=False)
     out.print(f"signatures digest: {outcome.document.digest}", markup=False)
-    out.print(f"words: {digest_words(bytes.fromhex(outcome.document.digest)[:8])}", markup=False)
+    out.print(f"signatures words: {digest_phrase(outcome.document.digest)}", markup=False)
     for role in outcome.unsigned_roles:
         err.print(
             f"note: this machine holds no key for {role}; another keyholder must sign it.",

@@ -67,7 +67,9 @@ def qr_matrix(text: str, *, version: int, error: str) -> Matrix:
     }
     if error not in levels or not 1 <= version <= 40:
         raise UsageError(f"There is no QR code version {version}-{error}.")
-    code = qrcode.QRCode(version=version, error_correction=levels[error], mask_pattern=MASK, border=0)
+    code = qrcode.QRCode(
+        version=version, error_correction=levels[error], mask_pattern=MASK, border=0
+    )
     try:
         code.add_data(qrcode.util.QRData(text, mode=qrcode.util.MODE_ALPHA_NUM))
         code.make(fit=False)
@@ -77,7 +79,9 @@ def qr_matrix(text: str, *, version: int, error: str) -> Matrix:
             "code; choose a larger preset."
         ) from None
     except (ValueError, TypeError) as error_:
-        raise UsageError(f"The text cannot be drawn as an alphanumeric QR code: {error_}.") from None
+        raise UsageError(
+            f"The text cannot be drawn as an alphanumeric QR code: {error_}."
+        ) from None
     return [bytes(1 if cell else 0 for cell in row) for row in code.get_matrix()]
 
 

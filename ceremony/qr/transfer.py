@@ -7,7 +7,6 @@ picks the plan, shows progress and refuses the wrong kind of document.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +19,15 @@ from ceremony.qr.frames import plan as qr_plan
 from ceremony.words import digest_words
 
 
+class QrPreset(StrEnum):
+    """The QR presets (see `ceremony.qr.frames.PRESETS`)."""
+
+    ROBUST = "robust"
+    DEFAULT = "default"
+    FAST = "fast"
+    FAST40 = "fast40"
+
+
 class QrFormat(StrEnum):
     PNG = "png"
     GIF = "gif"
@@ -27,9 +35,9 @@ class QrFormat(StrEnum):
     TERMINAL = "terminal"
 
 
-def document_words(document: bytes) -> str:
-    """The first 8 bytes of the document's SHA-256 as PGP words, to compare aloud."""
-    return digest_words(hashlib.sha256(document).digest()[:8])
+def digest_phrase(digest_hex: str) -> str:
+    """A document digest (hex) as the 8 PGP words both halves show, to compare aloud."""
+    return digest_words(bytes.fromhex(digest_hex)[:8])
 
 
 def write_qr(
@@ -39,10 +47,14 @@ def write_qr(
     *,
     preset: str = "default",
     fmt: QrFormat = QrFormat.PNG,
+    caption: str = "",
     console: Console | None = None,
     terminal_frames: int | None = None,
 ) -> list[Path]:
-    """Write `document` as QR frames into `out_dir` (PNG folder, GIF, HTML) or play it in the terminal."""
+    """Write `document` as QR frames into `out_dir` (PNG folder, GIF, HTML) or play it in the terminal.
+
+    `caption` (the document's digest words) is shown under the HTML player.
+    """
     from ceremony.qr import render
 
     plan = qr_plan(document, preset_named(preset), content_type=content_type)
@@ -56,9 +68,7 @@ def write_qr(
         written = [render.write_gif(plan, out_dir / f"{name}.gif")]
     elif fmt is QrFormat.HTML:
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = [
-            render.write_html(plan, out_dir / f"{name}.html", caption=document_words(document))
-        ]
+        written = [render.write_html(plan, out_dir / f"{name}.html", caption=caption)]
     else:
         render.play_terminal(plan, console=console, limit=terminal_frames)
         written = []
@@ -68,14 +78,13 @@ def write_qr(
         else f"{plan.k} blocks, {len(written) or 'endless'} frames"
     )
     console.print(f"QR {name}: {kind} at version {plan.version}-{plan.error}", markup=False)
-    console.print(f"QR {name} words: {document_words(document)}", markup=False)
     return written
 
 
 def read_qr(
     paths: Sequence[Path], content_type: ContentType, *, console: Console | None = None
 ) -> bytes:
-    """Scan images, folders, GIFs or videos until the document is whole; show progress and its words."""
+    """Scan images, folders, GIFs or videos until the document is whole, showing progress."""
     from ceremony.qr.progress import progress_bar
     from ceremony.qr.scan import scan_paths
 
@@ -84,6 +93,4 @@ def read_qr(
     console = console or Console(stderr=True, highlight=False)
     decoder = Decoder(content_type=content_type)
     with progress_bar(console, description=f"Reading {content_type.label}") as on_progress:
-        document = scan_paths(list(paths), decoder, on_progress)
-    console.print(f"QR document words: {document_words(document)}", markup=False)
-    return document
+        return scan_paths(list(paths), decoder, on_progress)
