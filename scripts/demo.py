@@ -34,12 +34,16 @@ def run(*cmd: str, env: dict[str, str]) -> str:
     shown = " ".join(c if " " not in c else repr(c) for c in cmd)
     print(f"$ {shown}", flush=True)
     proc = subprocess.run(
-        cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
+        cmd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream, so messages appear in the order they were made
+        text=True,
+        timeout=300,
     )
     if proc.stdout.strip():
         print(proc.stdout.rstrip())
-    if proc.stderr.strip():
-        print(proc.stderr.rstrip())
     if proc.returncode != 0:
         raise SystemExit(f"demo step failed with exit {proc.returncode}")
     return proc.stdout
