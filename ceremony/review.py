@@ -66,6 +66,7 @@ class ReviewResult:
     plan: Plan
     root: Envelope[Root]  # the newest root the base reaches (for init: the new root, unsigned)
     first_contact: str | None  # None, "init" or "tofu"
+    trusted_root_version: int | None  # the root this machine held before this request
     root_fingerprints: tuple[str, ...]  # certificate SHA-256 of the root keys the trust starts from
     known_bodies: tuple[bytes, ...]  # bodies verified here, to remember
     versions: Mapping[str, int]  # base versions verified
@@ -284,6 +285,7 @@ def review_request(
         computed,
         root_env,
         first_contact,
+        state.root.body.version if state is not None else None,
         fingerprints,
         tuple(known_bodies),
         versions,

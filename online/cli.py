@@ -311,11 +311,18 @@ def delegation_add(
     gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
     role: Annotated[str, typer.Argument(help="Delegation, e.g. targets/releases.")],
     cert: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option(
             "--cert", help="PEM certificate or public key of a delegation key; repeatable."
         ),
-    ],
+    ] = None,
+    public_keys: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--public-keys",
+            help="A public-keys file from `ceremony key export-public`: its delegation keys; repeatable.",
+        ),
+    ] = None,
     all_paths: Annotated[
         bool, typer.Option("--all-paths", help="The delegation may sign any target name.")
     ] = False,
@@ -330,9 +337,18 @@ def delegation_add(
         raise UsageError(f"{role!r} is not a delegation name: use targets/NAME (lowercase).")
     if all_paths == bool(path):
         raise UsageError("Give either --all-paths or at least one --path.")
-    keys = tuple(dict.fromkeys(key_from_pem(_read(p, "certificate"), utc_now()) for p in cert))
+    pem_keys = [key_from_pem(_read(p, "certificate"), utc_now()) for p in cert or []]
+    doc_keys = [
+        entry.key
+        for p in public_keys or []
+        for entry in _load_public_keys(p).keys
+        if entry.role not in ("root", "targets", "snapshot", "timestamp")
+    ]
+    keys = tuple(dict.fromkeys([*pem_keys, *doc_keys]))
     if not keys:
-        raise UsageError("Give the delegation's keys with --cert.")
+        raise UsageError(
+            "Give the delegation's keys with --cert or --public-keys (a file with delegation keys)."
+        )
     if not 1 <= threshold <= len(keys):
         raise UsageError(f"--threshold must be between 1 and the {len(keys)} key(s) given.")
     paths = ("",) if all_paths else tuple(dict.fromkeys(path or ()))

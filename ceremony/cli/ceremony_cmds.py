@@ -148,10 +148,15 @@ def show_review(result: ReviewResult) -> None:
             markup=False,
         )
     else:
-        out.print(
-            f"  trust: chains to root v{result.root.body.version} held on this machine",
-            markup=False,
-        )
+        held, reached = result.trusted_root_version, result.root.body.version
+        if held == reached:
+            out.print(f"  trust: chains to root v{held} held on this machine", markup=False)
+        else:
+            out.print(
+                f"  trust: chains from root v{held} held on this machine to root v{reached} "
+                "(each signed by its predecessor's keys)",
+                markup=False,
+            )
     for fp in result.root_fingerprints:
         out.print(f"  root certificate SHA-256: {fp}", markup=False)
     out.print(

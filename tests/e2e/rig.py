@@ -28,6 +28,7 @@ class Rig:
                 "CEREMONY_TLS_CA": str(server.ca),
                 "NOTARY_ROOT_PASSPHRASE": PASSPHRASE,
                 "NOTARY_TARGETS_PASSPHRASE": PASSPHRASE,
+                "NOTARY_DELEGATION_PASSPHRASE": PASSPHRASE,
                 "COLUMNS": "200",
             }
         )
