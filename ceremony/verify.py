@@ -254,13 +254,27 @@ def verify_repository(
     *,
     trusted_root: Envelope[Root] | None = None,
     previous_versions: Mapping[str, int] | None = None,
+    expired_ok: bool = False,
 ) -> RepositoryReport:
     """Verify a Notary repository given as {"root": bytes, "1.root": bytes, "targets/x": bytes, ...}.
 
     Keys are role names without `.json`; `N.root` entries are older roots for
     the chain. Raises VerificationFailed naming the role and reason.
+
+    With `expired_ok`, expiry becomes a warning in the report instead of a
+    failure: the online half must still read a repository whose roles expired,
+    precisely so that it can stage their refresh. Signatures, hashes, versions
+    and delegation rules are checked all the same.
     """
     previous = previous_versions or {}
+    warnings: list[str] = []
+
+    def expiry(expires_at: Any, role: str) -> None:
+        if not expired_ok:
+            check_expiry(expires_at, role, now)
+        elif expires_at.before(now):
+            warnings.append(f"{role} expired at {expires_at.format()}")
+
     for required in ("root", "timestamp", "snapshot", "targets"):
         if required not in files:
             raise VerificationFailed(
@@ -271,7 +285,9 @@ def verify_repository(
         head, _, tail = name.partition(".")
         if tail == "root" and head.isdigit():
             roots.append(parse_role_file(data, f"root v{head}", Root))
-    root, chain = verify_root_chain(roots, gun, now, trusted_root)
+    root, chain = verify_root_chain(roots, gun, now, trusted_root, check_time=not expired_ok)
+    if expired_ok:
+        expiry(root.body.expires, "root")
     if root.body.version != roots[0].body.version:
         raise _fail(
             "root",
@@ -292,7 +308,7 @@ def verify_repository(
     def base(role: str, env: Envelope[Any]) -> None:
         spec: RoleKeys = rk.roles[role]
         signed = verify_threshold(env, rk.keys, spec.keyids, spec.threshold, role)
-        check_expiry(env.body.expires, role, now)
+        expiry(env.body.expires, role)
         _check_version(role, env.body.version, previous)
         reports.append(
             RoleReport(role, env.body.version, env.body.expires.format(), spec.threshold, signed)
@@ -331,7 +347,7 @@ def verify_repository(
         env: Envelope[Targets] = parse_role_file(files[name], name)
         keys = parent_env.body.delegations.keys
         signed = verify_threshold(env, keys, spec_role.keyids, spec_role.threshold, name)
-        check_expiry(env.body.expires, name, now)
+        expiry(env.body.expires, name)
         _check_version(name, env.body.version, previous)
         check_key_ids(env.body.delegations.keys, name)
         paths = restrict_paths(spec_role.paths, parent_paths)
@@ -363,7 +379,7 @@ def verify_repository(
         tuple(reports),
         tuple(entries),
         chain,
-        stale,
+        (*warnings, *stale),
     )
 
 

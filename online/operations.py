@@ -71,6 +71,7 @@ def fetch(
         trusted_root=repo.anchor(),
         previous_versions=repo.versions(),
         full_root_chain=full_root_chain,
+        expired_ok=True,  # an expired role must still be readable, to stage its refresh
     )
     if fetched is not None:
         repo.trust(fetched.files["root"], {r.name: r.version for r in fetched.report.roles})

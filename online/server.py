@@ -920,6 +920,7 @@ def fetch_repository(
     trusted_root: Envelope[Root] | None = None,
     previous_versions: Mapping[str, int] | None = None,
     full_root_chain: bool = False,
+    expired_ok: bool = False,
 ) -> FetchedRepository | None:
     """Download `gun` in TUF order and verify it; None if the server has no such repository.
 
@@ -988,6 +989,11 @@ def fetch_repository(
         pending.extend(r.name for r in reversed(body.delegations.roles))
 
     report = verify_repository(
-        files, gun, now, trusted_root=trusted_root, previous_versions=previous_versions
+        files,
+        gun,
+        now,
+        trusted_root=trusted_root,
+        previous_versions=previous_versions,
+        expired_ok=expired_ok,
     )
     return FetchedRepository(files, report)
