@@ -85,3 +85,32 @@ def test_guard_fails_when_a_socket_is_opened(tmp_path: Path) -> None:
     proc = run_guard(tmp_path)
     assert proc.returncode == 1
     assert "SOCKET_EVENTS socket.__new__" in proc.stdout
+
+
+ONLINE_GUARD = """
+import importlib, pkgutil, sys
+import online
+names = ["online"] + [m.name for m in pkgutil.walk_packages(online.__path__, "online.")]
+for name in names:
+    importlib.import_module(name)
+{extra}
+forbidden = ("ceremony.keystore", "ceremony.keyfile", "ceremony.cli")
+bad = sorted(m for m in sys.modules if any(m == f or m.startswith(f + ".") for f in forbidden))
+print("MODULES", len(names))
+print("LOADED", ",".join(bad))
+sys.exit(1 if bad else 0)
+"""
+
+
+def test_online_never_loads_key_holding_modules() -> None:
+    code = ONLINE_GUARD.format(extra="")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert int(proc.stdout.split("MODULES ")[1].split()[0]) >= 6
+
+
+def test_online_guard_bites() -> None:
+    code = ONLINE_GUARD.format(extra="import ceremony.keystore")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "LOADED ceremony.keyfile,ceremony.keystore" in proc.stdout
