@@ -381,15 +381,26 @@ def plan(
     *,
     content_type: ContentType = ContentType.OTHER,
     compression: Compression = Compression.ZLIB,
+    single: bool = False,
 ) -> TransferPlan:
     """Choose block size and QR version for `document` under `preset`.
 
     A message that fits one frame becomes a single code at the smallest version holding it
     (at the preset's EC level). Otherwise every frame uses the preset's version, and B is
     spread evenly, ceil(len/K), so the last block carries little padding.
+
+    With `single` the document must travel as ONE static code (a signatures document
+    going back over the air gap): the code grows up to version 40 at the preset's EC
+    level, and a document too large even for that is refused with one sentence.
     """
     payload = make_payload(document, compression)
     message_length = DIGEST_SIZE + len(payload)
+    if single:
+        version, error = _single_code(frame_text_length(message_length), preset.error)
+        encoder = Encoder.from_payload(
+            payload, block_size=message_length, content_type=content_type, compression=compression
+        )
+        return TransferPlan(encoder=encoder, version=version, error=error, preset=preset)
     k = -(-message_length // preset.block_size)
     block_size = -(-message_length // k)
     if k == 1:
@@ -400,6 +411,19 @@ def plan(
         payload, block_size=block_size, content_type=content_type, compression=compression
     )
     return TransferPlan(encoder=encoder, version=version, error=preset.error, preset=preset)
+
+
+def _single_code(text_length: int, error: str) -> tuple[int, str]:
+    """Smallest version at `error`, else at the next lower EC levels (a static code is filmed at leisure)."""
+    levels = "HQML"
+    for level in levels[levels.index(error) :]:
+        for version in range(1, 41):
+            if alphanumeric_capacity(version, level) >= text_length:
+                return version, level
+    raise UsageError(
+        f"The document needs {text_length} QR characters, more than one QR code holds; "
+        "carry it as a file instead."
+    )
 
 
 # --- Parsing -----------------------------------------------------------------------------

@@ -18,6 +18,9 @@ from ceremony.qr.frames import ContentType, Decoder, preset_named
 from ceremony.qr.frames import plan as qr_plan
 from ceremony.words import digest_words
 
+WEBCAM = "webcam"
+"""The `--qr` value that reads from a camera (`webcam:N` picks camera N)."""
+
 
 class QrPreset(StrEnum):
     """The QR presets (see `ceremony.qr.frames.PRESETS`)."""
@@ -57,7 +60,9 @@ def write_qr(
     """
     from ceremony.qr import render
 
-    plan = qr_plan(document, preset_named(preset), content_type=content_type)
+    # Signatures go back as one static code: nothing animated has to be filmed on the offline side.
+    single = content_type is ContentType.SIGNATURES
+    plan = qr_plan(document, preset_named(preset), content_type=content_type, single=single)
     console = console or Console(stderr=True, highlight=False)
     name = "signatures" if content_type is ContentType.SIGNATURES else "request"
     written: list[Path]
@@ -84,13 +89,25 @@ def write_qr(
 def read_qr(
     paths: Sequence[Path], content_type: ContentType, *, console: Console | None = None
 ) -> bytes:
-    """Scan images, folders, GIFs or videos until the document is whole, showing progress."""
+    """Scan images, folders, GIFs or videos until the document is whole, showing progress.
+
+    The path `webcam` (or `webcam:N` for camera N) reads from a camera instead, which
+    needs OpenCV (`pip install opencv-python-headless`); Ctrl-C stops it.
+    """
     from ceremony.qr.progress import progress_bar
-    from ceremony.qr.scan import scan_paths
+    from ceremony.qr.scan import scan_paths, scan_webcam
 
     if not paths:
         raise UsageError("Name at least one QR image, folder, GIF or video with --qr.")
     console = console or Console(stderr=True, highlight=False)
     decoder = Decoder(content_type=content_type)
+    cameras = [str(p) for p in paths if str(p) == WEBCAM or str(p).startswith(WEBCAM + ":")]
     with progress_bar(console, description=f"Reading {content_type.label}") as on_progress:
-        return scan_paths(list(paths), decoder, on_progress)
+        if not cameras:
+            return scan_paths(list(paths), decoder, on_progress)
+        if len(cameras) != len(paths) or len(cameras) > 1:
+            raise UsageError("Read from one camera at a time, without other --qr paths.")
+        device = cameras[0].partition(":")[2] or "0"
+        if not device.isdigit():
+            raise UsageError(f"{cameras[0]!r} is not a camera: use webcam or webcam:N.")
+        return scan_webcam(decoder, on_progress, device=int(device))
