@@ -419,6 +419,30 @@ class Targets:
         return cls(expires, version, targets, delegations, d)
 
 
+def _meta_body_dict(body: Snapshot | Timestamp) -> dict[str, Any]:
+    d = dict(body.unrecognized)
+    d.update(
+        {
+            "_type": body.TYPE,
+            "expires": body.expires.format(),
+            "meta": {n: m.to_dict() for n, m in body.meta.items()},
+            "version": body.version,
+        }
+    )
+    return d
+
+
+def _meta_body_fields(
+    data: Any, type_name: str, where: str
+) -> tuple[GoTime, int, dict[str, FileMeta], dict[str, Any]]:
+    """Common fields of snapshot and timestamp: expiry, version, `meta`, and the rest."""
+    d = _obj(data, where)
+    expires, version = _common(d, type_name, where)
+    raw = _obj(_pop(d, "meta", dict, where), f"{where}.meta")
+    meta = {n: FileMeta.from_dict(m, f"{where}.meta[{n!r}]") for n, m in raw.items()}
+    return expires, version, meta, d
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     TYPE: ClassVar[str] = "Snapshot"
@@ -428,27 +452,15 @@ class Snapshot:
     unrecognized: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dict(self.unrecognized)
-        d.update(
-            {
-                "_type": self.TYPE,
-                "expires": self.expires.format(),
-                "meta": {n: m.to_dict() for n, m in self.meta.items()},
-                "version": self.version,
-            }
-        )
-        return d
+        return _meta_body_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "snapshot") -> Snapshot:
-        d = _obj(data, where)
-        expires, version = _common(d, cls.TYPE, where)
-        raw = _obj(_pop(d, "meta", dict, where), f"{where}.meta")
-        meta = {n: FileMeta.from_dict(m, f"{where}.meta[{n!r}]") for n, m in raw.items()}
+        expires, version, meta, rest = _meta_body_fields(data, cls.TYPE, where)
         for name in ("root", "targets"):
             if name not in meta or "sha256" not in meta[name].hashes:
                 raise MetadataError(f"{where} does not record a sha256 for {name}.")
-        return cls(expires, version, meta, d)
+        return cls(expires, version, meta, rest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,26 +472,14 @@ class Timestamp:
     unrecognized: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dict(self.unrecognized)
-        d.update(
-            {
-                "_type": self.TYPE,
-                "expires": self.expires.format(),
-                "meta": {n: m.to_dict() for n, m in self.meta.items()},
-                "version": self.version,
-            }
-        )
-        return d
+        return _meta_body_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "timestamp") -> Timestamp:
-        d = _obj(data, where)
-        expires, version = _common(d, cls.TYPE, where)
-        raw = _obj(_pop(d, "meta", dict, where), f"{where}.meta")
-        meta = {n: FileMeta.from_dict(m, f"{where}.meta[{n!r}]") for n, m in raw.items()}
+        expires, version, meta, rest = _meta_body_fields(data, cls.TYPE, where)
         if "snapshot" not in meta:
             raise MetadataError(f"{where} does not record the snapshot.")
-        return cls(expires, version, meta, d)
+        return cls(expires, version, meta, rest)
 
 
 Body = Root | Targets | Snapshot | Timestamp

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PASSPHRASE = "ceremony-test-passphrase"  # test-only secret, never a real key
 PASSPHRASE_ENV = {
@@ -63,15 +64,19 @@ class NotaryServer:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        config = self.directory / "server-config.json"
-        config.write_text(json.dumps({
+    def config(self) -> dict[str, Any]:
+        """notary-server's configuration: TLS, memory storage, the in-process signer."""
+        return {
             "server": {"http_addr": f"127.0.0.1:{self.port}",
                        "tls_key_file": "./notary-server.key", "tls_cert_file": "./notary-server.crt"},
             "trust_service": {"type": "local"},
             "storage": {"backend": "memory"},
             "logging": {"level": "info"},
-        }))
+        }
+
+    def start(self) -> None:
+        config = self.directory / "server-config.json"
+        config.write_text(json.dumps(self.config()))
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 ["notary-server", "-config", str(config)], stdout=out, stderr=subprocess.STDOUT,

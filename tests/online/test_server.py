@@ -15,12 +15,10 @@ import base64
 import hashlib
 import json
 import secrets
-import signal
 import ssl
 import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -679,54 +677,24 @@ class TokenService:
 
 
 @dataclass
-class AuthServer:
-    """A notary-server with token auth; quacks like NotaryServer for NotaryCli."""
+class AuthServer(NotaryServer):
+    """A notary-server with token auth (see `TokenService`)."""
 
-    directory: Path
-    port: int
-    ca: Path
-    tokens: TokenService
-    proc: subprocess.Popen[bytes] | None = None
+    tokens: TokenService | None = None
 
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        config = self.directory / "server-config.json"
-        config.write_text(json.dumps({
-            "server": {"http_addr": f"127.0.0.1:{self.port}",
-                       "tls_key_file": "./notary-server.key", "tls_cert_file": "./notary-server.crt"},
-            "trust_service": {"type": "local"},
-            "storage": {"backend": "memory"},
-            "logging": {"level": "info"},
-            "auth": {"type": "token", "options": {
-                "realm": self.tokens.realm, "service": SERVICE, "issuer": ISSUER,
-                "rootcertbundle": str(self.directory / "auth.crt")}},
-        }))  # fmt: skip
-        with (self.directory / "server.log").open("ab") as out:
-            self.proc = subprocess.Popen(
-                ["notary-server", "-config", str(config)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        context = ssl.create_default_context(cafile=str(self.ca))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                log = (self.directory / "server.log").read_text()[-2000:]
-                raise RuntimeError(f"notary-server exited: {log}")
-            try:
-                health = f"{self.url}/_notary_server/health"
-                with urllib.request.urlopen(health, context=context, timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("notary-server with token auth did not become healthy")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=10)
+    def config(self) -> dict[str, Any]:
+        assert self.tokens is not None
+        config = super().config()
+        config["auth"] = {
+            "type": "token",
+            "options": {
+                "realm": self.tokens.realm,
+                "service": SERVICE,
+                "issuer": ISSUER,
+                "rootcertbundle": str(self.directory / "auth.crt"),
+            },
+        }
+        return config
 
 
 @pytest.fixture(scope="module")
@@ -734,7 +702,7 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer
     directory = tmp_path_factory.mktemp("notary-auth-server")
     _, crt = make_tls_cert(directory)
     tokens = TokenService(directory)
-    server = AuthServer(directory, free_port(), crt, tokens)
+    server = AuthServer(directory, free_port(), crt, tokens=tokens)
     try:
         server.start()
         yield server
