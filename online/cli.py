@@ -17,6 +17,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from ceremony.bundles import SignaturesDocument
 from ceremony.canonical import parse_json
 from ceremony.changes import (
     AddTarget,
@@ -589,8 +590,10 @@ def publish(
     docs = [_read(p, "signatures document") for p in signatures or []]
     docs.extend(read_qr([path], ContentType.SIGNATURES, console=err) for path in qr or [])
     for doc in docs:
-        words = digest_phrase(hashlib.sha256(doc).hexdigest())
-        err.print(f"signatures document words: {words}", markup=False)
+        parsed = SignaturesDocument.from_bytes(
+            doc
+        )  # a foreign file is refused before anything else
+        err.print(f"signatures document words: {digest_phrase(parsed.digest)}", markup=False)
     results = publish_documents(
         Home(g.home), config, docs, utc_now(), say=lambda text: err.print(text, markup=False)
     )
