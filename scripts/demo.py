@@ -4,7 +4,8 @@ A real notary-server on loopback (TLS, memory storage), separate offline and
 online homes, keys generated offline, a repository initialised with two
 targets, the request carried to the offline half as QR images (with frames
 dropped), reviewed and signed, the signatures carried back as one QR image,
-published, and listed with the real `notary` client. No prompts.
+published; then a routine change signed against the offline trust state; and
+the result listed with the real `notary` client. No prompts.
 """
 
 from __future__ import annotations
@@ -114,6 +115,25 @@ def main() -> None:
             "Online: read the signatures QR code, verify, publish, and check what the server serves"
         )
         run("ceremony-online", "publish", "--qr", str(sig_qr), env=env)
+
+        step(
+            "Routine change: stage a new release, carry it over by QR, sign against the offline trust state"
+        )
+        (work / "app-1.2.txt").write_text("release 1.2\n")
+        run("ceremony-online", "add", gun, "app-1.2", str(work / "app-1.2.txt"), env=env)
+        frames2 = work / "request-2-qr"
+        run("ceremony-online", "export", gun, "--qr-out", str(frames2), env=env)
+        run(
+            "ceremony",
+            "sign",
+            "--qr",
+            str(frames2),
+            "--qr-out",
+            str(work / "signatures-2-qr"),
+            "--yes",
+            env=env,
+        )
+        run("ceremony-online", "publish", "--qr", str(work / "signatures-2-qr"), env=env)
 
         step("Anyone: the real notary client lists what was signed")
         run(

@@ -169,7 +169,7 @@ def show_review(result: ReviewResult) -> None:
         out.print(f"{d.role}: {old} -> v{d.new_version}", markup=False)
         out.print(f"  expires {d.new_expires} ({d.expiry_note})", markup=False)
         if d.old_expires is not None:
-            out.print(f"  previously expired {d.old_expires}", markup=False)
+            out.print(f"  previous expiry {d.old_expires}", markup=False)
         for line in d.lines:
             out.print(f"  {line}", markup=False)
         for s in d.signers:
