@@ -46,7 +46,7 @@ def run(env: dict[str, str], *cmd: str) -> None:
         raise SystemExit(f"{' '.join(cmd)} failed: {proc.stdout}{proc.stderr}")
 
 
-def one_round(work: Path, targets: int, seed: int) -> dict[str, float]:
+def one_round(work: Path, targets: int, seed: int, *, with_notary: bool = True) -> dict[str, float]:
     server = start_server(work / "server")
     try:
         gun = f"bench.example.com/app-{seed}"
@@ -97,6 +97,8 @@ def one_round(work: Path, targets: int, seed: int) -> dict[str, float]:
             lambda: run(env, "ceremony-online", "publish", str(sig))
         )
 
+        if not with_notary:
+            return out
         notary = NotaryCli(server, work / "notary-trust")
         ngun = gun + "-notary"
         notary.run("init", "-p", ngun)
@@ -121,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--large", type=int, default=20000, help="targets for the ours-only rows")
     args = parser.parse_args()
     rounds = []
     for seed in range(args.runs):
@@ -140,6 +143,19 @@ def main() -> None:
         med = statistics.median(r[key] for r in rounds)
         per = f"{1000 * med / args.targets:.2f}" if "stage" in key else ""
         print(f"| {key} | {med:.2f} | {per} |")
+    if args.large:
+        work = Path(tempfile.mkdtemp(prefix="ceremony-bench-"))
+        try:
+            large = one_round(work, args.large, 99, with_notary=False)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(
+            f"\n{args.large} targets in one ceremony (ours only: `notary add` is one process per target):\n"
+        )
+        print("| step | seconds |")
+        print("|---|---|")
+        for key, value in large.items():
+            print(f"| {key} | {value:.2f} |")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ canonical body with `<`, `>`, `&`, U+2028 and U+2029 escaped, see
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,19 +42,24 @@ class CanonicalError(ValueError):
     """A value that canonical JSON cannot represent."""
 
 
+_NEEDS_ESCAPE = re.compile('[\x00-\x1f"\\\\]')
+_NEEDS_ESCAPE_HTML = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029]')
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    ch = match.group()
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    if ch < " ":
+        return f"\\u{ord(ch):04x}"
+    return _HTML[ch]
+
+
 def _encode_str(text: str, *, html: bool) -> str:
-    out = ['"']
-    for ch in text:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ch < " ":
-            out.append(f"\\u{ord(ch):04x}")
-        elif html and ch in _HTML:
-            out.append(_HTML[ch])
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    pattern = _NEEDS_ESCAPE_HTML if html else _NEEDS_ESCAPE
+    if pattern.search(text) is None:  # the common case: nothing to escape
+        return f'"{text}"'
+    return '"' + pattern.sub(_escape_char, text) + '"'
 
 
 def _encode(value: Any, out: list[str], *, raw: bool) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from ceremony.canonical import encode_canonical, parse_json
+from ceremony.canonical import RawJSON
 from ceremony.errors import InputRejected, MalformedInput
 from ceremony.gotime import GoTime
 from ceremony.metadata import (
@@ -278,6 +278,17 @@ _KINDS: dict[str, Any] = {
 }
 
 
+def _plain(value: Any) -> Any:
+    """`value` with pass-through JSON unwrapped, to compare with what was parsed."""
+    if isinstance(value, RawJSON):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def change_from_dict(d: Any) -> Change:
     if not isinstance(d, dict):
         raise MalformedInput("A change must be a JSON object.")
@@ -286,7 +297,7 @@ def change_from_dict(d: Any) -> Change:
     if cls is None:
         raise MalformedInput(f"Unknown change type {kind!r}.")
     change: Change = cls.from_dict(d)
-    if parse_json(encode_canonical(change.to_dict())) != d:
+    if _plain(change.to_dict()) != d:
         raise MalformedInput(f"The {kind} change has unexpected or non-canonical fields.")
     return change
 
@@ -362,6 +373,7 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
     bodies: dict[str, Body] = dict(base)
     touched: list[str] = []
     expiries: dict[str, GoTime] = {}
+    pending_targets: dict[str, dict[str, FileMeta]] = {}
     old_root = base.get("root")
 
     def touch(role: str) -> None:
@@ -413,19 +425,22 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
             touch(change.role)
         elif isinstance(change, AddTarget | RemoveTarget):
             body = targets_body(change.role, create=change.role != "targets")
+            bodies.setdefault(change.role, body)
             paths = _effective_paths(change.role, bodies)
+            # One mutable map per role while planning (bulk adds stay linear); bodies at the end.
+            working = pending_targets.get(change.role)
+            if working is None:
+                working = pending_targets[change.role] = dict(body.targets)
             if isinstance(change, AddTarget):
                 if paths is not None and not any(change.name.startswith(p) for p in paths):
                     raise ChangeError(
                         f"{change.name!r} is outside the paths delegated to {change.role}."
                     )
-                new_targets = dict(body.targets)
-                new_targets[change.name] = change.meta
+                working[change.name] = change.meta
             else:
-                if change.name not in body.targets:
+                if change.name not in working:
                     raise ChangeError(f"{change.role} has no target {change.name!r} to remove.")
-                new_targets = {n: m for n, m in body.targets.items() if n != change.name}
-            bodies[change.role] = replace(body, targets=new_targets)
+                del working[change.name]
             touch(change.role)
         elif isinstance(change, SetDelegation | RemoveDelegation):
             parent = parent_role(change.role)
@@ -477,6 +492,10 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
         else:  # pragma: no cover - exhaustive
             raise ChangeError(f"Unsupported change {change!r}.")
 
+    for role, working in pending_targets.items():
+        current = bodies[role]
+        if isinstance(current, Targets):
+            bodies[role] = replace(current, targets=working)
     if not touched:
         raise ChangeError("There are no changes to sign.")
     root_after = bodies.get("root")

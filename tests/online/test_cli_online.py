@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -298,7 +297,7 @@ def test_expiring_role_is_flagged_and_refreshed(
     assert "WARNING" not in online.ok("status", gun).out
 
 
-def test_bulk_add_of_twenty_thousand_targets_is_one_fast_write(
+def test_bulk_add_of_twenty_thousand_targets_is_one_write(
     online: Online, new_gun: Callable[[], str], tmp_path: Path
 ) -> None:
     gun = new_gun()
@@ -308,11 +307,8 @@ def test_bulk_add_of_twenty_thousand_targets_is_one_fast_write(
         for i in range(20_000)
     ]
     listing.write_text("# name sha256 length\n" + "\n".join(lines) + "\n")
-    started = time.perf_counter()
-    result = online.run("add", gun, "--from", str(listing))
-    elapsed = time.perf_counter() - started
+    result = online.run("add", gun, "--from", str(listing))  # timings: bench/ceremony_bench.py
     assert result.code == 0, result.text
-    assert elapsed < 5, f"bulk add took {elapsed:.2f} s"
     repo = Home(online.home).repository(gun)
     staged = repo.staged()
     assert len(staged) == 20_000
