@@ -85,7 +85,8 @@ def _int(d: Mapping[str, Any], key: str, where: str) -> int:
 
 def open_document(data: bytes, expected: str) -> dict[str, Any]:
     """Parse a ceremony document and check its media type, naming what it is if it is another."""
-    doc = parse_json(data, what=_KIND_NAMES.get(expected, "document"))
+    noun = _KIND_NAMES.get(expected, "a document").split(" ", 1)[1]
+    doc = parse_json(data, what=noun)
     if not isinstance(doc, dict) or not isinstance(doc.get("media_type"), str):
         raise MalformedInput(
             f"This is not {_KIND_NAMES[expected]} of this toolkit (no media type)."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from ceremony.bundles import Request
 from ceremony.canonical import encode_canonical
 from ceremony.metadata import parse_any
-from tests.e2e.rig import Rig, one_sentence
+from tests.e2e.rig import BIN, Rig, one_sentence
 from tests.notary_env import NotaryCli, NotaryServer
 
 
@@ -348,3 +349,33 @@ def test_threshold_two_of_two_across_two_homes(
     rig.run("ceremony-online", "publish", str(tmp_path / "b.sig"), str(tmp_path / "a.sig"))
     assert notary_cli.list_targets(rig.gun) == {"t": hashlib.sha256(b"two keys\n").hexdigest()}
     assert a_id != b_id
+
+
+@pytest.mark.parametrize(
+    ("content", "sentence"),
+    [
+        (b"\x89PNG not json", "The signing request is not UTF-8 text."),
+        (b"[1, 2", "The signing request is not valid JSON"),
+        (
+            b'{"media_type": "application/vnd.notary-ceremony.signatures.v1+json"}',
+            "This file is a signatures document, not a signing request.",
+        ),
+        (
+            b'{"media_type": "text/plain"}',
+            "This is not a signing request: its media type is 'text/plain'.",
+        ),
+        (b'{"a": 1}', "This is not a signing request of this toolkit (no media type)."),
+        (
+            b'{"a": 1.5}',
+            "The signing request is not acceptable: the JSON holds a non-integer number",
+        ),
+    ],
+)
+def test_garbage_and_foreign_files_are_one_sentence(
+    tmp_path: Path, content: bytes, sentence: str
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_bytes(content)
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", CEREMONY_HOME=str(tmp_path / "home"))
+    proc = Rig.__new__(Rig).run_env(env, "ceremony", "review", str(path), code=1)
+    assert one_sentence(proc).startswith(f"error: {sentence}")
