@@ -64,3 +64,18 @@ def one_sentence(proc: subprocess.CompletedProcess[str]) -> str:
     errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1, proc.stderr
     return errors[0]
+
+
+def full_ceremony(rig: Rig, name: str, gun: str | None = None) -> None:
+    """Export what is staged, sign it offline with `--yes`, publish it."""
+    gun = gun or rig.gun
+    request, signatures = rig.tmp / f"{name}.request.json", rig.tmp / f"{name}.sig"
+    rig.run("ceremony-online", "export", gun, "--out", str(request))
+    rig.run("ceremony", "sign", str(request), "--out", str(signatures), "--yes")
+    rig.run("ceremony-online", "publish", str(signatures))
+
+
+def stage_text_target(rig: Rig, name: str, text: str, gun: str | None = None) -> None:
+    path = rig.tmp / f"{name}.txt"
+    path.write_text(text)
+    rig.run("ceremony-online", "add", gun or rig.gun, name, str(path))

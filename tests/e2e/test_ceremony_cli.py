@@ -19,7 +19,7 @@ import pytest
 from ceremony.bundles import Request
 from ceremony.canonical import encode_canonical
 from ceremony.metadata import parse_any
-from tests.e2e.rig import BIN, Rig, one_sentence
+from tests.e2e.rig import BIN, Rig, full_ceremony, one_sentence, stage_text_target
 from tests.notary_env import NotaryCli, NotaryServer
 
 
@@ -33,18 +33,8 @@ def publish_new(server: NotaryServer, tmp_path: Path, gun: str) -> Rig:
     """A repository initialised and published through a full ceremony, with one target."""
     rig = Rig(server, tmp_path, gun)
     rig.setup_repository()
-    (tmp_path / "a.txt").write_text("a\n")
-    rig.run("ceremony-online", "add", rig.gun, "a", str(tmp_path / "a.txt"))
-    rig.run("ceremony-online", "export", rig.gun, "--out", str(tmp_path / "init.json"))
-    rig.run(
-        "ceremony",
-        "sign",
-        str(tmp_path / "init.json"),
-        "--out",
-        str(tmp_path / "init.sig"),
-        "--yes",
-    )
-    rig.run("ceremony-online", "publish", str(tmp_path / "init.sig"))
+    stage_text_target(rig, "a", "a\n")
+    full_ceremony(rig, "init")
     return rig
 
 
@@ -244,18 +234,8 @@ def test_base_that_does_not_chain_to_the_trust_state_is_refused(
         CEREMONY_ONLINE_HOME=str(tmp_path / "impostor-online"),
     )
     impostor.setup_repository()
-    (tmp_path / "x.txt").write_text("x\n")
-    impostor.run("ceremony-online", "add", published.gun, "x", str(tmp_path / "x.txt"))
-    impostor.run("ceremony-online", "export", published.gun, "--out", str(tmp_path / "init.json"))
-    impostor.run(
-        "ceremony",
-        "sign",
-        str(tmp_path / "init.json"),
-        "--out",
-        str(tmp_path / "init.sig"),
-        "--yes",
-    )
-    impostor.run("ceremony-online", "publish", str(tmp_path / "init.sig"))
+    stage_text_target(impostor, "x", "x\n")
+    full_ceremony(impostor, "impostor-init")
     (tmp_path / "y.txt").write_text("y\n")
     impostor.run("ceremony-online", "add", published.gun, "y", str(tmp_path / "y.txt"))
     impostor.run("ceremony-online", "export", published.gun, "--out", str(tmp_path / "y.json"))

@@ -10,17 +10,9 @@ import hashlib
 import re
 from pathlib import Path
 
-from tests.e2e.rig import Rig, one_sentence
+from tests.e2e.rig import full_ceremony, one_sentence
 from tests.e2e.test_ceremony_cli import export_change, publish_new
 from tests.notary_env import NotaryCli, NotaryServer
-
-
-def ceremony(rig: Rig, name: str) -> None:
-    """Export what is staged, sign it offline, publish it."""
-    request = rig.tmp / f"{name}.request.json"
-    rig.run("ceremony-online", "export", rig.gun, "--out", str(request))
-    rig.run("ceremony", "sign", str(request), "--out", str(rig.tmp / f"{name}.sig"), "--yes")
-    rig.run("ceremony-online", "publish", str(rig.tmp / f"{name}.sig"))
 
 
 def test_delegation_key_held_offline_signs_a_release(
@@ -43,7 +35,7 @@ def test_delegation_key_held_offline_signs_a_release(
         "--path",
         "rel-",
     )
-    ceremony(rig, "delegation")
+    full_ceremony(rig, "delegation")
 
     (tmp_path / "rel.bin").write_bytes(b"release one\n")
     rig.run(
