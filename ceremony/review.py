@@ -178,6 +178,10 @@ def _root_chain(
         )
     if state is not None and current is state.root:
         fingerprints = _fingerprints(current.body)
+    elif first_contact == "tofu":
+        # The oldest root is trusted on first use and the chain from it is verified; an
+        # operator's record may hold either that root's certificate or the current one's.
+        fingerprints = tuple(dict.fromkeys((*fingerprints, *_fingerprints(current.body))))
     return current, first_contact, fingerprints
 
 

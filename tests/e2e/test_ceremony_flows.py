@@ -104,6 +104,27 @@ def test_root_rotation_signed_offline_by_old_and_new_keys(
     root = notary_cli.metadata_dir(rig.gun) / "root.json"
     assert '"version":2' in root.read_text()
 
+    # A machine meeting the repository for the first time sees both certificates (root v1,
+    # trusted on first use, and the current v2 it chains to) and may confirm either.
+    carol = rig.offline(tmp_path / "carol")
+    later = export_change(rig, "later")
+    review = rig.run_env(carol, "ceremony", "review", str(later)).stdout
+    prints = re.findall(r"root certificate SHA-256: ([0-9a-f]{64})", review)
+    assert len(prints) == 2 and prints[0] != prints[1]
+    newest = rig.run_env(
+        carol,
+        "ceremony",
+        "sign",
+        str(later),
+        "--out",
+        str(tmp_path / "c.sig"),
+        "--yes",
+        "--trust-root",
+        prints[1],
+        code=1,
+    )
+    assert "holds none of the keys" in one_sentence(newest)  # the fingerprint was accepted
+
 
 def test_second_keyholder_trusts_the_root_on_first_use(
     notary_server: NotaryServer, notary_cli: NotaryCli, new_gun, tmp_path: Path
