@@ -12,6 +12,7 @@ from ceremony.bundles import Request
 from ceremony.cli import app, home_of
 from ceremony.cli._prompts import confirm, get_passphrase, interactive
 from ceremony.clikit import output_console
+from ceremony.crypto import describe_key
 from ceremony.errors import Aborted, InputRejected, MalformedInput, UsageError
 from ceremony.fsutil import atomic_write
 from ceremony.gotime import GoTime, utc_now
@@ -94,9 +95,13 @@ def verify(
     out.print(f"{gun}: verified at {when.isoformat()}", markup=False)
     if state is None:
         out.print(
-            "(no trust state for this GUN on this machine: the root was trusted on first use)",
+            "(no trust state for this GUN on this machine: the root was trusted on first use;"
+            " compare its certificate below with a trusted record)",
             markup=False,
         )
+    root = report.root.body
+    for kid in root.roles["root"].keyids:
+        out.print(f"root key: {describe_key(root.keys[kid]).summary()}", markup=False)
     roles = _table("role", "version", "expires", "threshold", "signed by")
     for r in report.roles:
         roles.add_row(r.name, str(r.version), r.expires, str(r.threshold), "\n".join(r.signed_by))

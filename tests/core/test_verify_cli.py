@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ceremony.crypto import describe_key
 from ceremony.gotime import GoTime
 from ceremony.metadata import parse_any
 from tests.core import repos
@@ -123,6 +124,9 @@ def test_verify_prints_roles_targets_and_delegations(repo: NotaryRepo, tmp_path:
         assert length == str(len(content))
         assert sha256 == repo.listed[name]  # the digest `notary list` shows
 
+    for kid in root.roles["root"].keyids:  # the root certificate to compare with a record
+        fingerprint = describe_key(root.keys[kid]).fingerprint
+        assert fingerprint and f"certificate SHA-256 {fingerprint}" in run.stdout
     keyid = parse_any(files["targets"]).body.delegations.roles[0].keyids[0]
     assert f"delegation targets/releases: threshold 1, paths '', keys {keyid}" in run.stdout
     assert f"{repo.gun}: verified at" in run.stdout
