@@ -12,7 +12,31 @@ the operator.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import ClassVar
+
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """`text` safe to show an operator: control, format and bidi characters escaped.
+
+    Names in metadata (targets, delegations, certificate subjects) come from
+    whoever wrote the metadata. Shown raw, a carriage return, an ANSI escape or a
+    right-to-left override could make a review screen say something other than
+    what is signed. Backslashes are doubled so an escape is never ambiguous.
+    """
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == " " or unicodedata.category(ch) not in _HIDDEN:
+            out.append(ch)
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
 
 
 class CeremonyError(Exception):
@@ -21,6 +45,7 @@ class CeremonyError(Exception):
     exit_code: ClassVar[int] = 1
 
     def __init__(self, message: str) -> None:
+        message = printable(message)  # messages quote names from untrusted files
         super().__init__(message)
         self.message = message
 

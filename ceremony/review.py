@@ -26,7 +26,7 @@ from ceremony.bundles import (
 from ceremony.canonical import parse_json
 from ceremony.changes import InitRepository, Plan, plan
 from ceremony.crypto import Signer, check_root_certificate, describe_key
-from ceremony.errors import InputRejected, MalformedInput, VerificationFailed
+from ceremony.errors import InputRejected, MalformedInput, VerificationFailed, printable
 from ceremony.gotime import GoTime
 from ceremony.metadata import (
     Body,
@@ -327,7 +327,7 @@ def _expiry_note(expires: GoTime, now: datetime) -> str:
 
 
 def _meta_line(sign: str, name: str, meta: FileMeta) -> str:
-    line = f"{sign} {name}  length {meta.length}  sha256 {meta.sha256_hex}"
+    line = f"{sign} {printable(name)}  length {meta.length}  sha256 {meta.sha256_hex}"
     if meta.custom is not None:
         line += "  (custom data)"
     return line
@@ -357,7 +357,7 @@ def _diff(role: str, old: Body | None, new: Body, computed: Plan, now: datetime)
                 continue
             verb = "+ delegation" if prev_role is None else "~ delegation"
             paths = ", ".join(repr(p) if p else "(all paths)" for p in r.paths) or "(no paths)"
-            lines.append(f"{verb} {r.name}  threshold {r.threshold}  paths {paths}")
+            lines.append(f"{verb} {r.name}  threshold {r.threshold}  paths {printable(paths)}")
             lines.extend(_key_lines("    ", new.delegations.keys, list(r.keyids)))
         lines.extend(f"- delegation {name}" for name in old_roles)
     elif isinstance(new, Root):

@@ -13,7 +13,7 @@ from ceremony.cli import app, home_of
 from ceremony.cli._prompts import confirm, get_passphrase, interactive
 from ceremony.clikit import output_console
 from ceremony.crypto import describe_key
-from ceremony.errors import Aborted, InputRejected, MalformedInput, UsageError
+from ceremony.errors import Aborted, InputRejected, MalformedInput, UsageError, printable
 from ceremony.fsutil import atomic_write
 from ceremony.gotime import GoTime, utc_now
 from ceremony.metadata import Envelope
@@ -108,7 +108,7 @@ def verify(
     out.print(roles)
     targets = _table("role", "target", "length", "sha256")
     for t in report.target_entries:
-        targets.add_row(t.role, t.name, str(t.meta.length), t.meta.sha256_hex)
+        targets.add_row(t.role, printable(t.name), str(t.meta.length), t.meta.sha256_hex)
     out.print(targets)
     for env in (report.targets, *report.delegations.values()):
         for d in env.body.delegations.roles:
@@ -139,7 +139,7 @@ def _review(ctx: typer.Context, request: Request) -> tuple[ReviewResult, TrustSt
 
 def show_review(result: ReviewResult) -> None:
     req = result.request
-    out.print(f"Request {req.id} for {req.gun}", markup=False)
+    out.print(f"Request {req.id} for {printable(req.gun)}", markup=False)
     out.print(f"  created (online clock): {req.created}", markup=False)
     out.print(f"  digest: {req.digest}", markup=False)
     out.print(f"  words:  {digest_phrase(req.digest)}", markup=False)
