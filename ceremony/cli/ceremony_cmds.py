@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ceremony.bundles import Request
 from ceremony.cli import app, home_of
@@ -62,11 +64,14 @@ def load_metadata_dir(directory: Path) -> dict[str, bytes]:
     return files
 
 
-def _table(*columns: str) -> Table:
-    """A table that folds long cells instead of cutting them: ids and digests must stay whole."""
+def plain_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    """A table of literal text: cells fold instead of being cut (ids and digests stay whole),
+    and rich markup in a name from a metadata file is shown, never interpreted."""
     table = Table()
     for column in columns:
         table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 
@@ -102,14 +107,16 @@ def verify(
     root = report.root.body
     for kid in root.roles["root"].keyids:
         out.print(f"root key: {describe_key(root.keys[kid]).summary()}", markup=False)
-    roles = _table("role", "version", "expires", "threshold", "signed by")
-    for r in report.roles:
-        roles.add_row(r.name, str(r.version), r.expires, str(r.threshold), "\n".join(r.signed_by))
-    out.print(roles)
-    targets = _table("role", "target", "length", "sha256")
-    for t in report.target_entries:
-        targets.add_row(t.role, printable(t.name), str(t.meta.length), t.meta.sha256_hex)
-    out.print(targets)
+    roles = [
+        (r.name, str(r.version), r.expires, str(r.threshold), "\n".join(r.signed_by))
+        for r in report.roles
+    ]
+    out.print(plain_table(("role", "version", "expires", "threshold", "signed by"), roles))
+    targets = [
+        (t.role, printable(t.name), str(t.meta.length), t.meta.sha256_hex)
+        for t in report.target_entries
+    ]
+    out.print(plain_table(("role", "target", "length", "sha256"), targets))
     for env in (report.targets, *report.delegations.values()):
         for d in env.body.delegations.roles:
             paths = ", ".join(repr(p) for p in d.paths) or "(none)"

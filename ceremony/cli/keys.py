@@ -13,12 +13,13 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ceremony.cli import app, home_of
 from ceremony.cli._prompts import get_passphrase
 from ceremony.clikit import err_console, new_app, output_console
 from ceremony.crypto import describe_key
-from ceremony.errors import UsageError
+from ceremony.errors import UsageError, printable
 from ceremony.fsutil import atomic_write
 from ceremony.gotime import utc_now
 from ceremony.keyfile import read_key_file_headers
@@ -82,7 +83,7 @@ def list_keys(ctx: typer.Context) -> None:
             markup=False,
         )
         return
-    table = Table(title=f"Keys in {store.home}", title_justify="left")
+    table = Table(title=Text(f"Keys in {store.home}"), title_justify="left")
     table.add_column("Key ID (canonical)", no_wrap=True)
     table.add_column("Role")
     table.add_column("GUN")
@@ -91,7 +92,8 @@ def list_keys(ctx: typer.Context) -> None:
         location = (
             str(record.location) if record.location.is_file() else f"{record.location} (missing)"
         )
-        table.add_row(record.canonical_id, record.role, record.gun or "-", location)
+        cells = (record.canonical_id, record.role, record.gun or "-", location)
+        table.add_row(*(Text(printable(cell)) for cell in cells))  # literal: never markup
     console.print(table)
 
 

@@ -53,3 +53,13 @@ def test_review_shows_hostile_target_names_escaped() -> None:
 def test_error_messages_are_one_printable_line() -> None:
     error = MalformedInput(f"The target {EVIL} is bad.")
     assert error.message.isprintable() and "\n" not in error.message
+
+
+def test_tables_show_markup_literally() -> None:
+    from rich.console import Console
+
+    from ceremony.cli.ceremony_cmds import plain_table
+
+    console = Console(width=200, record=True, color_system=None)
+    console.print(plain_table(("role", "target"), [("targets", "[white on white]hidden[/]")]))
+    assert "[white on white]hidden[/]" in console.export_text()
