@@ -15,6 +15,7 @@ system-deps:
 	ldconfig -p 2>/dev/null | grep -q 'libzbar.so.0' || missing="$$missing libzbar0"; \
 	command -v softhsm2-util >/dev/null 2>&1 || missing="$$missing softhsm2"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $$missing; \

@@ -77,11 +77,8 @@ def write_qr(
     else:
         render.play_terminal(plan, console=console, limit=terminal_frames)
         written = []
-    kind = (
-        "one static QR code"
-        if plan.is_static
-        else f"{plan.k} blocks, {len(written) or 'endless'} frames"
-    )
+    frames = "endless frames" if fmt is QrFormat.TERMINAL else f"{plan.export_count} frames"
+    kind = "one static QR code" if plan.is_static else f"{plan.k} blocks, {frames}"
     console.print(f"QR {name}: {kind} at version {plan.version}-{plan.error}", markup=False)
     return written
 
