@@ -33,10 +33,10 @@ from ceremony.changes import Change, Plan, change_from_dict
 from ceremony.errors import MalformedInput, VerificationFailed
 from ceremony.gotime import GoTime
 from ceremony.metadata import Signature, is_delegation_name
+from ceremony.pubkeys import MEDIA_TYPE as PUBLIC_KEYS_MEDIA_TYPE
 
 REQUEST_MEDIA_TYPE = "application/vnd.notary-ceremony.request.v1+json"
 SIGNATURES_MEDIA_TYPE = "application/vnd.notary-ceremony.signatures.v1+json"
-PUBLIC_KEYS_MEDIA_TYPE = "application/vnd.notary-ceremony.public-keys.v1+json"
 _HEX = re.compile(r"^[0-9a-f]+$")
 _KIND_NAMES = {
     REQUEST_MEDIA_TYPE: "a signing request",
@@ -396,8 +396,9 @@ def combine(
 ) -> dict[str, tuple[Signature, ...]]:
     """Merge signatures documents for `request` (idempotent, any order); refuse foreign ones."""
     merged: dict[str, dict[str, Signature]] = {}
+    digest = request.digest  # a canonical encoding of the whole request: once, not per document
     for doc in documents:
-        if doc.request_id != request.id or doc.request_digest != request.digest:
+        if doc.request_id != request.id or doc.request_digest != digest:
             raise VerificationFailed(
                 f"A signatures document is for request {doc.request_id[:12]}, not {request.id[:12]}; "
                 "pass the signatures made for this request."

@@ -26,13 +26,11 @@ from ceremony.canonical import RawJSON
 from ceremony.errors import InputRejected, MalformedInput
 from ceremony.gotime import GoTime
 from ceremony.metadata import (
-    BASE_ROLES,
     Body,
     DelegatedRole,
     Delegations,
     FileMeta,
     Key,
-    MetadataError,
     RoleKeys,
     Root,
     Targets,
@@ -567,12 +565,10 @@ def roles_read(changes: Sequence[Change]) -> set[str]:
 
 
 __all__ = [
-    "BASE_ROLES",
     "AddTarget",
     "Change",
     "ChangeError",
     "InitRepository",
-    "MetadataError",
     "Plan",
     "RemoveDelegation",
     "RemoveTarget",

@@ -30,7 +30,6 @@ BASE_ROLES = ("root", "targets", "snapshot", "timestamp")
 MAX_SAFE_INT = 2**53  # Go verifies through float64: larger integers lose precision
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")  # \Z: `$` would allow a trailing newline
 _DELEGATION_NAME = re.compile(r"^[-a-z0-9_/]+\Z")
-_EMPTY: Mapping[str, Any] = {}
 
 
 class MetadataError(MalformedInput):
@@ -567,6 +566,3 @@ def parse_any(data: bytes, *, what: str = "metadata") -> Envelope[Any]:
     if not isinstance(kind, str) or kind not in _BODY_TYPES:
         raise MetadataError(f"The {what} is not Notary metadata.")
     return parse_envelope(data, _BODY_TYPES[kind], what=what)
-
-
-EMPTY_MAP = _EMPTY

@@ -96,18 +96,6 @@ def verify_threshold(
     return tuple(valid)
 
 
-def missing_signers(
-    envelope: Envelope[Any], keys: Mapping[str, Key], keyids: tuple[str, ...]
-) -> tuple[str, ...]:
-    """Key ids of the role that have not (validly) signed yet."""
-    valid = {
-        s.keyid
-        for s in envelope.signatures
-        if s.keyid in keys and verify_signature(keys[s.keyid], s, envelope.signed_map_bytes)
-    }
-    return tuple(k for k in keyids if k not in valid)
-
-
 def check_expiry(expires_at: Any, role: str, now: datetime) -> None:
     if expires_at.before(now):
         raise _fail(role, f"it expired at {expires_at.format()}")

@@ -18,7 +18,6 @@ from ceremony.crypto import describe_key
 from ceremony.errors import Aborted, InputRejected, MalformedInput, UsageError, printable
 from ceremony.fsutil import atomic_write
 from ceremony.gotime import GoTime, utc_now
-from ceremony.metadata import Envelope
 from ceremony.qr.transfer import digest_phrase
 from ceremony.review import ReviewResult, review_request, sign_review
 from ceremony.trust import TrustStore
@@ -277,6 +276,3 @@ def _confirm_first_contact(result: ReviewResult, trust_root: str | None) -> None
     confirm(
         "Trust this root (compare its certificate SHA-256 with a trusted record)?", assume_yes=False
     )
-
-
-__all__ = ["Envelope", "parse_now"]
