@@ -1,8 +1,9 @@
 """The two documents of the ceremony protocol ("PSBT for TUF"), pure and strict.
 
 Request (online -> offline): the base (published envelopes the changes apply to,
-plus the roots needed to chain to the offline trust state; a *thin* request
-carries only their digests), the typed changes, and for each role to sign the
+the roots needed to chain to the offline trust state, and the server's snapshot
+and timestamp over them; a *thin* request carries only the digests of all but
+the snapshot and timestamp), the typed changes, and for each role to sign the
 expected version, expiry, digest of the canonical `signed` bytes and signers.
 
 Signatures (offline -> online): the request's id and digest, and per role the
@@ -32,6 +33,7 @@ from ceremony.canonical import encode_canonical, parse_json
 from ceremony.changes import Change, Plan, change_from_dict
 from ceremony.errors import MalformedInput, VerificationFailed
 from ceremony.gotime import GoTime
+from ceremony.gun import check_gun
 from ceremony.metadata import Signature, is_delegation_name
 from ceremony.pubkeys import MEDIA_TYPE as PUBLIC_KEYS_MEDIA_TYPE
 
@@ -68,9 +70,11 @@ def _strict(d: Any, keys: set[str], where: str, optional: set[str] | None = None
     return d
 
 
-def _role(value: Any, where: str) -> str:
+def _role(value: Any, where: str, *, base: bool = False) -> str:
+    """A role offline keys sign; in a base, also the server's snapshot and timestamp."""
+    server_role = base and value in ("snapshot", "timestamp")
     if not isinstance(value, str) or not (
-        value in ("root", "targets") or is_delegation_name(value)
+        value in ("root", "targets") or server_role or is_delegation_name(value)
     ):
         raise MalformedInput(f"The {where} names an invalid role.")
     return value
@@ -110,6 +114,12 @@ class BaseFile:
     body_sha256: str  # of the canonical signed bytes
     data: bytes | None
 
+    @property
+    def always_carried(self) -> bool:
+        """The server's snapshot and timestamp travel even in a thin request: they are new
+        with every change, so the offline machine never holds them, and they are small."""
+        return self.role in ("snapshot", "timestamp")
+
     def to_dict(self, *, thin: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
             "body_sha256": self.body_sha256,
@@ -117,7 +127,7 @@ class BaseFile:
             "sha256": self.sha256,
             "version": self.version,
         }
-        if self.data is not None and not thin:
+        if self.data is not None and (not thin or self.always_carried):
             d["data"] = base64.b64encode(self.data).decode("ascii")
         return d
 
@@ -134,7 +144,7 @@ class BaseFile:
             except (binascii.Error, ValueError) as exc:
                 raise MalformedInput(f"The {w} data is not base64.") from exc
         entry = cls(
-            _role(d["role"], w),
+            _role(d["role"], w, base=True),
             _int(d, "version", w),
             _hexfield(d, "sha256", 64, w),
             _hexfield(d, "body_sha256", 64, w),
@@ -282,7 +292,10 @@ class Request:
 
     def thinned(self) -> Request:
         """The same request with base data dropped (for an offline machine that holds it)."""
-        return replace(self, base=tuple(replace(b, data=None) for b in self.base))
+        return replace(
+            self,
+            base=tuple(b if b.always_carried else replace(b, data=None) for b in self.base),
+        )
 
     @property
     def thin(self) -> bool:
@@ -298,9 +311,9 @@ class Request:
         d = _strict(
             doc, {"media_type", "id", "nonce", "gun", "created", "base", "changes", "expect"}, w
         )
-        for key in ("gun", "created"):
-            if not isinstance(d[key], str) or not d[key]:
-                raise MalformedInput(f"The request has a malformed {key!r}.")
+        check_gun(d["gun"], "the request")
+        if not isinstance(d["created"], str):
+            raise MalformedInput("The request has a malformed 'created'.")
         try:
             GoTime.parse(d["created"])
         except ValueError as exc:
@@ -374,7 +387,8 @@ class SignaturesDocument:
         doc = open_document(data, SIGNATURES_MEDIA_TYPE)
         w = "signatures document"
         d = _strict(doc, {"media_type", "request_id", "request_digest", "gun", "roles"}, w)
-        if not isinstance(d["gun"], str) or not isinstance(d["roles"], list):
+        check_gun(d["gun"], "the signatures document")
+        if not isinstance(d["roles"], list):
             raise MalformedInput(f"The {w} is malformed.")
         roles = []
         for r in d["roles"]:

@@ -208,6 +208,31 @@ class SetExpiry:
 
 
 @dataclass(frozen=True, slots=True)
+class SetVersion:
+    """The new version of a targets role, past every version exported in an abandoned request.
+
+    Notary accepts any higher version for targets and delegations, so a request
+    that replaces an abandoned one skips the versions that request used: no
+    keyholder is ever asked to sign two different bodies at one version. Root
+    cannot skip (the server takes root only at its current version + 1).
+    """
+
+    KIND: ClassVar[str] = "set-version"
+    role: str
+    version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.KIND, "role": self.role, "version": self.version}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SetVersion:
+        version = _field(d, "version", int, cls.KIND)
+        if not 2 <= version < 2**31:
+            raise MalformedInput(f"The set-version change asks for version {version}.")
+        return cls(_role_name(d, cls.KIND), version)
+
+
+@dataclass(frozen=True, slots=True)
 class InitRepository:
     """A new repository: root and targets keys held offline, snapshot/timestamp keys from the server."""
 
@@ -260,6 +285,7 @@ Change = (
     | RemoveDelegation
     | ReplaceKeys
     | SetExpiry
+    | SetVersion
     | InitRepository
 )
 _KINDS: dict[str, Any] = {
@@ -271,6 +297,7 @@ _KINDS: dict[str, Any] = {
         RemoveDelegation,
         ReplaceKeys,
         SetExpiry,
+        SetVersion,
         InitRepository,
     )
 }
@@ -371,6 +398,7 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
     bodies: dict[str, Body] = dict(base)
     touched: list[str] = []
     expiries: dict[str, GoTime] = {}
+    versions: dict[str, int] = {}
     pending_targets: dict[str, dict[str, FileMeta]] = {}
     old_root = base.get("root")
 
@@ -413,6 +441,8 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
             bodies["targets"] = Targets(expires=_placeholder_expiry("targets", expiries), version=0)
             touch("root")
             touch("targets")
+        elif isinstance(change, SetVersion):
+            versions[change.role] = change.version  # checked once every change is applied
         elif isinstance(change, SetExpiry):
             if change.role not in bodies:
                 if change.role == "root":
@@ -496,6 +526,9 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
             bodies[role] = replace(current, targets=working)
     if not touched:
         raise ChangeError("There are no changes to sign.")
+    for role in versions:
+        if role not in touched:
+            raise ChangeError(f"The changes set the version of {role} but do not re-sign it.")
     root_after = bodies.get("root")
     if not isinstance(root_after, Root):
         raise ChangeError("The request's base has no root.")
@@ -504,6 +537,12 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
         current = bodies[role]
         base_body = base.get(role)
         version = (base_body.version if base_body is not None else 0) + 1
+        if role in versions:
+            if versions[role] < version:
+                raise ChangeError(
+                    f"The changes set {role} to v{versions[role]}, but it must be at least v{version}."
+                )
+            version = versions[role]
         expires = expiries.get(role, current.expires)
         if expires is _UNSET:
             raise ChangeError(f"The changes create {role} but set no expiry for it.")
@@ -548,7 +587,7 @@ def roles_read(changes: Sequence[Change]) -> set[str]:
     """Every role whose current body the changes need (touched roles and their parents)."""
     needed: set[str] = {"root"}
     for c in changes:
-        if isinstance(c, AddTarget | RemoveTarget | SetExpiry):
+        if isinstance(c, AddTarget | RemoveTarget | SetExpiry | SetVersion):
             role = c.role
         elif isinstance(c, SetDelegation | RemoveDelegation):
             role = parent_role(c.role)
@@ -576,6 +615,7 @@ __all__ = [
     "RolePlan",
     "SetDelegation",
     "SetExpiry",
+    "SetVersion",
     "SignerSet",
     "change_from_dict",
     "plan",

@@ -20,18 +20,22 @@ import binascii
 import hashlib
 import re
 import secrets
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from asn1crypto import algos as asn1_algos
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
-from ceremony.errors import InputRejected, MalformedInput, VerificationFailed
+from ceremony.errors import InputRejected, MalformedInput, VerificationFailed, printable
 from ceremony.metadata import Key, Signature, b64encode
 
 MIN_RSA_BITS = 2048
@@ -393,49 +397,119 @@ def make_root_certificate(
     private: PrivateKey, gun: str, now: datetime, years: int = ROOT_CERT_YEARS
 ) -> Key:
     """A self-signed root certificate as Notary makes it (§3.4), as an x509 metadata key."""
-    native = private.native
-    if isinstance(native, ed25519.Ed25519PrivateKey):
+    return certify(private.public_key(), private.sign_raw, gun, now, years)
+
+
+RawSign = Callable[[bytes], tuple[str, bytes]]
+"""Sign a message the Notary way: returns (method, signature bytes), e.g. ("ecdsa", r‖s)."""
+
+
+def _asn1_time(when: datetime) -> asn1_x509.Time:
+    # RFC 5280: UTCTime through 2049, GeneralizedTime from 2050 on.
+    kind = "utc_time" if when.year < 2050 else "general_time"
+    return asn1_x509.Time({kind: when})
+
+
+def certify(
+    public: Key, sign_raw: RawSign, gun: str, now: datetime, years: int = ROOT_CERT_YEARS
+) -> Key:
+    """A self-signed certificate (CN = `gun`) for the bare key `public`, signed through `sign_raw`.
+
+    Built as Notary's `GenerateCertificate` builds it: serial of 128 random
+    bits, valid from `now` for `years` 365-day years, key usage digital
+    signature and key encipherment (critical), extended key usage code signing,
+    not a CA. The signature comes from `sign_raw`, so a key file or a token
+    signs the same way. Like Go, any GUN length is accepted as the common name.
+    The result is checked against `public` before it is returned.
+    """
+    if public.keytype == "ed25519":
         raise InputRejected("An Ed25519 key cannot be a Notary root key; use an ECDSA key.")
+    if public.keytype not in ("ecdsa", "rsa"):
+        raise InputRejected("Only an ECDSA or RSA key can be a Notary root key; use an ECDSA key.")
     if not gun:
         raise InputRejected("A root certificate needs a GUN for its common name.")
     start = _utc(now)
     serial = 0
     while serial == 0:
         serial = secrets.randbits(128)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, gun)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(native.public_key())
-        .serial_number(serial)
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=365 * years))
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+    if public.keytype == "ecdsa":
+        algorithm = asn1_algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
+    else:
+        algorithm = asn1_algos.SignedDigestAlgorithm(
+            {
+                "algorithm": "rsassa_pss",
+                "parameters": {
+                    "hash_algorithm": {"algorithm": "sha256"},
+                    "mask_gen_algorithm": {
+                        "algorithm": "mgf1",
+                        "parameters": {"algorithm": "sha256"},
+                    },
+                    "salt_length": PSS_SALT_LENGTH,
+                },
+            }
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(native, hashes.SHA256())
+    name = asn1_x509.Name.build({"common_name": gun})
+    tbs = asn1_x509.TbsCertificate(
+        {
+            "version": "v3",
+            "serial_number": serial,
+            "signature": algorithm,
+            "issuer": name,
+            "validity": {
+                "not_before": _asn1_time(start),
+                "not_after": _asn1_time(start + timedelta(days=365 * years)),
+            },
+            "subject": name,
+            "subject_public_key_info": asn1_keys.PublicKeyInfo.load(public.public_bytes),
+            "extensions": [
+                {
+                    "extn_id": "key_usage",
+                    "critical": True,
+                    "extn_value": {"digital_signature", "key_encipherment"},
+                },
+                {
+                    "extn_id": "extended_key_usage",
+                    "critical": False,
+                    "extn_value": ["code_signing"],
+                },
+                {"extn_id": "basic_constraints", "critical": True, "extn_value": {"ca": False}},
+            ],
+        }
     )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    return Key(f"{private.algorithm}-x509", b64encode(pem))
+    method, raw = sign_raw(tbs.dump())
+    if method == "ecdsa":
+        half = len(raw) // 2
+        raw = utils.encode_dss_signature(
+            int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+        )
+    elif method != "rsapss":
+        raise InputRejected(f"A {method} signature cannot sign a root certificate.")
+    der = asn1_x509.Certificate(
+        {"tbs_certificate": tbs, "signature_algorithm": algorithm, "signature_value": raw}
+    ).dump()
+    key = Key(f"{public.keytype}-x509", b64encode(pem_encode("CERTIFICATE", der)))
+    if canonical_key_id(key) != public.key_id or not _self_signed(_leaf(key)):
+        raise VerificationFailed(
+            "The certificate just made does not verify with its own key; "
+            "do not use this key until the cause is found."
+        )
+    return key
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    """Whether a certificate's signature verifies with its own public key."""
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 def _common_name(cert: x509.Certificate) -> str:
     """The subject CN; with several, the last one wins (as in Go's pkix.Name)."""
-    values = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    with warnings.catch_warnings():  # Go and Notary allow a CN longer than X.509's 64
+        warnings.simplefilter("ignore", UserWarning)
+        values = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not values:
         return ""
     value = values[-1].value
@@ -496,6 +570,12 @@ def check_root_certificate(key: Key, gun: str, now: datetime | None) -> str | No
         public_key_of(key)
     except MalformedInput:
         return f"its certificate does not hold the kind of key its type ({key.keytype}) says"
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not usage.digital_signature:
+            return "its certificate's key usage does not allow signing"
+    except x509.ExtensionNotFound:
+        pass
     common_name = _common_name(leaf)
     if not cn_matches_gun(common_name, gun):
         return f"its certificate is for {common_name!r}, not {gun!r}"
@@ -564,40 +644,63 @@ def key_from_pem(data: bytes, now: datetime | None = None) -> Key:
     raise MalformedInput(f"The file holds a {block.type} block; give a CERTIFICATE or PUBLIC KEY.")
 
 
+def key_fingerprint(key: Key) -> str:
+    """SHA-256 of the key's SubjectPublicKeyInfo (a certificate's leaf key), lowercase hex.
+
+    A bare key and every certificate made for it share it, so one confirmation
+    covers a root key that serves many repositories. MalformedInput if the key
+    cannot be read.
+    """
+    native = public_key_of(key)
+    spki = native.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class KeyDescription:
-    """What an operator compares when a key is shown: ids and, for certificates, their identity."""
+    """What an operator compares when a key is shown: its fingerprint, ids and certificate."""
 
     key_id: str
     canonical_id: str
     keytype: str
+    fingerprint: str  # SHA-256 of the public key (SPKI), the same for every certificate of it
     common_name: str | None = None
     not_after: datetime | None = None
-    fingerprint: str | None = None  # SHA-256 of the leaf certificate DER, lowercase hex
+    certificate_sha256: str | None = None  # SHA-256 of the leaf certificate DER
+
+    @property
+    def wildcard_prefix(self) -> str | None:
+        """The GUN prefix a wildcard certificate (`CN=prefix*`) covers, else None."""
+        if self.common_name is not None and self.common_name.endswith("*"):
+            return self.common_name.rstrip("*")
+        return None
 
     def summary(self) -> str:
-        """One line for review screens."""
-        text = f"{self.keytype} {self.key_id}"
-        if self.canonical_id != self.key_id:
-            text += f" (key {self.canonical_id})"
+        """One line for review screens: the fingerprint first, then what identifies the key."""
+        text = f"{self.fingerprint} ({self.keytype}, id {self.key_id}"
         if self.common_name is not None and self.not_after is not None:
-            text += f", CN={self.common_name!r}, expires {self.not_after.date().isoformat()}"
-        if self.fingerprint:
-            text += f", certificate SHA-256 {self.fingerprint}"
-        return text
+            text += (
+                f", certificate CN={printable(self.common_name)!r}, expires "
+                f"{self.not_after.date().isoformat()}, certificate SHA-256 {self.certificate_sha256}"
+            )
+        return text + ")"
 
 
 def describe_key(key: Key) -> KeyDescription:
-    """Ids and certificate details of a metadata key; MalformedInput if it cannot be read."""
+    """Fingerprint, ids and certificate details of a metadata key; MalformedInput if unreadable."""
     canonical = canonical_key_id(key)
+    fingerprint = key_fingerprint(key)
     if not key.is_x509:
-        return KeyDescription(key.key_id, canonical, key.keytype)
+        return KeyDescription(key.key_id, canonical, key.keytype, fingerprint)
     leaf = _leaf(key)
     return KeyDescription(
         key.key_id,
         canonical,
         key.keytype,
+        fingerprint,
         common_name=_common_name(leaf),
         not_after=leaf.not_valid_after_utc,
-        fingerprint=leaf.fingerprint(hashes.SHA256()).hex(),
+        certificate_sha256=leaf.fingerprint(hashes.SHA256()).hex(),
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -35,3 +38,41 @@ def private_dir(path: Path) -> Path:
     """Create (if needed) a directory readable only by its owner."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+_HELD: dict[str, int] = {}  # lock files this process holds, with how many holders
+
+
+@contextlib.contextmanager
+def locked(lock_file: Path, *, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` (created 0600): one writer at a time per home.
+
+    If another process holds it, `on_wait` is called once (to say so) and the
+    call blocks until the lock is free. Re-entrant within a process (an export
+    that saves a request holds the lock once). Released on exit, and by the
+    kernel if the process dies.
+    """
+    key = f"{threading.get_ident()}:{os.path.abspath(lock_file)}"  # re-entrant per thread
+    if _HELD.get(key):
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    private_dir(lock_file.parent)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD[key]
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -266,6 +266,24 @@ class KeyStore:
             )
         return private
 
+    def holder(self, key: Key) -> str | None:
+        """The role this store holds the private half of metadata key `key` for, else None.
+
+        Needs no passphrase: the review labels every key "held on this machine"
+        or "not held here" before anything is decrypted.
+        """
+        try:
+            cid = canonical_key_id(key)
+        except MalformedInput:
+            return None
+        record = self.get(cid)
+        if record is not None:
+            return record.role
+        path = self.key_path(cid)
+        if path.is_file():
+            return read_key_file_headers(path.read_bytes()).role or "root"
+        return None
+
     def signer_for(self, key: Key, passphrase_for: PassphraseSource) -> Signer | None:
         """A signer for metadata key `key` (e.g. a root certificate key), or None if not held.
 

@@ -19,6 +19,7 @@ from typing import Any
 from ceremony.canonical import parse_json
 from ceremony.crypto import canonical_key_id, check_root_certificate
 from ceremony.errors import MalformedInput
+from ceremony.gun import check_gun
 from ceremony.metadata import Key
 
 MEDIA_TYPE = "application/vnd.notary-ceremony.public-keys.v1+json"
@@ -113,8 +114,7 @@ class PublicKeysDocument:
         if doc["media_type"] != MEDIA_TYPE:
             raise MalformedInput(f"The file is not a {_WHAT}: its media type is not {MEDIA_TYPE}.")
         gun, entries = doc["gun"], doc["keys"]
-        if not isinstance(gun, str) or not gun:
-            raise MalformedInput(f"The {_WHAT} does not name a GUN.")
+        check_gun(gun, f"the {_WHAT}")
         if not isinstance(entries, list):
             raise MalformedInput(f"The {_WHAT}'s keys must be a list.")
         return cls(

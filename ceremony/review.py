@@ -1,18 +1,34 @@
 """What the offline half does with a request: verify, recompute, compare, describe, sign.
 
 `review_request` is pure: the request, the trust state, a way to look up bodies
-this machine already holds, and the offline clock (used only for warnings: an
-air-gapped clock is not trusted, and expiry dates are chosen online). It
-verifies the base against the trust state, recomputes the new `signed` bodies
-with the same `plan()` the online half used, refuses any difference from what
-the request expects, and returns a readable diff. `sign_review` then signs
-exactly the bytes computed here, verifying each signature as it is made.
+this machine already holds, which keys it holds, its signing policy and the
+offline clock (used only for warnings and the policy: an air-gapped clock is
+not trusted, and expiry dates are chosen online). It
+
+1. verifies the base against the trust state: the root chain from the root
+   held here, each targets role by its parent, the server's snapshot and
+   timestamp over exactly those files (mix-and-match), and no base older than
+   what this machine verified (rollback);
+2. recomputes the new `signed` bodies with the same `plan()` the online half
+   used and refuses any difference from what the request expects;
+3. compares them with everything this machine signed: never two bodies for
+   one role and version (equivocation), and a base older than what it signed
+   means a request was abandoned or is being hidden;
+4. describes the result: a summary, every line that changes who can sign
+   (marked `!`), and the acknowledgements the operator must give by name
+   (`Needed`): a key fingerprint for each key added that is not held here,
+   the role for each change of who signs it, the request id of each request
+   this one abandons.
+
+`sign_review` then signs exactly the bytes computed here, verifying each
+signature as it is made, and returns the new trust state to record before
+the signatures are written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,16 +50,35 @@ from ceremony.metadata import (
     FileMeta,
     Key,
     Root,
+    Snapshot,
     Targets,
+    Timestamp,
     body_bytes,
     parent_role,
     parse_envelope,
     role_type,
 )
-from ceremony.trust import SignedRecord, TrustState
+from ceremony.policy import Policy
+from ceremony.trust import SignedRecord, SignedRole, TrustState
 from ceremony.verify import verify_root, verify_threshold
 
 SOON = timedelta(days=90)
+CUSTOM_SHOWN = 200  # characters of a target's custom data shown in the review
+MIN_ACK_PREFIX = 16  # hex digits of a fingerprint an operator must type or pass
+
+Holder = Callable[[Key], str | None]
+"""Which role this machine holds a key's private half for (None: not held here)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of a role's detail; `bang` lines change who can sign something."""
+
+    text: str
+    bang: bool = False
+
+    def render(self) -> str:
+        return f"! {self.text}" if self.bang else f"  {self.text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +91,65 @@ class RoleDiff:
     old_expires: str | None
     new_expires: str
     expiry_note: str
-    lines: tuple[str, ...]
+    lines: tuple[Line, ...]
     signers: tuple[str, ...]  # one line per signer set
+    added: int = 0  # targets
+    removed: int = 0
+    changed: int = 0
+
+    def summary(self) -> str:
+        old = f"v{self.old_version}" if self.old_version is not None else "new"
+        text = f"{self.role} {old} -> v{self.new_version}"
+        if self.added or self.removed or self.changed:
+            text += f": targets +{self.added} -{self.removed} ~{self.changed}"
+        bangs = sum(1 for line in self.lines if line.bang)
+        if bangs:
+            text += f"; {bangs} change(s) to who can sign"
+        return f"{text}; expires {self.new_expires} ({self.expiry_note})"
+
+
+@dataclass(frozen=True, slots=True)
+class Needed:
+    """An acknowledgement the operator must give by name before `sign` signs."""
+
+    kind: str  # "key" (a fingerprint), "role" (a role name) or "abandon" (a request id)
+    names: tuple[str, ...]  # any one of these acknowledges it
+    why: str
+
+    @property
+    def flag(self) -> str:
+        option = {"key": "--expect-key", "role": "--accept", "abandon": "--abandon"}[self.kind]
+        return f"{option} {self.names[0]}"
+
+    def satisfied_by(self, given: Acknowledgements) -> bool:
+        if self.kind == "key":
+            return any(_fingerprint_given(name, given.keys) for name in self.names)
+        chosen = given.roles if self.kind == "role" else given.abandoned
+        return any(name in chosen for name in self.names)
+
+
+def normalise_fingerprint(text: str) -> str:
+    return text.strip().lower().replace(":", "")
+
+
+def _fingerprint_given(fingerprint: str, given: Sequence[str]) -> bool:
+    return any(fingerprint.startswith(g) for g in given if len(g) >= MIN_ACK_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgements:
+    """What the operator acknowledged by name: fingerprints, roles, abandoned request ids."""
+
+    keys: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    abandoned: tuple[str, ...] = ()
+
+    def names(self) -> tuple[str, ...]:
+        return (
+            *(f"key:{k}" for k in self.keys),
+            *(f"role:{r}" for r in self.roles),
+            *(f"abandon:{a}" for a in self.abandoned),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,30 +159,86 @@ class ReviewResult:
     root: Envelope[Root]  # the newest root the base reaches (for init: the new root, unsigned)
     first_contact: str | None  # None, "init" or "tofu"
     trusted_root_version: int | None  # the root this machine held before this request
-    root_fingerprints: tuple[str, ...]  # certificate SHA-256 of the root keys the trust starts from
     known_bodies: tuple[bytes, ...]  # bodies verified here, to remember
     versions: Mapping[str, int]  # base versions verified
     diffs: tuple[RoleDiff, ...]
+    trust_lines: tuple[Line, ...]  # about the request as a whole (first contact, abandoned, ...)
+    needed: tuple[Needed, ...]
+    confirmable: frozenset[str]  # fingerprints an --expect-key may name
     warnings: tuple[str, ...]
+    already: SignedRecord | None  # this request was signed here before
+    policy_violations: tuple[str, ...] = ()
+    base_timestamp: str | None = None  # "vN, expires T" of the base's timestamp
+    root_keys: tuple[str, ...] = field(default=())  # labelled root keys of the new root
+
+    @property
+    def bang_lines(self) -> tuple[str, ...]:
+        """Every line that changes who can sign, in the order the review shows them."""
+        lines = [line.text for line in self.trust_lines if line.bang]
+        for d in self.diffs:
+            lines.extend(f"{d.role}: {line.text}" for line in d.lines if line.bang)
+        return tuple(lines)
+
+    def missing(self, given: Acknowledgements) -> list[Needed]:
+        return [n for n in self.needed if not n.satisfied_by(given)]
+
+    def check_acknowledgements(self, given: Acknowledgements) -> None:
+        """Refuse an acknowledgement that names nothing in this request (a typo or a wrong record)."""
+        for fingerprint in given.keys:
+            if len(fingerprint) < MIN_ACK_PREFIX or not all(
+                c in "0123456789abcdef" for c in fingerprint
+            ):
+                raise InputRejected(
+                    f"--expect-key {fingerprint!r} is not a key fingerprint: give at least "
+                    f"{MIN_ACK_PREFIX} hex digits of the SHA-256 shown in the review."
+                )
+            if not any(fp.startswith(fingerprint) for fp in self.confirmable):
+                raise InputRejected(
+                    f"--expect-key {fingerprint} matches no key this request adds or trusts: "
+                    "do not sign it; compare the fingerprints in the review with your record."
+                )
+        roles = {n for need in self.needed if need.kind == "role" for n in need.names}
+        for role in given.roles:
+            if role not in roles:
+                raise InputRejected(
+                    f"--accept {role}: this request does not change who signs {role}; "
+                    "check the review before acknowledging anything."
+                )
+        abandoned = {n for need in self.needed if need.kind == "abandon" for n in need.names}
+        for rid in given.abandoned:
+            if rid not in abandoned:
+                raise InputRejected(
+                    f"--abandon {rid}: this request does not replace request {rid}; "
+                    "check the review before acknowledging anything."
+                )
 
 
 def _reject(reason: str) -> VerificationFailed:
     return VerificationFailed(reason)
 
 
-def _load_base(
-    request: Request, lookup: Callable[[str], bytes | None]
-) -> tuple[list[tuple[int, Envelope[Root], bool]], dict[str, tuple[Envelope[Any], bool]]]:
-    """Parse full base files and resolve thin ones from known bodies. bool = already known here."""
+# ---------------------------------------------------------------------------
+# the base
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    roots: list[tuple[int, Envelope[Root], bool]]  # (version, envelope, known here), oldest first
+    roles: dict[str, tuple[Envelope[Any], bool]]  # targets roles, snapshot and timestamp
+    sha256: dict[str, str]  # role -> envelope sha256 the request claims (newest root: "root")
+
+
+def _load_base(request: Request, lookup: Callable[[str], bytes | None]) -> _Base:
+    """Parse full base files and resolve thin ones from known bodies."""
     roots: list[tuple[int, Envelope[Root], bool]] = []
     others: dict[str, tuple[Envelope[Any], bool]] = {}
+    sha: dict[str, str] = {}
     lacking: list[str] = []
     for entry in request.base:
         kind: Any = role_type(entry.role)
+        what = f"base {entry.role} metadata"
         if entry.data is not None:
-            env: Envelope[Any] = parse_envelope(
-                entry.data, kind, what=f"base {entry.role} metadata"
-            )
+            env: Envelope[Any] = parse_envelope(entry.data, kind, what=what)
             known = False
             if env.to_bytes() != entry.data:
                 raise _reject(
@@ -99,16 +247,15 @@ def _load_base(
                 )
             if sha256_hex(env.signed_map_bytes) != entry.body_sha256:
                 raise _reject(
-                    f"The request's base {entry.role} does not match its recorded body digest; export it again."
+                    f"The request's base {entry.role} does not match its recorded body digest; "
+                    "export it again."
                 )
         else:
             data = lookup(entry.body_sha256)
             if data is None:
                 lacking.append(f"{entry.role} v{entry.version} ({entry.body_sha256[:12]})")
                 continue
-            env = Envelope(
-                kind.from_dict(parse_json(data, what="stored body"), entry.role), (), data
-            )
+            env = Envelope(kind.from_dict(parse_json(data, what=what), what), (), data)
             known = True
         if env.body.version != entry.version:
             raise _reject(
@@ -116,10 +263,13 @@ def _load_base(
             )
         if entry.role == "root":
             roots.append((env.body.version, env, known))
+            if not roots or env.body.version >= max(v for v, _, _ in roots):
+                sha["root"] = entry.sha256
         elif entry.role in others:
             raise _reject(f"The request's base lists {entry.role} twice.")
         else:
             others[entry.role] = (env, known)
+            sha[entry.role] = entry.sha256
     if lacking:
         raise InputRejected(
             "This thin request refers to metadata this machine does not hold: "
@@ -127,7 +277,7 @@ def _load_base(
             + "; export a full request (without --thin)."
         )
     roots.sort(key=lambda r: r[0])
-    return roots, others
+    return _Base(roots, others, sha)
 
 
 def _root_chain(
@@ -135,11 +285,11 @@ def _root_chain(
     state: TrustState | None,
     roots: list[tuple[int, Envelope[Root], bool]],
     now: datetime,
-) -> tuple[Envelope[Root], str | None, tuple[str, ...]]:
+) -> tuple[Envelope[Root], Envelope[Root] | None]:
+    """The newest root the base reaches from the trusted one; and the root trusted on first use."""
     gun = request.gun
     current = state.root if state is not None else None
-    first_contact: str | None = None
-    fingerprints: tuple[str, ...] = ()
+    tofu: Envelope[Root] | None = None
     for version, env, known in roots:
         if current is not None and version <= current.body.version:
             if (
@@ -148,139 +298,278 @@ def _root_chain(
                 and env.signed_map_bytes != current.signed_map_bytes
             ):
                 raise _reject(
-                    f"The request's root v{version} differs from the root v{version} this machine trusts "
-                    "for this GUN: it does not chain to the trust state; do not sign it."
+                    f"The request's root v{version} differs from the root v{version} this machine "
+                    "trusts for this GUN: it does not chain to the trust state; do not sign it."
                 )
             continue
         if current is None:
             verify_root(env, gun, now, None, check_time=False)
-            first_contact = "tofu"
-            fingerprints = _fingerprints(env.body)
-        elif known:
-            pass  # a root body this machine itself verified or signed earlier
+            tofu = env
         else:
             if version != current.body.version + 1:
                 raise _reject(
-                    f"The request's roots skip from v{current.body.version} to v{version}; export it again."
+                    f"The request's roots skip from v{current.body.version} to v{version}; "
+                    "export it again."
                 )
-            try:
-                verify_root(env, gun, now, current, check_time=False)
-            except VerificationFailed as exc:
-                raise _reject(
-                    f"The request's root v{version} does not chain to the root v{current.body.version} "
-                    f"this machine trusts ({exc.message.rstrip('.')}); do not sign it."
-                ) from exc
+            if not known:  # a root body this machine verified or signed earlier is trusted
+                try:
+                    verify_root(env, gun, now, current, check_time=False)
+                except VerificationFailed as exc:
+                    raise _reject(
+                        f"The request's root v{version} does not chain to the root "
+                        f"v{current.body.version} this machine trusts "
+                        f"({exc.message.rstrip('.')}); do not sign it."
+                    ) from exc
         current = env
     if current is None:
         raise InputRejected(
             f"This machine has no trust state for {gun} and the request carries no root; "
             "export a full request or initialise the repository from this machine."
         )
-    if state is not None and current is state.root:
-        fingerprints = _fingerprints(current.body)
-    elif first_contact == "tofu":
-        # The oldest root is trusted on first use and the chain from it is verified; an
-        # operator's record may hold either that root's certificate or the current one's.
-        fingerprints = tuple(dict.fromkeys((*fingerprints, *_fingerprints(current.body))))
-    return current, first_contact, fingerprints
+    return current, tofu
 
 
-def _fingerprints(root: Root) -> tuple[str, ...]:
-    out = []
-    for kid in root.roles["root"].keyids:
-        d = describe_key(root.keys[kid])
-        out.append(d.fingerprint or d.canonical_id)
-    return tuple(out)
+def _verify_targets_roles(
+    others: Mapping[str, tuple[Envelope[Any], bool]], root: Root
+) -> dict[str, Body]:
+    """Each targets role verified by its parent, shallowest first."""
+    bodies: dict[str, Body] = {}
+    roles = [r for r in others if r not in ("snapshot", "timestamp")]
+    for role in sorted(roles, key=lambda r: r.count("/")):
+        env, known = others[role]
+        if not known:
+            if role == "targets":
+                spec = root.roles["targets"]
+                verify_threshold(
+                    env, root.keys, spec.keyids, spec.threshold, "the request's base targets"
+                )
+            else:
+                parent = bodies.get(parent_role(role))
+                if not isinstance(parent, Targets):
+                    raise _reject(f"The request's base has {role} but not its parent.")
+                d = parent.delegations.role(role)
+                if d is None:
+                    raise _reject(
+                        f"The request's base has {role}, which its parent does not delegate."
+                    )
+                verify_threshold(
+                    env,
+                    parent.delegations.keys,
+                    d.keyids,
+                    d.threshold,
+                    f"the request's base {role}",
+                )
+        bodies[role] = env.body
+    return bodies
+
+
+def _verify_server_roles(base: _Base, root: Root) -> tuple[Timestamp, Snapshot]:
+    """The base's timestamp and snapshot are signed by the server's keys in the verified root,
+    and record exactly the base files: a base mixed from several states is refused."""
+    missing = [r for r in ("timestamp", "snapshot") if r not in base.roles]
+    if missing:
+        raise _reject(
+            f"The request's base lacks the server's {' and '.join(missing)}, so this machine "
+            "cannot check that its files belong together; export it again."
+        )
+    bodies: dict[str, Any] = {}
+    for role in ("timestamp", "snapshot"):
+        env, known = base.roles[role]
+        if not known:
+            spec = root.roles[role]
+            verify_threshold(
+                env, root.keys, spec.keyids, spec.threshold, f"the request's base {role}"
+            )
+        bodies[role] = env.body
+    timestamp: Timestamp = bodies["timestamp"]
+    snapshot: Snapshot = bodies["snapshot"]
+
+    def recorded(meta: FileMeta | None, role: str, parent: str) -> None:
+        digest = base.sha256.get(role)
+        if meta is None or digest is None or meta.sha256_hex != digest:
+            raise _reject(
+                f"The request's base {role} is not the one its {parent} records: the base mixes "
+                "metadata from different times; do not sign it."
+            )
+
+    recorded(timestamp.meta.get("snapshot"), "snapshot", "timestamp")
+    recorded(snapshot.meta.get("root"), "root", "snapshot")
+    for role in base.roles:
+        if role not in ("snapshot", "timestamp"):
+            recorded(snapshot.meta.get(role), role, "snapshot")
+    return timestamp, snapshot
+
+
+# ---------------------------------------------------------------------------
+# the review
 
 
 def review_request(
-    request: Request, state: TrustState | None, lookup: Callable[[str], bytes | None], now: datetime
+    request: Request,
+    state: TrustState | None,
+    lookup: Callable[[str], bytes | None],
+    now: datetime,
+    *,
+    holder: Holder = lambda _key: None,
+    policy: Policy | None = None,
 ) -> ReviewResult:
     """Verify a request against the trust state and recompute what it asks to sign."""
     gun = request.gun
-    if state is not None and request.id in state.signed:
-        rec = state.signed[request.id]
-        raise InputRejected(
-            f"Request {request.id[:12]} was already signed on this machine (request created {rec.created}); "
-            "a request is signed once: export a new one."
-        )
+    already = state.requests.get(request.id) if state is not None else None
     init = any(isinstance(c, InitRepository) for c in request.changes)
     warnings: list[str] = []
-    roots, others = _load_base(request, lookup)
-    base: dict[str, Body] = {}
+    trust_lines: list[Line] = []
+    needed: list[Needed] = []
+    confirmable: set[str] = set()
+    base = _load_base(request, lookup)
+    bodies: dict[str, Body] = {}
     known_bodies: list[bytes] = []
     versions: dict[str, int] = {}
+    base_timestamp: str | None = None
+    tofu: Envelope[Root] | None = None
+    expired: list[tuple[str, GoTime]] = []
     if init:
-        if state is not None:
+        if state is not None and already is None:
             raise InputRejected(
-                f"{gun} is already initialised on this machine; an init request cannot be signed again."
+                f"{gun} is already initialised on this machine; an init request cannot be signed "
+                "for it again (after a re-initialisation, see `ceremony trust forget`)."
             )
         if request.base:
             raise MalformedInput("An init request must not carry a base.")
         first_contact: str | None = "init"
-        fingerprints: tuple[str, ...] = ()
         root_env: Envelope[Root] | None = None
     else:
-        root_env, first_contact, fingerprints = _root_chain(request, state, roots, now)
-        base["root"] = root_env.body
+        root_env, tofu = _root_chain(request, state, base.roots, now)
+        first_contact = "tofu" if tofu is not None else None
+        bodies["root"] = root_env.body
         versions["root"] = root_env.body.version
-        known_bodies.extend(e.signed_map_bytes for _, e, _k in roots)
-        # Targets roles, shallowest first: each verified by its (new) parent.
-        for role in sorted(others, key=lambda r: r.count("/")):
-            env, known = others[role]
-            if not known:
-                if role == "targets":
-                    spec = root_env.body.roles["targets"]
-                    verify_threshold(
-                        env,
-                        root_env.body.keys,
-                        spec.keyids,
-                        spec.threshold,
-                        "the request's base targets",
-                    )
-                else:
-                    parent = base.get(parent_role(role))
-                    if not isinstance(parent, Targets):
-                        raise _reject(f"The request's base has {role} but not its parent.")
-                    d = parent.delegations.role(role)
-                    if d is None:
-                        raise _reject(
-                            f"The request's base has {role}, which its parent does not delegate."
-                        )
-                    verify_threshold(
-                        env,
-                        parent.delegations.keys,
-                        d.keyids,
-                        d.threshold,
-                        f"the request's base {role}",
-                    )
-            base[role] = env.body
+        known_bodies.extend(e.signed_map_bytes for _, e, _k in base.roots)
+        bodies.update(_verify_targets_roles(base.roles, root_env.body))
+        timestamp, snapshot = _verify_server_roles(base, root_env.body)
+        base_timestamp = f"v{timestamp.version}, expires {timestamp.expires.format()}"
+        for role, (env, _known) in base.roles.items():
             versions[role] = env.body.version
             known_bodies.append(env.signed_map_bytes)
-        if state is not None:
+        if state is not None and already is None:
             for role, version in versions.items():
                 trusted = state.versions.get(role, 0)
                 if version < trusted:
                     raise InputRejected(
-                        f"The request builds on {role} v{version}, older than v{trusted} which this machine "
-                        "already trusts: it is stale or replayed; export a new request."
+                        f"The request builds on {role} v{version}, older than v{trusted} which "
+                        "this machine already verified: it is stale or replayed; export a new "
+                        "request."
                     )
-    computed = plan(base, request.changes)
+        for role, expires in (
+            ("timestamp", timestamp.expires),
+            ("snapshot", snapshot.expires),
+            *((r, b.expires) for r, b in bodies.items()),
+        ):
+            if expires.before(now):
+                expired.append((role, expires))
+    computed = plan(bodies, request.changes)
     if init:
         new_root = computed.roles["root"].body
         if not isinstance(new_root, Root):
             raise _reject("The init request does not create a root.")
-        for kid in new_root.roles["root"].keyids:
-            reason = check_root_certificate(new_root.keys[kid], gun, None)
-            if reason is not None:
-                raise _reject(f"The new root key {kid[:12]} is not valid for {gun}: {reason}.")
         root_env = Envelope.create(new_root)
-        fingerprints = _fingerprints(new_root)
     assert root_env is not None  # noqa: S101 - both branches set it
     _compare(request, computed)
+    if already is not None:
+        _check_same_bytes(already, computed)
+
     diffs = tuple(
-        _diff(rp.role, base.get(rp.role), rp.body, computed, now) for rp in computed.roles.values()
+        _diff(rp.role, bodies.get(rp.role), rp.body, computed, now, holder, init)
+        for rp in computed.roles.values()
     )
+    # Keys: every key a re-signed role adds is confirmed unless held here; new root keys are
+    # checked as at init; a role whose signers change is acknowledged by name.
+    for rp in computed.roles.values():
+        old = bodies.get(rp.role)
+        for spec_role, added in _added_keys(old, rp.body, init).items():
+            for key in added:
+                description = describe_key(key)
+                confirmable.add(description.fingerprint)
+                if holder(key) is None:
+                    needed.append(
+                        Needed(
+                            "key",
+                            (description.fingerprint,),
+                            f"key {description.fingerprint[:16]}… for {spec_role} is not held "
+                            "here: compare its fingerprint with your record",
+                        )
+                    )
+        if not init:
+            needed.extend(
+                Needed("role", (spec_role,), f"this request changes who signs {spec_role}")
+                for spec_role in _roles_with_new_signers(old, rp.body)
+            )
+    new_root_body = computed.roles["root"].body if "root" in computed.roles else None
+    root_keys: list[str] = []
+    if isinstance(new_root_body, Root):
+        for kid in new_root_body.roles["root"].keyids:
+            key = new_root_body.keys[kid]
+            reason = check_root_certificate(key, gun, None)
+            if reason is not None:
+                raise _reject(f"The new root key {kid[:12]} is not valid for {gun}: {reason}.")
+            described = describe_key(key)
+            label = "held on this machine" if holder(key) else "NOT held here"
+            root_keys.append(f"root key {described.fingerprint} {label}: {described.summary()}")
+            if described.wildcard_prefix is not None:
+                trust_lines.append(
+                    Line(
+                        f"root key {described.fingerprint[:16]}… has a WILDCARD certificate: it "
+                        f"serves every GUN that starts with {described.wildcard_prefix!r}",
+                        bang=True,
+                    )
+                )
+    if tofu is not None:
+        # First contact: trust the oldest root given on first use; the operator confirms a
+        # root key of it, or of the newest root it chains to, against a record.
+        candidates = {
+            describe_key(env.body.keys[kid]).fingerprint
+            for env in (tofu, root_env)
+            for kid in env.body.roles["root"].keyids
+        }
+        confirmable.update(candidates)
+        trust_lines.append(
+            Line(
+                f"FIRST CONTACT with {gun}: no trust state here; root v{tofu.body.version} would "
+                "be trusted on first use",
+                bang=True,
+            )
+        )
+        for env in (tofu,) if tofu is root_env else (tofu, root_env):
+            for kid in env.body.roles["root"].keyids:
+                d = describe_key(env.body.keys[kid])
+                held = "held on this machine" if holder(env.body.keys[kid]) else "not held here"
+                trust_lines.append(
+                    Line(f"root v{env.body.version} key {d.fingerprint} ({held}): {d.summary()}")
+                )
+        needed.append(
+            Needed(
+                "key",
+                tuple(sorted(candidates)),
+                "first contact: confirm a root key fingerprint against your record",
+            )
+        )
+
+    for role, expires in expired:
+        if role in computed.roles:
+            warnings.append(f"the base {role} had expired ({expires.format()}); this re-signs it")
+            continue
+        trust_lines.append(
+            Line(
+                f"the base {role} expired at {expires.format()} by this machine's clock: the "
+                "online machine may be showing old metadata (a freeze), or this clock is wrong",
+                bang=True,
+            )
+        )
+        needed.append(Needed("role", (role,), f"the base {role} has expired"))
+
+    if state is not None and already is None:
+        _abandoned(state, request, computed, versions, trust_lines, needed)
+
+    violations = tuple(policy.violations(gun, computed, now)) if policy is not None else ()
     warnings.extend(
         f"{d.role}: {d.expiry_note}" for d in diffs if d.expiry_note.startswith(("ALREADY", "soon"))
     )
@@ -290,12 +579,85 @@ def review_request(
         root_env,
         first_contact,
         state.root.body.version if state is not None else None,
-        fingerprints,
         tuple(known_bodies),
         versions,
         diffs,
+        tuple(trust_lines),
+        tuple(_unique(needed)),
+        frozenset(confirmable),
         tuple(warnings),
+        already,
+        violations,
+        base_timestamp,
+        tuple(root_keys),
     )
+
+
+def _unique(needed: Sequence[Needed]) -> list[Needed]:
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    out = []
+    for n in needed:
+        if (n.kind, n.names) not in seen:
+            seen.add((n.kind, n.names))
+            out.append(n)
+    return out
+
+
+def _abandoned(
+    state: TrustState,
+    request: Request,
+    computed: Plan,
+    versions: Mapping[str, int],
+    trust_lines: list[Line],
+    needed: list[Needed],
+) -> None:
+    """Equivocation and abandoned requests, from everything this machine signed for the GUN."""
+    hidden: dict[str, SignedRecord] = {}
+    for role, version in versions.items():
+        for signed_version, _digest, record in state.signed_versions(role):
+            if signed_version > version and record.request_id != request.id:
+                hidden[record.request_id] = record
+    equivocating: dict[str, SignedRecord] = {}
+    for role, rp in computed.roles.items():
+        for signed_version, digest, record in state.signed_versions(role):
+            if signed_version == rp.body.version and digest != rp.digest:
+                if role != "root":
+                    raise _reject(
+                        f"This machine already signed a different {role} v{signed_version} "
+                        f"(request {record.request_id}, signed {record.signed_at[0]}); it never "
+                        "signs two bodies for one version: export a new request, which skips "
+                        "that version."
+                    )
+                equivocating[record.request_id] = record
+    for rid, record in {**hidden, **equivocating}.items():
+        roles = ", ".join(f"{r} v{s.version}" for r, s in sorted(record.roles.items()))
+        extra = (
+            f"; this request signs a DIFFERENT root v{computed.roles['root'].body.version}"
+            if rid in equivocating
+            else ""
+        )
+        trust_lines.append(
+            Line(
+                f"ABANDONED OR HIDDEN REQUEST: this machine signed request {rid} ({roles}) on "
+                f"{record.signed_at[0]} (created {record.created}), but this request builds on "
+                "older metadata: either that request was never published, or the online machine "
+                f"is hiding it{extra}",
+                bang=True,
+            )
+        )
+        needed.append(
+            Needed("abandon", (rid,), f"request {rid} of {record.signed_at[0]} was never published")
+        )
+
+
+def _check_same_bytes(record: SignedRecord, computed: Plan) -> None:
+    for role, rp in computed.roles.items():
+        signed = record.roles.get(role)
+        if signed is None or (signed.version, signed.body_sha256) != (rp.body.version, rp.digest):
+            raise _reject(
+                f"Request {record.request_id} was signed here with other bytes for {role}; "
+                "do not sign it."
+            )
 
 
 def _compare(request: Request, computed: Plan) -> None:
@@ -310,10 +672,65 @@ def _compare(request: Request, computed: Plan) -> None:
         w = want[role]
         if g != w:
             raise _reject(
-                f"The request expects {role} v{w.version} with digest {w.digest[:16]}, but its changes applied to "
-                f"the verified base give v{g.version} with digest {g.digest[:16]}: it was altered or built from "
-                "other data; export it again."
+                f"The request expects {role} v{w.version} with digest {w.digest[:16]}, but its "
+                f"changes applied to the verified base give v{g.version} with digest "
+                f"{g.digest[:16]}: it was altered or built from other data; export it again."
             )
+
+
+# ---------------------------------------------------------------------------
+# who signs what
+
+
+@dataclass(frozen=True, slots=True)
+class _Signers:
+    keys: Mapping[str, Key]
+    threshold: int
+    paths: tuple[str, ...] | None = None  # delegations only
+
+
+def _signer_specs(body: Body | None, *, server: bool = False) -> dict[str, _Signers]:
+    """Who signs what, as one body defines it: root's roles, or a targets body's delegations.
+
+    Root's snapshot and timestamp keys are the server's (`server=True` includes them).
+    """
+    if isinstance(body, Root):
+        offline = ("root", "targets", "snapshot", "timestamp") if server else ("root", "targets")
+        return {
+            name: _Signers(body.role_keys(name), spec.threshold)
+            for name, spec in body.roles.items()
+            if name in offline
+        }
+    if isinstance(body, Targets):
+        return {
+            d.name: _Signers({k: body.delegations.keys[k] for k in d.keyids}, d.threshold, d.paths)
+            for d in body.delegations.roles
+        }
+    return {}
+
+
+def _added_keys(old: Body | None, new: Body, init: bool) -> dict[str, list[Key]]:
+    """Per role defined in this body: the keys it gains (every key in an init)."""
+    before = {} if init else _signer_specs(old)
+    out: dict[str, list[Key]] = {}
+    for name, spec in _signer_specs(new).items():
+        prev = before.get(name)
+        old_fps = {describe_key(k).fingerprint for k in prev.keys.values()} if prev else set()
+        added = [k for k in spec.keys.values() if describe_key(k).fingerprint not in old_fps]
+        if added:
+            out[name] = added
+    return out
+
+
+def _roles_with_new_signers(old: Body | None, new: Body) -> list[str]:
+    before, after = _signer_specs(old), _signer_specs(new)
+    return [
+        name for name in sorted(set(before) | set(after)) if before.get(name) != after.get(name)
+    ]
+
+
+# ---------------------------------------------------------------------------
+# describing a role
 
 
 def _expiry_note(expires: GoTime, now: datetime) -> str:
@@ -326,58 +743,122 @@ def _expiry_note(expires: GoTime, now: datetime) -> str:
     return f"in {left.days / 365:.1f} years by this machine's clock"
 
 
-def _meta_line(sign: str, name: str, meta: FileMeta) -> str:
-    line = f"{sign} {printable(name)}  length {meta.length}  sha256 {meta.sha256_hex}"
-    if meta.custom is not None:
-        line += "  (custom data)"
-    return line
+def _custom_text(meta: FileMeta) -> str:
+    if meta.custom is None:
+        return ""
+    from ceremony.canonical import encode_canonical
+
+    raw = encode_canonical(meta.custom).decode("utf-8")
+    shown = printable(raw[:CUSTOM_SHOWN])
+    cut = f", first {CUSTOM_SHOWN} characters shown" if len(raw) > CUSTOM_SHOWN else ""
+    return f"  custom data ({len(raw)} characters{cut}): {shown}"
 
 
-def _key_lines(sign: str, keys: Mapping[str, Key], ids: list[str]) -> list[str]:
-    return [f"{sign} key {describe_key(keys[k]).summary()}" for k in ids]
+def _meta_line(sign: str, name: str, meta: FileMeta) -> Line:
+    return Line(
+        f"{sign} target {printable(name)}  length {meta.length}  sha256 {meta.sha256_hex}"
+        + _custom_text(meta)
+    )
 
 
-def _diff(role: str, old: Body | None, new: Body, computed: Plan, now: datetime) -> RoleDiff:
-    lines: list[str] = []
+def _key_text(key: Key, holder: Holder) -> str:
+    d = describe_key(key)
+    held = holder(key)
+    where = f"held on this machine as a {held} key" if held else "not held here"
+    return f"key {d.fingerprint} ({where}): {d.summary()}"
+
+
+def _paths_text(paths: tuple[str, ...] | None) -> str:
+    if paths is None:
+        return ""
+    return ", ".join(repr(p) if p else "(all paths)" for p in paths) or "(no paths)"
+
+
+def _signers_lines(name: str, a: _Signers | None, b: _Signers | None, holder: Holder) -> list[Line]:
+    """The change of who signs `name`: each key + or -, threshold and paths old -> new."""
+    lines: list[Line] = []
+    if a is None and b is not None:
+        what = "delegation" if b.paths is not None else "role"
+        text = f"+ {what} {name}: threshold {b.threshold}"
+        if b.paths is not None:
+            text += f", paths {printable(_paths_text(b.paths))}"
+        lines.append(Line(text, True))
+    elif b is None and a is not None:
+        lines.append(Line(f"- delegation {name} (it and its keys can no longer sign)", True))
+        return lines
+    assert b is not None  # noqa: S101
+    if a is not None:
+        if a.threshold != b.threshold:
+            lines.append(Line(f"~ {name} threshold {a.threshold} -> {b.threshold}", True))
+        if a.paths != b.paths:
+            lines.append(
+                Line(
+                    f"~ {name} paths {printable(_paths_text(a.paths))} -> "
+                    f"{printable(_paths_text(b.paths))}",
+                    True,
+                )
+            )
+    old_ids = set(a.keys) if a is not None else set()
+    for kid, key in b.keys.items():
+        if kid not in old_ids:
+            lines.append(Line(f"+ {name} {_key_text(key, holder)}", True))
+    if a is not None:
+        for kid, key in a.keys.items():
+            if kid not in b.keys:
+                lines.append(Line(f"- {name} {_key_text(key, holder)}", True))
+    for key in b.keys.values():
+        held = holder(key)
+        if b.paths is not None and held in ("root", "targets"):
+            lines.append(
+                Line(
+                    f"delegation {name} lists key {describe_key(key).fingerprint[:16]}…, which "
+                    f"this machine holds as its {held} key: a key must serve one role",
+                    True,
+                )
+            )
+    return lines
+
+
+def _diff(
+    role: str,
+    old: Body | None,
+    new: Body,
+    computed: Plan,
+    now: datetime,
+    holder: Holder,
+    init: bool,
+) -> RoleDiff:
+    lines: list[Line] = []
+    added = removed = changed = 0
     if isinstance(new, Targets):
         old_t = old if isinstance(old, Targets) else Targets(new.expires, 0)
         for name in sorted(set(old_t.targets) | set(new.targets)):
             a, b = old_t.targets.get(name), new.targets.get(name)
             if a is None and b is not None:
-                lines.append(_meta_line("+ target", name, b))
+                lines.append(_meta_line("+", name, b))
+                added += 1
             elif b is None and a is not None:
-                lines.append(_meta_line("- target", name, a))
+                lines.append(_meta_line("-", name, a))
+                removed += 1
             elif a is not None and b is not None and a != b:
-                lines.append(_meta_line("- target", name, a))
-                lines.append(_meta_line("+ target", name, b))
-        old_roles = {r.name: r for r in old_t.delegations.roles}
-        for r in new.delegations.roles:
-            prev_role = old_roles.pop(r.name, None)
-            if prev_role == r:
-                continue
-            verb = "+ delegation" if prev_role is None else "~ delegation"
-            paths = ", ".join(repr(p) if p else "(all paths)" for p in r.paths) or "(no paths)"
-            lines.append(f"{verb} {r.name}  threshold {r.threshold}  paths {printable(paths)}")
-            lines.extend(_key_lines("    ", new.delegations.keys, list(r.keyids)))
-        lines.extend(f"- delegation {name}" for name in old_roles)
-    elif isinstance(new, Root):
-        old_r = old if isinstance(old, Root) else None
-        for rname, spec in sorted(new.roles.items()):
-            prev = old_r.roles.get(rname) if old_r is not None else None
-            if prev == spec:
-                continue
-            lines.append(f"~ role {rname}: threshold {spec.threshold}")
-            old_ids = set(prev.keyids) if prev is not None else set()
-            lines.extend(_key_lines("  + ", new.keys, [k for k in spec.keyids if k not in old_ids]))
-            if prev is not None and old_r is not None:
-                lines.extend(
-                    _key_lines("  - ", old_r.keys, [k for k in prev.keyids if k not in spec.keyids])
-                )
+                lines.append(_meta_line("- old", name, a))
+                lines.append(_meta_line("+ new", name, b))
+                changed += 1
+    before = {} if init else _signer_specs(old, server=True)
+    after = _signer_specs(new, server=True)
+    names = list(after) + [n for n in before if n not in after]
+    for name in names:
+        was, now_is = before.get(name), after.get(name)
+        if was is not None and now_is is not None and was == now_is:
+            continue
+        lines.extend(_signers_lines(name, was, now_is, holder))
     if not lines:
-        lines.append("(content unchanged: re-signed with a new version and expiry)")
+        lines.append(Line("(content unchanged: re-signed with a new version and expiry)"))
     rp = computed.roles[role]
     signers = tuple(
-        f"{s.threshold} of {len(s.keys)}: " + ", ".join(sorted(s.keys)) for s in rp.signers
+        f"{s.threshold} of {len(s.keys)}: "
+        + ", ".join(sorted(describe_key(k).fingerprint for k in s.keys.values()))
+        for s in rp.signers
     )
     return RoleDiff(
         role,
@@ -388,7 +869,14 @@ def _diff(role: str, old: Body | None, new: Body, computed: Plan, now: datetime)
         _expiry_note(new.expires, now),
         tuple(lines),
         signers,
+        added,
+        removed,
+        changed,
     )
+
+
+# ---------------------------------------------------------------------------
+# signing
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,59 +885,103 @@ class SigningOutcome:
     state: TrustState
     bodies: tuple[bytes, ...]  # to store with the state
     unsigned_roles: tuple[str, ...]  # roles this machine holds no key for
+    skipped: tuple[str, ...] = ()  # key ids that had signed these bytes here already
+
+
+def keys_to_sign(result: ReviewResult, holder: Holder, *, again: bool) -> dict[str, list[Key]]:
+    """Per role, the held keys that will sign: all of them, or only those new to this request.
+
+    A request signed here before is a replay: refused, unless a key that has not
+    signed it yet is here now (a second keyholder's token on the same machine),
+    or `again` re-signs the identical bytes after a lost signatures file.
+    """
+    out: dict[str, list[Key]] = {}
+    for rp in result.plan.roles.values():
+        done = set(result.already.roles[rp.role].keys) if result.already and not again else set()
+        keys: dict[str, Key] = {}
+        for signer_set in rp.signers:
+            for kid, key in sorted(signer_set.keys.items()):
+                if kid not in done and holder(key) is not None:
+                    keys.setdefault(kid, key)
+        if keys:
+            out[rp.role] = list(keys.values())
+    return out
 
 
 def sign_review(
     result: ReviewResult,
     signer_for: Callable[[Key], Signer | None],
-    state: TrustState | None,
+    keys: Mapping[str, Sequence[Key]],
+    given: Acknowledgements,
+    signed_at: str,
 ) -> SigningOutcome:
-    """Sign the bytes `review_request` computed with every key this machine holds for them."""
+    """Sign the bytes `review_request` computed with `keys` (from `keys_to_sign`)."""
     request = result.request
     roles: list[RoleSignatures] = []
     unsigned: list[str] = []
-    needed: list[str] = []
     for rp in result.plan.roles.values():
-        made: dict[str, Any] = {}
         data = rp.signed_bytes
-        for signer_set in rp.signers:
-            for kid, key in sorted(signer_set.keys.items()):
-                if kid in made:
-                    continue
-                signer = signer_for(key)
-                if signer is not None:
-                    made[kid] = signer.sign(data)
-            needed.extend(k[:12] for k in signer_set.keys)
+        made: dict[str, Any] = {}
+        for key in keys.get(rp.role, ()):
+            signer = signer_for(key)
+            if signer is not None:
+                made[key.key_id] = signer.sign(data)
         if made:
             roles.append(RoleSignatures(rp.role, rp.digest, tuple(made[k] for k in sorted(made))))
         else:
             unsigned.append(rp.role)
     if not roles:
+        needed = sorted(
+            {
+                describe_key(k).fingerprint[:16]
+                for rp in result.plan.roles.values()
+                for s in rp.signers
+                for k in s.keys.values()
+            }
+        )
         raise InputRejected(
             "This machine holds none of the keys this request needs ("
-            + ", ".join(sorted(set(needed)))
+            + ", ".join(needed)
             + "); import the right key or use the keyholder's machine."
         )
     document = SignaturesDocument(request.id, request.digest, request.gun, tuple(roles))
     new_bodies = tuple(body_bytes(rp.body) for rp in result.plan.roles.values())
+    by_role = {r.role: r for r in roles}
+    previous = result.already
+    record_roles: dict[str, SignedRole] = {}
+    for rp in result.plan.roles.values():
+        made_keys = [s.keyid for s in by_role[rp.role].signatures] if rp.role in by_role else []
+        old_keys = list(previous.roles[rp.role].keys) if previous is not None else []
+        record_roles[rp.role] = SignedRole(
+            rp.body.version, rp.digest, tuple(sorted(set(old_keys) | set(made_keys)))
+        )
     record = SignedRecord(
         request.id,
         request.digest,
         request.created,
-        {rp.role: (rp.body.version, rp.digest) for rp in result.plan.roles.values()},
+        (*(previous.signed_at if previous else ()), signed_at),
+        record_roles,
+        tuple(dict.fromkeys((*(previous.acknowledged if previous else ()), *given.names()))),
     )
+    root = result.root
+    if result.first_contact == "init":
+        root = root.with_signatures(by_role["root"].signatures if "root" in by_role else ())
+    state = TrustState(request.gun, root, dict(result.versions), {request.id: record})
+    return SigningOutcome(document, state, result.known_bodies + new_bodies, tuple(unsigned))
+
+
+def record_signing(state: TrustState | None, outcome_state: TrustState) -> TrustState:
+    """The stored state merged with what one signing adds (run under the trust store's lock)."""
     if state is None:
-        root = result.root
-        if result.first_contact == "init":
-            root_sigs = next((r.signatures for r in roles if r.role == "root"), ())
-            root = root.with_signatures(root_sigs)
-        new_state = TrustState(request.gun, root, dict(result.versions), {request.id: record})
-    else:
-        versions = dict(state.versions)
-        for role, v in result.versions.items():
-            versions[role] = max(v, versions.get(role, 0))
-        signed = dict(state.signed)
-        signed[request.id] = record
-        root = result.root if result.root.body.version > state.root.body.version else state.root
-        new_state = replace(state, root=root, versions=versions, signed=signed)
-    return SigningOutcome(document, new_state, result.known_bodies + new_bodies, tuple(unsigned))
+        return outcome_state
+    versions = dict(state.versions)
+    for role, v in outcome_state.versions.items():
+        versions[role] = max(v, versions.get(role, 0))
+    requests = dict(state.requests)
+    requests.update(outcome_state.requests)
+    root = (
+        outcome_state.root
+        if outcome_state.root.body.version > state.root.body.version
+        else state.root
+    )
+    return replace(state, root=root, versions=versions, requests=requests)

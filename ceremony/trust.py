@@ -1,17 +1,30 @@
-"""The offline machine's trust state per GUN: what it verified, approved and signed.
+"""The offline machine's trust state per GUN: what it verified, and everything it signed.
 
-Layout under the offline home: `trust/<gun-slug>/state.json` (canonical JSON:
-the newest trusted root envelope, the newest version trusted per role, and the
-requests signed here) and `trust/<gun-slug>/bodies/<sha256>.json` (canonical
-`signed` bodies this machine verified or computed and signed, so a thin request
-can refer to them by digest). Nothing here is secret.
+Layout under the offline home::
+
+    trust/.lock                         held for the whole read-check-record step of `sign`
+    trust/<gun folder>/state.json       canonical JSON, see `TrustState`
+    trust/<gun folder>/bodies/<sha256>.json
+                                        canonical `signed` bodies this machine verified or
+                                        computed and signed, so a thin request can name them
+    trust-forgotten/<gun folder>-<time>/ a state dropped by `ceremony trust forget`, kept
+
+The state holds the newest root this machine trusts (reached by a verified
+chain), the newest version it verified for each role (a floor: an older base is
+a rollback), and every request it signed with, per role, the version, the
+digest of the body and the keys that signed it. From those records the review
+finds equivocation (two bodies for one role and version), bases older than
+what was signed here (a request abandoned or hidden by the online machine) and
+replays. Nothing here is secret.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,48 +32,92 @@ from typing import Any
 from ceremony.bundles import sha256_hex
 from ceremony.canonical import encode_canonical, parse_json
 from ceremony.errors import MalformedInput
-from ceremony.fsutil import atomic_write, private_dir
+from ceremony.fsutil import atomic_write, locked, private_dir
+from ceremony.gun import gun_folder
 from ceremony.metadata import Envelope, Root, parse_envelope
 
-STATE_VERSION = 1
+STATE_FORMAT = 2
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def gun_slug(gun: str) -> str:
-    """A file-name-safe, reversible rendering of a GUN."""
-    return re.sub(r"[^A-Za-z0-9._-]", lambda m: f"%{ord(m.group()):02X}", gun)
+@dataclass(frozen=True, slots=True)
+class SignedRole:
+    """One role a request made this machine sign: the version, the body, and the keys used."""
+
+    version: int
+    body_sha256: str
+    keys: tuple[str, ...]  # metadata key ids (as in the signatures) that signed it here
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"body_sha256": self.body_sha256, "keys": list(self.keys), "version": self.version}
 
 
 @dataclass(frozen=True, slots=True)
 class SignedRecord:
-    """A request this machine signed: when (by the request's own clock) and which bodies."""
+    """A request this machine signed."""
 
     request_id: str
     digest: str
-    created: str
-    roles: Mapping[str, tuple[int, str]]  # role -> (version, body sha256)
+    created: str  # by the request's (online) clock
+    signed_at: tuple[str, ...]  # this machine's clock, each time it signed (`--again` adds one)
+    roles: Mapping[str, SignedRole]
+    acknowledged: tuple[str, ...] = ()  # what the operator acknowledged by name
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "acknowledged": list(self.acknowledged),
             "created": self.created,
             "digest": self.digest,
-            "roles": {r: {"body_sha256": d, "version": v} for r, (v, d) in self.roles.items()},
+            "roles": {role: signed.to_dict() for role, signed in self.roles.items()},
+            "signed_at": list(self.signed_at),
         }
+
+    @classmethod
+    def from_dict(cls, request_id: str, d: Any) -> SignedRecord:
+        roles = {
+            str(role): SignedRole(
+                int(r["version"]), str(r["body_sha256"]), tuple(str(k) for k in r.get("keys", ()))
+            )
+            for role, r in d["roles"].items()
+        }
+        signed_at = d.get("signed_at", [d["created"]])  # format 1 kept no signing time
+        return cls(
+            request_id,
+            str(d["digest"]),
+            str(d["created"]),
+            tuple(str(t) for t in signed_at),
+            roles,
+            tuple(str(a) for a in d.get("acknowledged", ())),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class TrustState:
     gun: str
     root: Envelope[Root]
-    versions: Mapping[str, int] = field(default_factory=dict)
-    signed: Mapping[str, SignedRecord] = field(default_factory=dict)
+    versions: Mapping[str, int] = field(default_factory=dict)  # newest verified, per role
+    requests: Mapping[str, SignedRecord] = field(default_factory=dict)  # signed here, by id
+
+    def signed_versions(self, role: str) -> list[tuple[int, str, SignedRecord]]:
+        """(version, body digest, request) for every time this machine signed `role`."""
+        return [
+            (signed.version, signed.body_sha256, record)
+            for record in self.requests.values()
+            for r, signed in record.roles.items()
+            if r == role
+        ]
+
+    def newest_signed(self, role: str) -> int:
+        """The newest version of `role` this machine signed (0 if none)."""
+        return max((v for v, _, _ in self.signed_versions(role)), default=0)
 
     def to_bytes(self) -> bytes:
         return encode_canonical(
             {
-                "format": STATE_VERSION,
+                "format": STATE_FORMAT,
                 "gun": self.gun,
+                "requests": {rid: rec.to_dict() for rid, rec in self.requests.items()},
                 "root": base64.b64encode(self.root.to_bytes()).decode("ascii"),
-                "signed": {rid: rec.to_dict() for rid, rec in self.signed.items()},
                 "versions": dict(self.versions),
             }
         )
@@ -70,23 +127,13 @@ class TrustState:
         what = "trust state file"
         d = parse_json(data, what=what)
         try:
-            if d["format"] != STATE_VERSION:
+            if d["format"] not in (1, STATE_FORMAT):
                 raise MalformedInput(f"The {what} has an unknown format; upgrade this tool.")
             root = parse_envelope(base64.b64decode(d["root"]), Root, what="trusted root")
-            signed = {
-                rid: SignedRecord(
-                    rid,
-                    rec["digest"],
-                    rec["created"],
-                    {
-                        r: (int(x["version"]), str(x["body_sha256"]))
-                        for r, x in rec["roles"].items()
-                    },
-                )
-                for rid, rec in d["signed"].items()
-            }
+            raw = d["requests"] if d["format"] == STATE_FORMAT else d["signed"]
+            requests = {str(rid): SignedRecord.from_dict(str(rid), rec) for rid, rec in raw.items()}
             versions = {str(k): int(v) for k, v in d["versions"].items()}
-            return cls(str(d["gun"]), root, versions, signed)
+            return cls(str(d["gun"]), root, versions, requests)
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise MalformedInput(f"The {what} is damaged; restore it from a backup.") from exc
 
@@ -95,10 +142,17 @@ class TrustStore:
     """Trust states under `HOME/trust/`."""
 
     def __init__(self, home: Path) -> None:
+        self.home = home
         self.root_dir = home / "trust"
 
     def _dir(self, gun: str) -> Path:
-        return self.root_dir / gun_slug(gun)
+        return self.root_dir / gun_folder(gun)
+
+    @contextmanager
+    def locked(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the trust store's lock: no two commands read, check and record at once."""
+        with locked(self.root_dir / ".lock", on_wait=on_wait):
+            yield
 
     def load(self, gun: str) -> TrustState | None:
         path = self._dir(gun) / "state.json"
@@ -113,7 +167,7 @@ class TrustStore:
 
     def body(self, gun: str, body_sha256: str) -> bytes | None:
         """A canonical body this machine verified or signed, by digest (checked on read)."""
-        if not re.fullmatch(r"[0-9a-f]{64}", body_sha256):
+        if not _HEX64.fullmatch(body_sha256):
             return None
         path = self._dir(gun) / "bodies" / f"{body_sha256}.json"
         if not path.exists():
@@ -130,6 +184,14 @@ class TrustStore:
             if not path.exists():
                 atomic_write(path, body, mode=0o644)
         atomic_write(directory / "state.json", state.to_bytes(), mode=0o644)
+
+    def forget(self, gun: str, stamp: str) -> Path:
+        """Move the GUN's trust state aside (never delete it: it records what was signed)."""
+        source = self._dir(gun)
+        target = self.home / "trust-forgotten" / f"{gun_folder(gun)}-{stamp}"
+        private_dir(target.parent)
+        os.replace(source, target)
+        return target
 
     def guns(self) -> list[str]:
         if not self.root_dir.exists():

@@ -32,6 +32,7 @@ from ceremony.crypto import key_from_pem
 from ceremony.errors import CeremonyError, InputRejected, UsageError
 from ceremony.fsutil import atomic_write
 from ceremony.gotime import utc_now
+from ceremony.gun import check_gun
 from ceremony.metadata import FileMeta, is_delegation_name
 from ceremony.pubkeys import PublicKeysDocument
 from ceremony.qr.frames import ContentType
@@ -39,6 +40,7 @@ from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, wri
 from online.changelist import canonical_custom, read_changelist, translate
 from online.flow import describe_change
 from online.operations import (
+    cancel_request,
     export_request,
     publish_documents,
     refresh_changes,
@@ -46,7 +48,7 @@ from online.operations import (
     rotation_keys,
     stage_init,
 )
-from online.server import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, ServerConfig, check_gun
+from online.server import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, ServerConfig
 from online.staging import HOME_ENV, Home, StagedChange, default_home
 
 app = new_app(
@@ -479,7 +481,7 @@ def status(
     out.print(f"Requests: {len(result.requests)}", markup=False)
     for rs in result.requests:
         rec = rs.record
-        state = f"published {rec.published.at}" if rec.published else "waiting for signatures"
+        state = rec.state
         out.print(
             f"  {rec.id}  exported {rec.exported}{' (thin)' if rec.thin else ''}, "
             f"{rs.documents} signatures document(s), {state}",
@@ -610,6 +612,47 @@ def publish(
                 f"and it verifies. Dropped {r.dropped} staged change(s) it carried.",
                 markup=False,
             )
+
+
+requests_app = new_app(
+    "Exported requests: list them, or cancel one so the next export makes a new one."
+)
+app.add_typer(requests_app, name="requests")
+
+
+@requests_app.command("list")
+def requests_list(
+    ctx: typer.Context,
+    gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
+) -> None:
+    """Every request exported for GUN: its id, the versions it signs and its state."""
+    repo = _home(ctx).repository(_gun(gun))
+    records = repo.records()
+    if not records:
+        out.print(f"No request was exported for {gun} from this home.", markup=False)
+    for rec in records:
+        versions = ", ".join(f"{r} v{v}" for r, v in sorted(rec.versions.items()))
+        out.print(
+            f"{rec.id}  exported {rec.exported}  {versions or '-'}  "
+            f"{len(repo.signatures(rec.id))} signatures document(s)  {rec.state}",
+            markup=False,
+        )
+
+
+@requests_app.command("cancel")
+def requests_cancel(
+    ctx: typer.Context,
+    gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
+    request_id: Annotated[str, typer.Argument(help="The request id to give up.")],
+) -> None:
+    """Give up a request: the next export makes a new one (past the versions it used)."""
+    record = cancel_request(_home(ctx), _gun(gun), request_id, utc_now())
+    out.print(
+        f"Request {record.id} is {record.cancelled}; the staged changes are kept. The next "
+        "export makes a new request, and any keyholder who signed this one is told it was "
+        "abandoned.",
+        markup=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -33,6 +33,7 @@ from ceremony.changes import (
     RolePlan,
     SetDelegation,
     SetExpiry,
+    SetVersion,
     plan,
     roles_read,
 )
@@ -74,7 +75,7 @@ def touched_roles(changes: Sequence[Change]) -> list[str]:
         if isinstance(change, InitRepository):
             touch("root")
             touch("targets")
-        elif isinstance(change, AddTarget | RemoveTarget | SetExpiry):
+        elif isinstance(change, AddTarget | RemoveTarget | SetExpiry | SetVersion):
             touch(change.role)
         elif isinstance(change, SetDelegation | RemoveDelegation):
             touch(parent_role(change.role))
@@ -101,12 +102,17 @@ def base_file(role: str, data: bytes) -> BaseFile:
     return BaseFile(role, env.body.version, _sha256(data), _sha256(env.signed_map_bytes), data)
 
 
+SERVER_ROLES = ("snapshot", "timestamp")
+
+
 def choose_base(files: Mapping[str, bytes], changes: Sequence[Change]) -> tuple[BaseFile, ...]:
-    """Every root (`root`, `N.root`) and every served role the changes read, in server order."""
+    """Every root (`root`, `N.root`), every served role the changes read, and the server's
+    snapshot and timestamp (so the offline half can check that the files belong together)."""
     roots = [base_file("root", data) for name, data in files.items() if _is_root_name(name)]
     roots.sort(key=lambda b: b.version)
     needed = sorted((roles_read(changes) - {"root"}) & set(files), key=role_order)
-    return (*roots, *(base_file(role, files[role]) for role in needed))
+    server = [base_file(role, files[role]) for role in SERVER_ROLES if role in files]
+    return (*roots, *(base_file(role, files[role]) for role in needed), *server)
 
 
 def _is_root_name(name: str) -> bool:
@@ -127,6 +133,8 @@ def base_bodies(base: Sequence[BaseFile]) -> dict[str, Body]:
     """The bodies `plan` applies the changes to; needs a full (not thin) base."""
     out: dict[str, Body] = {}
     for role, b in newest_base(base).items():
+        if role in SERVER_ROLES:
+            continue
         if b.data is None:
             raise VerificationFailed(
                 "The stored request lacks its base files: re-export it from this home."
@@ -142,8 +150,15 @@ def build_request(
     changes: Sequence[Change],
     now: datetime,
     nonce: str,
+    exported: Mapping[str, int] | None = None,
 ) -> tuple[Request, Plan]:
-    """The request for `changes` on the repository `files` (None: it does not exist yet)."""
+    """The request for `changes` on the repository `files` (None: it does not exist yet).
+
+    `exported` is the newest version of each role in any request exported
+    before: a targets role is signed past it, so a keyholder who signed an
+    abandoned request is never asked to sign another body at the same version.
+    Root cannot skip a version; the offline review asks to acknowledge that.
+    """
     full = with_default_expiries(changes, now)
     base = choose_base(files, full) if files is not None else ()
     bodies = base_bodies(base)
@@ -152,6 +167,14 @@ def build_request(
     lacking = [role for role in result.roles if role not in explicit]
     if lacking:  # plan touched a role touched_roles did not foresee: give it its default too
         full = (*full, *(SetExpiry(role, default_expiry(role, now)) for role in lacking))
+        result = plan(bodies, full)
+    skips = [
+        SetVersion(role, (exported or {})[role] + 1)
+        for role, rp in result.roles.items()
+        if role != "root" and rp.body.version <= (exported or {}).get(role, 0)
+    ]
+    if skips:
+        full = (*full, *skips)
         result = plan(bodies, full)
     request = Request.build(
         gun=gun,
@@ -297,7 +320,7 @@ def served_version(data: bytes, role: str) -> int:
 def moved_since_export(request: Request, files: Mapping[str, bytes] | None) -> list[str]:
     """What changed on the server since export, per base role (empty: nothing did)."""
     base = newest_base(request.base)
-    roles = sorted(roles_read(request.changes) | set(base), key=role_order)
+    roles = sorted((roles_read(request.changes) | set(base)) - set(SERVER_ROLES), key=role_order)
     out: list[str] = []
     for role in roles:
         expected = base.get(role)
@@ -374,6 +397,8 @@ def describe_change(change: Change) -> str:
         return f"rotate {change.role} keys to {change.threshold} of [{keys}]"
     if isinstance(change, SetExpiry):
         return f"set {change.role} to expire {change.expires.format()}"
+    if isinstance(change, SetVersion):
+        return f"sign {change.role} as v{change.version} (past versions exported before)"
     root = ", ".join(k.key_id for k in change.root_keys)
     targets = ", ".join(k.key_id for k in change.targets_keys)
     return (

@@ -10,15 +10,15 @@ any upload; staged changes are dropped only once the server serves the upload.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from ceremony.bundles import Request, SignaturesDocument, combine
 from ceremony.changes import Change, InitRepository, SetExpiry
 from ceremony.errors import CeremonyError, InputRejected, UsageError, VerificationFailed
+from ceremony.fsutil import locked
 from ceremony.gotime import GoTime
 from ceremony.metadata import Key, Root, Targets
 from ceremony.pubkeys import PublicKeysDocument
@@ -39,7 +39,14 @@ from online.flow import (
     upload_files,
 )
 from online.server import FetchedRepository, ServerConfig, TrustServer, fetch_repository
-from online.staging import Home, Published, RepositoryHome, RequestRecord, StagedChange
+from online.staging import (
+    Home,
+    Published,
+    RepositoryHome,
+    RequestRecord,
+    StagedChange,
+    check_request_id,
+)
 
 Say = Callable[[str], None]
 
@@ -78,16 +85,9 @@ def fetch(
     return fetched
 
 
-@contextlib.contextmanager
-def _publishing(repo: RepositoryHome) -> Iterator[None]:
+def _publishing(repo: RepositoryHome) -> contextlib.AbstractContextManager[None]:
     """One publish per GUN at a time on this machine (a separate lock from the home's writers)."""
-    repo.path.mkdir(parents=True, exist_ok=True)
-    with (repo.path / ".publish.lock").open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return locked(repo.path / ".publish.lock")
 
 
 # ---------------------------------------------------------------------------
@@ -214,22 +214,65 @@ def export_request(
         raise InputRejected(
             f"{gun} does not exist on the server: stage its creation with `ceremony-online init`."
         )
-    request, _ = build_request(
-        gun=gun,
-        files=fetched.files if fetched is not None else None,
-        changes=[s.change for s in staged],
-        now=now,
-        nonce=secrets.token_hex(16),
-    )
-    record = RequestRecord(
-        request.id,
-        request.digest,
-        GoTime.from_datetime(now).format(),
-        thin,
-        tuple(s.id for s in staged),
-    )
-    repo.save_request(request, record)
+    files = fetched.files if fetched is not None else None
+    ids = tuple(s.id for s in staged)
+    with repo.locked():
+        for record in reversed(repo.records()):
+            if record.published is not None or record.cancelled is not None:
+                continue
+            if record.staged_ids != ids:
+                continue
+            earlier = repo.load_request(record.id)
+            moved = moved_since_export(earlier, files)
+            if moved:
+                say(
+                    f"The server moved since request {record.id} was exported ({', '.join(moved)}): "
+                    "making a new request."
+                )
+                break
+            say(f"Request {record.id} already carries these staged changes: exporting it again.")
+            return earlier
+        exported: dict[str, int] = {}
+        for record in repo.records():
+            for role, version in record.versions.items():
+                exported[role] = max(version, exported.get(role, 0))
+        request, _ = build_request(
+            gun=gun,
+            files=files,
+            changes=[s.change for s in staged],
+            now=now,
+            nonce=secrets.token_hex(16),
+            exported=exported,
+        )
+        stamp = GoTime.from_datetime(now).format()
+        record = RequestRecord(
+            request.id,
+            request.digest,
+            stamp,
+            thin,
+            ids,
+            versions={e.role: e.version for e in request.expect},
+        )
+        repo.save_request(request, record)
+        for old in repo.records():
+            if old.id != request.id and old.published is None and old.cancelled is None:
+                repo.mark_cancelled(old.id, f"superseded by {request.id} at {stamp}")
+                say(f"Request {old.id} is superseded by {request.id}: sign the new one instead.")
     return request
+
+
+def cancel_request(home: Home, gun: str, request_id: str, now: datetime) -> RequestRecord:
+    """Give up an exported request: the next export makes a new one, past its versions."""
+    repo = home.repository(gun)
+    with repo.locked():
+        record = repo.record(check_request_id(request_id))
+        if record.published is not None:
+            raise InputRejected(
+                f"Request {request_id} was published at {record.published.at}; it cannot be cancelled."
+            )
+        if record.cancelled is not None:
+            raise InputRejected(f"Request {request_id} is already given up ({record.cancelled}).")
+        return repo.mark_cancelled(request_id, f"cancelled at {GoTime.from_datetime(now).format()}")
 
 
 # ---------------------------------------------------------------------------
@@ -275,6 +318,12 @@ def publish_documents(
             repo = home.repository(doc.gun)
             if key not in loaded:
                 request = repo.load_request(doc.request_id)
+                given_up = repo.record(doc.request_id).cancelled
+                if given_up is not None:
+                    raise InputRejected(
+                        f"Request {doc.request_id} was given up ({given_up}): publish the "
+                        "signatures made for the request that replaced it."
+                    )
                 loaded[key] = (request, replan(request))
             request, result = loaded[key]
             check_signatures(result, combine(request, [doc]))
@@ -455,7 +504,7 @@ def repository_status(
             problem = exc
     requests: list[RequestStatus] = []
     for record in repo.records():
-        if record.published is not None:
+        if record.published is not None or record.cancelled is not None:
             requests.append(RequestStatus(record, len(repo.signatures(record.id)), ()))
             continue
         request = repo.load_request(record.id)

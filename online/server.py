@@ -54,6 +54,7 @@ from ceremony.errors import (
     UsageError,
     VerificationFailed,
 )
+from ceremony.gun import check_gun
 from ceremony.metadata import (
     BASE_ROLES,
     Envelope,
@@ -82,7 +83,6 @@ ENV_PASSWORD = "CEREMONY_PASSWORD"  # noqa: S105 - the name of a variable, not a
 ENV_DOCKER_CONFIG = "DOCKER_CONFIG"
 
 _USER_AGENT = "notary-ceremony-online/0.1"
-_GUN_FORBIDDEN = re.compile(r"[\s*?#%\\\"<>{}|^`\x00-\x1f\x7f]")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _DIGESTS = {64: "sha256", 96: "sha384", 128: "sha512"}
 _PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
@@ -214,19 +214,6 @@ def _normalise_url(url: str) -> str:
 
 # ---------------------------------------------------------------------------
 # names
-
-
-def check_gun(gun: str) -> str:
-    """Refuse a GUN that could not be a path on the server; returns it unchanged."""
-    segments = gun.split("/")
-    if (
-        not gun
-        or len(gun) > 255
-        or _GUN_FORBIDDEN.search(gun)
-        or any(s in ("", ".", "..") for s in segments)
-    ):
-        raise UsageError(f"{gun!r} is not a valid GUN: use a name like registry.example.com/app.")
-    return gun
 
 
 def _check_role(role: str) -> str:

@@ -22,21 +22,21 @@ online half holds none. Files are canonical JSON so that they diff cleanly.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from ceremony.bundles import Request, SignaturesDocument
 from ceremony.canonical import encode_canonical, parse_json
 from ceremony.changes import Change, change_from_dict
 from ceremony.errors import CeremonyError, EnvironmentFailure, InputRejected
-from ceremony.fsutil import atomic_write, private_dir
+from ceremony.fsutil import atomic_write, locked, private_dir
+from ceremony.gun import gun_folder
 from ceremony.metadata import Envelope, Root, parse_envelope
 
 HOME_ENV = "CEREMONY_ONLINE_HOME"
@@ -101,6 +101,16 @@ class RequestRecord:
     thin: bool
     staged_ids: tuple[int, ...]
     published: Published | None = None
+    versions: Mapping[str, int] = field(default_factory=dict)  # role -> version it signs
+    cancelled: str | None = None  # why and when it was given up ("superseded by …", "cancelled")
+
+    @property
+    def state(self) -> str:
+        if self.published is not None:
+            return f"published {self.published.at}"
+        if self.cancelled is not None:
+            return self.cancelled
+        return "waiting for signatures"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +120,8 @@ class RequestRecord:
             "thin": self.thin,
             "staged_ids": list(self.staged_ids),
             "published": self.published.to_dict() if self.published else None,
+            "versions": dict(self.versions),
+            "cancelled": self.cancelled,
         }
 
     @classmethod
@@ -128,6 +140,8 @@ class RequestRecord:
                 bool(d["thin"]),
                 tuple(int(i) for i in d["staged_ids"]),
                 published,
+                {str(k): int(v) for k, v in d.get("versions", {}).items()},
+                None if d.get("cancelled") is None else str(d["cancelled"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise _damaged(path, "unexpected structure") from exc
@@ -147,19 +161,22 @@ class Home:
         self.root = root
 
     def repository(self, gun: str) -> RepositoryHome:
-        """The GUN's folder (its name %-quoted, so a GUN can never reach outside the home)."""
-        if not gun or len(gun) > 255 or any(s in ("", ".", "..") for s in gun.split("/")):
-            raise InputRejected(
-                f"{gun!r} is not a valid GUN: use a name like registry.example.com/app."
-            )
-        return RepositoryHome(self.root / "repositories" / quote(gun, safe=""), gun)
+        """The GUN's folder (a name `gun_folder` makes safe, so a GUN can never reach outside the home)."""
+        return RepositoryHome(self.root / "repositories" / gun_folder(gun), gun)
 
     def guns(self) -> list[str]:
         """Every GUN the home holds anything for."""
         base = self.root / "repositories"
         if not base.is_dir():
             return []
-        return sorted(unquote(p.name) for p in base.iterdir() if p.is_dir())
+        found = []
+        for folder in base.iterdir():
+            marker = folder / ".gun"
+            if marker.is_file():
+                found.append(marker.read_text(encoding="utf-8"))
+            elif folder.is_dir():
+                found.append(unquote(folder.name))
+        return sorted(found)
 
 
 class RepositoryHome:
@@ -175,12 +192,11 @@ class RepositoryHome:
     def locked(self) -> Iterator[None]:
         """Hold this GUN's lock: one writer at a time, so no update is lost."""
         private_dir(self.path)
-        with (self.path / ".lock").open("a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        marker = self.path / ".gun"  # the folder name of a long GUN is cut and hashed
+        if not marker.is_file():
+            atomic_write(marker, self.gun.encode("utf-8"), mode=0o644)
+        with locked(self.path / ".lock"):
+            yield
 
     # -- staged changes -----------------------------------------------------
 
@@ -323,6 +339,12 @@ class RepositoryHome:
             return []
         out = [RequestRecord.from_dict(_read_json(p), p) for p in folder.glob("*.record.json")]
         return sorted(out, key=lambda r: (r.exported, r.id))
+
+    def mark_cancelled(self, request_id: str, why: str) -> RequestRecord:
+        with self.locked():
+            record = replace(self.record(request_id), cancelled=why)
+            _write_json(self._record_path(request_id), record.to_dict())
+        return record
 
     def mark_published(self, request_id: str, published: Published) -> RequestRecord:
         with self.locked():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -15,11 +17,21 @@ from ceremony.cli import app, home_of
 from ceremony.cli._prompts import confirm, get_passphrase, interactive
 from ceremony.clikit import output_console
 from ceremony.crypto import describe_key
-from ceremony.errors import Aborted, InputRejected, MalformedInput, UsageError, printable
+from ceremony.errors import InputRejected, MalformedInput, UsageError, printable
 from ceremony.fsutil import atomic_write
 from ceremony.gotime import GoTime, utc_now
+from ceremony.policy import Policy
 from ceremony.qr.transfer import digest_phrase
-from ceremony.review import ReviewResult, review_request, sign_review
+from ceremony.review import (
+    MIN_ACK_PREFIX,
+    Acknowledgements,
+    ReviewResult,
+    keys_to_sign,
+    normalise_fingerprint,
+    record_signing,
+    review_request,
+    sign_review,
+)
 from ceremony.trust import TrustStore
 from ceremony.verify import verify_repository
 
@@ -136,108 +148,319 @@ def read_request(request: Path | None, qr: list[Path] | None) -> Request:
     return Request.from_bytes(read_input_file(request, "request"))
 
 
-def _review(ctx: typer.Context, request: Request) -> tuple[ReviewResult, TrustStore]:
-    store = TrustStore(home_of(ctx))
+def _review(home: Path, store: TrustStore, request: Request, now: datetime) -> ReviewResult:
+    """Review `request` against the stored trust state (the caller holds the store's lock to sign)."""
+    from ceremony.keystore import KeyStore
+
     state = store.load(request.gun)
-    result = review_request(request, state, lambda d: store.body(request.gun, d), utc_now())
-    return result, store
-
-
-def show_review(result: ReviewResult) -> None:
-    req = result.request
-    out.print(f"Request {req.id} for {printable(req.gun)}", markup=False)
-    out.print(f"  created (online clock): {req.created}", markup=False)
-    out.print(f"  digest: {req.digest}", markup=False)
-    out.print(f"  words:  {digest_phrase(req.digest)}", markup=False)
-    if result.first_contact == "init":
-        out.print(
-            "  trust: NEW repository, initialised from this request (first contact)", markup=False
-        )
-    elif result.first_contact == "tofu":
-        out.print(
-            "  trust: FIRST CONTACT: no trust state here; the root would be trusted on first use",
-            markup=False,
-        )
-    else:
-        held, reached = result.trusted_root_version, result.root.body.version
-        if held == reached:
-            out.print(f"  trust: chains to root v{held} held on this machine", markup=False)
-        else:
-            out.print(
-                f"  trust: chains from root v{held} held on this machine to root v{reached} "
-                "(each signed by its predecessor's keys)",
-                markup=False,
-            )
-    for fp in result.root_fingerprints:
-        out.print(f"  root certificate SHA-256: {fp}", markup=False)
-    out.print(
-        f"  offline clock (warnings only): {utc_now().replace(microsecond=0).isoformat()}",
-        markup=False,
+    return review_request(
+        request,
+        state,
+        lambda d: store.body(request.gun, d),
+        now,
+        holder=KeyStore(home).holder,
+        policy=Policy.load(home),
     )
+
+
+def _trust_line(result: ReviewResult) -> str:
+    if result.first_contact == "init":
+        return "NEW repository, initialised from this request (first contact)"
+    if result.first_contact == "tofu":
+        return "FIRST CONTACT: no trust state here; the root would be trusted on first use"
+    held, reached = result.trusted_root_version, result.root.body.version
+    if held == reached:
+        return f"chains to root v{held} held on this machine"
+    return (
+        f"chains from root v{held} held on this machine to root v{reached} "
+        "(each signed by its predecessor's keys)"
+    )
+
+
+def _detail(result: ReviewResult) -> list[str]:
+    lines: list[str] = []
     for d in result.diffs:
         old = f"v{d.old_version}" if d.old_version is not None else "new"
-        out.print("", markup=False)
-        out.print(f"{d.role}: {old} -> v{d.new_version}", markup=False)
-        out.print(f"  expires {d.new_expires} ({d.expiry_note})", markup=False)
+        lines.append("")
+        lines.append(f"{d.role}: {old} -> v{d.new_version}")
+        lines.append(f"  expires {d.new_expires} ({d.expiry_note})")
         if d.old_expires is not None:
-            out.print(f"  previous expiry {d.old_expires}", markup=False)
-        for line in d.lines:
-            out.print(f"  {line}", markup=False)
-        for s in d.signers:
-            out.print(f"  must be signed by {s}", markup=False)
+            lines.append(f"  previous expiry {d.old_expires}")
+        lines.extend(f"  {line.render()}" for line in d.lines)
+        lines.extend(f"  must be signed by {s}" for s in d.signers)
+    return lines
+
+
+def show_review(result: ReviewResult, now: datetime, *, full: bool) -> None:
+    """The summary, every line that changes who can sign, what must be acknowledged, the detail."""
+    req = result.request
+    say = functools.partial(out.print, markup=False)
+    say(f"Request {req.id} for {printable(req.gun)}")
+    say(f"  created (online clock): {req.created}")
+    say(f"  digest: {req.digest}")
+    say(f"  words:  {digest_phrase(req.digest)}")
+    say(f"  trust: {_trust_line(result)}")
+    if result.base_timestamp is not None:
+        say(f"  base: the server's timestamp {result.base_timestamp}")
+    say(f"  offline clock (warnings only): {now.replace(microsecond=0).isoformat()}")
+    if result.already is not None:
+        say(
+            f"  ALREADY SIGNED on this machine on {result.already.signed_at[0]}: `sign` refuses a "
+            "replay; `sign --again` writes its signatures again over the identical bytes"
+        )
+    say("")
+    say("Summary:")
+    for d in result.diffs:
+        say(f"  {d.summary()}")
+    for line in result.root_keys:
+        say(f"  {line}")
+    say("")
+    bangs = result.bang_lines
+    if bangs:
+        say(f"Changes to who can sign ({len(bangs)}):")
+        for line in bangs:
+            say(f"! {line}")
+    else:
+        say("No change to who can sign.")
+    for trust_line in result.trust_lines:
+        if not trust_line.bang:
+            say(f"  {trust_line.text}")
+    for violation in result.policy_violations:
+        say(f"! POLICY: this machine's signing policy refuses it: {violation}")
+    if result.needed:
+        say("To sign it, acknowledge by name (a prompt at a terminal, or these options):")
+        for need in result.needed:
+            say(f"  {need.flag}    {need.why}")
+    detail = _detail(result)
+    if full:
+        for line in detail:
+            say(line)
+    elif out.is_terminal:
+        with out.pager():
+            for line in ["Detail of every change:", *detail]:
+                say(line)
+    else:
+        say("")
+        say(f"(The detail, {len(detail)} lines, is printed with --full.)")
     for w in result.warnings:
         err.print(f"warning: {w}", markup=False)
+
+
+FULL_HELP = "Print the full detail of every change (at a terminal it opens in a pager)."
 
 
 @app.command()
 def review(
     ctx: typer.Context,
-    request: Path | None = typer.Argument(None, help="The request file from the online half."),
-    qr: list[Path] | None = typer.Option(
-        None, "--qr", help="Read the request from QR images/folders/GIF/video."
-    ),
+    request: Annotated[
+        Path | None, typer.Argument(help="The request file from the online half.")
+    ] = None,
+    qr: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--qr", help="Read the request from QR images/folders/GIF/video, or webcam[:N]."
+        ),
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help=FULL_HELP)] = False,
 ) -> None:
-    """Verify a request against this machine's trust state and show exactly what would be signed."""
+    """Verify a request against this machine's trust state and show exactly what would be signed.
+
+    Read-only: it writes nothing, and a request already signed here is shown as such.
+    """
+    now = utc_now()
+    home = home_of(ctx)
     req = read_request(request, qr)
-    result, _ = _review(ctx, req)
-    show_review(result)
+    result = _review(home, TrustStore(home), req, now)
+    show_review(result, now, full=full)
+
+
+def _given(
+    expect_key: list[str] | None, accept: list[str] | None, abandon: list[str] | None
+) -> Acknowledgements:
+    return Acknowledgements(
+        tuple(normalise_fingerprint(k) for k in expect_key or ()),
+        tuple(dict.fromkeys(accept or ())),
+        tuple(a.strip().lower() for a in abandon or ()),
+    )
+
+
+def _ask_acknowledgements(result: ReviewResult, given: Acknowledgements) -> Acknowledgements:
+    """Prompt for what the options did not acknowledge; without a terminal, refuse."""
+    missing = result.missing(given)
+    if not missing:
+        return given
+    if not interactive():
+        raise InputRejected(
+            "This request must be acknowledged by name before it is signed: "
+            + "; ".join(f"{n.flag} ({n.why})" for n in missing)
+            + ". Compare with your record, then re-run with those options."
+        )
+    keys, roles, abandoned = list(given.keys), list(given.roles), list(given.abandoned)
+    for need in missing:
+        if need.kind == "key":
+            fingerprint = normalise_fingerprint(
+                typer.prompt(
+                    f"{need.why}. Type at least {MIN_ACK_PREFIX} hex digits of its fingerprint",
+                    default="",
+                    show_default=False,
+                )
+            )
+            keys.append(fingerprint)
+        elif need.kind == "role":
+            roles.append(
+                typer.prompt(
+                    f"{need.why}. Type the role name {need.names[0]!r} to accept it",
+                    default="",
+                    show_default=False,
+                ).strip()
+            )
+        else:
+            abandoned.append(
+                typer.prompt(
+                    f"{need.why}. Type its request id {need.names[0]} to abandon it",
+                    default="",
+                    show_default=False,
+                )
+                .strip()
+                .lower()
+            )
+    typed = Acknowledgements(tuple(keys), tuple(roles), tuple(abandoned))
+    result.check_acknowledgements(typed)
+    still = result.missing(typed)
+    if still:
+        raise InputRejected(
+            "What was typed does not acknowledge "
+            + "; ".join(n.why for n in still)
+            + ": nothing was signed."
+        )
+    return typed
 
 
 @app.command()
 def sign(
     ctx: typer.Context,
-    request: Path | None = typer.Argument(None, help="The request file from the online half."),
-    out_file: Path | None = typer.Option(None, "--out", help="Write the signatures document here."),
-    qr: list[Path] | None = typer.Option(
-        None, "--qr", help="Read the request from QR images/folders/GIF/video."
-    ),
-    qr_out: Path | None = typer.Option(
-        None, "--qr-out", help="Also write the signatures as a QR code into DIR."
-    ),
-    yes: bool = typer.Option(False, "--yes", help="Confirm without a prompt (scripted drills)."),
-    trust_root: str | None = typer.Option(
-        None, "--trust-root", help="First contact: the root certificate SHA-256 to trust (hex)."
-    ),
+    request: Annotated[
+        Path | None, typer.Argument(help="The request file from the online half.")
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the signatures document here.")
+    ] = None,
+    qr: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--qr", help="Read the request from QR images/folders/GIF/video, or webcam[:N]."
+        ),
+    ] = None,
+    qr_out: Annotated[
+        Path | None,
+        typer.Option("--qr-out", help="Also write the signatures as a QR code into DIR."),
+    ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Answer the plain 'Sign?' question (it acknowledges nothing else)."
+        ),
+    ] = False,
+    expect_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--expect-key",
+            "--trust-root",
+            help="Confirm a key the request adds or first trusts, by the fingerprint on your "
+            "record (at least 16 hex digits); repeatable.",
+        ),
+    ] = None,
+    accept: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--accept", help="Accept that the request changes who signs ROLE; repeatable."
+        ),
+    ] = None,
+    abandon: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--abandon",
+            help="Acknowledge that request ID, signed here earlier, was never published; repeatable.",
+        ),
+    ] = None,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="Sign a request already signed here once more, over the identical bytes "
+            "(after its signatures file was lost).",
+        ),
+    ] = False,
+    full: Annotated[bool, typer.Option("--full", help=FULL_HELP)] = False,
 ) -> None:
-    """Review a request, confirm, sign with every key held here, and write the signatures."""
+    """Review a request, confirm, sign with every key held here, and write the signatures.
+
+    What this machine signed is recorded before the signatures are written.
+    """
     if out_file is None and qr_out is None:
         raise UsageError("Say where the signatures go: --out FILE and/or --qr-out DIR.")
-    req = read_request(request, qr)
-    result, store = _review(ctx, req)
-    show_review(result)
-    if result.first_contact == "tofu":
-        _confirm_first_contact(result, trust_root)
-    confirm(f"Sign {', '.join(result.plan.roles)} for {req.gun}?", assume_yes=yes)
     from ceremony.keystore import KeyStore
 
-    keystore = KeyStore(home_of(ctx))
-
-    def passphrase_for(alias: str) -> str:
-        return get_passphrase(alias, new=False)
-
-    outcome = sign_review(
-        result, lambda key: keystore.signer_for(key, passphrase_for), store.load(req.gun)
+    now = utc_now()
+    home = home_of(ctx)
+    req = read_request(request, qr)
+    store = TrustStore(home)
+    keystore = KeyStore(home)
+    given = _given(expect_key, accept, abandon)
+    waiting = functools.partial(
+        err.print, "Waiting for another ceremony command that is using this home…", markup=False
     )
+    with store.locked(on_wait=waiting):
+        result = _review(home, store, req, now)
+        show_review(result, now, full=full)
+        if result.policy_violations:
+            raise InputRejected(
+                "This machine's signing policy refuses the request ("
+                + "; ".join(result.policy_violations)
+                + "); nothing was signed."
+            )
+        if again and result.already is None:
+            raise UsageError(
+                f"--again signs a request this machine signed before; {req.id} was never signed here."
+            )
+        if result.already is not None:
+            given = Acknowledgements(
+                (
+                    *given.keys,
+                    *(a[4:] for a in result.already.acknowledged if a.startswith("key:")),
+                ),
+                (
+                    *given.roles,
+                    *(a[5:] for a in result.already.acknowledged if a.startswith("role:")),
+                ),
+                (
+                    *given.abandoned,
+                    *(a[8:] for a in result.already.acknowledged if a.startswith("abandon:")),
+                ),
+            )
+        result.check_acknowledgements(given)
+        keys = keys_to_sign(result, keystore.holder, again=again)
+        if result.already is not None and not again and not keys:
+            raise InputRejected(
+                f"Request {req.id} was already signed on this machine on "
+                f"{result.already.signed_at[0]}: a request is signed once. If its signatures file "
+                "was lost, `ceremony sign --again` writes them again over the identical bytes."
+            )
+        given = _ask_acknowledgements(result, given)
+        confirm(f"Sign {', '.join(result.plan.roles)} for {req.gun}?", assume_yes=yes)
+
+        def passphrase_for(alias: str) -> str:
+            return get_passphrase(alias, new=False)
+
+        outcome = sign_review(
+            result,
+            lambda key: keystore.signer_for(key, passphrase_for),
+            keys,
+            given,
+            GoTime.from_datetime(now).format(),
+        )
+        store.save(record_signing(store.load(req.gun), outcome.state), outcome.bodies)
+    # Recorded first: a failure from here on leaves a record, and `sign --again` recovers.
     data = outcome.document.to_bytes()
     if out_file is not None:
         atomic_write(out_file, data, mode=0o644)
@@ -248,8 +471,19 @@ def sign(
 
         write_qr(data, qr_out, ContentType.SIGNATURES, console=err)
         err.print(f"Signatures QR code written to {qr_out}", markup=False)
-    store.save(outcome.state, outcome.bodies)
     signed = sum(len(r.signatures) for r in outcome.document.roles)
+    if again:
+        out.print(
+            f"Signed request {req.id} AGAIN over the identical bytes (first signed here on "
+            f"{result.already.signed_at[0] if result.already else '?'}).",
+            markup=False,
+        )
+    elif result.already is not None:
+        out.print(
+            f"Request {req.id} was signed here before by other keys; signed now with the "
+            "key(s) that had not signed it.",
+            markup=False,
+        )
     out.print(f"Made {signed} signature(s) for request {req.id}", markup=False)
     out.print(f"signatures digest: {outcome.document.digest}", markup=False)
     out.print(f"signatures words: {digest_phrase(outcome.document.digest)}", markup=False)
@@ -258,21 +492,3 @@ def sign(
             f"note: this machine holds no key for {role}; another keyholder must sign it.",
             markup=False,
         )
-
-
-def _confirm_first_contact(result: ReviewResult, trust_root: str | None) -> None:
-    fingerprints = set(result.root_fingerprints)
-    if trust_root is not None:
-        if trust_root.lower().replace(":", "") not in fingerprints:
-            raise InputRejected(
-                "The request's root certificate does not have the fingerprint given with --trust-root; do not sign it."
-            )
-        return
-    if not interactive():
-        raise Aborted(
-            "First contact with this repository: compare the root certificate SHA-256 above with a trusted "
-            "record and re-run with --trust-root FINGERPRINT."
-        )
-    confirm(
-        "Trust this root (compare its certificate SHA-256 with a trusted record)?", assume_yes=False
-    )

@@ -5,4 +5,5 @@ from __future__ import annotations
 from ceremony.cli import (
     ceremony_cmds,  # noqa: F401
     keys,  # noqa: F401
+    trust_cmds,  # noqa: F401
 )

@@ -18,10 +18,11 @@ from rich.text import Text
 from ceremony.cli import app, home_of
 from ceremony.cli._prompts import get_passphrase
 from ceremony.clikit import err_console, new_app, output_console
-from ceremony.crypto import describe_key
-from ceremony.errors import UsageError, printable
+from ceremony.crypto import describe_key, key_fingerprint
+from ceremony.errors import printable
 from ceremony.fsutil import atomic_write
 from ceremony.gotime import utc_now
+from ceremony.gun import check_gun
 from ceremony.keyfile import read_key_file_headers
 from ceremony.keystore import KeyRecord, KeyStore
 
@@ -39,18 +40,15 @@ class NewKeyRole(StrEnum):
     delegation = "delegation"
 
 
-def _check_gun(gun: str) -> str:
-    if not gun or any(c.isspace() or not c.isprintable() for c in gun):
-        raise UsageError("Give the GUN as one word, e.g. --gun docker.io/acme/app.")
-    return gun
-
-
 def _say(text: str) -> None:
     err_console.print(text, markup=False, highlight=False)
 
 
 def _show_record(record: KeyRecord) -> None:
     _say(f"  {record.role} key {record.canonical_id}")
+    _say(
+        f"  fingerprint (SHA-256 of the public key, for the ceremony record): {key_fingerprint(record.public)}"
+    )
     _say(f"  stored in {record.location}")
     if record.certificate is not None:
         _say(f"  root certificate: {describe_key(record.certificate).summary()}")
@@ -65,7 +63,7 @@ def generate(
     """Generate a P-256 key (and for root, its certificate CN=GUN); print its id."""
     store = KeyStore(home_of(ctx))
     passphrase = get_passphrase(role.value, new=True)
-    record = store.generate(role.value, _check_gun(gun), passphrase, utc_now())
+    record = store.generate(role.value, check_gun(gun), passphrase, utc_now())
     _say(f"Generated a new {role.value} key for {gun}:")
     _show_record(record)
     typer.echo(record.canonical_id)
@@ -95,6 +93,20 @@ def list_keys(ctx: typer.Context) -> None:
         cells = (record.canonical_id, record.role, record.gun or "-", location)
         table.add_row(*(Text(printable(cell)) for cell in cells))  # literal: never markup
     console.print(table)
+
+
+@key_app.command("fingerprint")
+def fingerprint(
+    ctx: typer.Context,
+    key_ids: Annotated[list[str], typer.Argument(help="Key ids (or unique prefixes).")],
+) -> None:
+    """Print each key's fingerprint (SHA-256 of its public key), for the ceremony record.
+
+    Another keyholder's `ceremony sign --expect-key` takes it when a request adds the key.
+    """
+    store = KeyStore(home_of(ctx))
+    for key_id in key_ids:
+        typer.echo(key_fingerprint(store.resolve(key_id).public))
 
 
 @key_app.command("import")
@@ -130,7 +142,7 @@ def import_keys(
             data,
             passphrase_for,
             role=role,
-            gun=_check_gun(gun) if gun else None,
+            gun=check_gun(gun) if gun else None,
             now=now,
         )
         if record.canonical_id in known:
@@ -159,7 +171,7 @@ def export_public(
         return get_passphrase(alias, new=False)
 
     document = store.public_keys(
-        _check_gun(gun), key or (), passphrase_for=passphrase_for, now=utc_now()
+        check_gun(gun), key or (), passphrase_for=passphrase_for, now=utc_now()
     )
     atomic_write(out, document.to_bytes(), mode=0o644)
     for entry in document.keys:

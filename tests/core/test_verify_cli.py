@@ -125,7 +125,7 @@ def test_verify_prints_roles_targets_and_delegations(repo: NotaryRepo, tmp_path:
         assert sha256 == repo.listed[name]  # the digest `notary list` shows
 
     for kid in root.roles["root"].keyids:  # the root certificate to compare with a record
-        fingerprint = describe_key(root.keys[kid]).fingerprint
+        fingerprint = describe_key(root.keys[kid]).certificate_sha256
         assert fingerprint and f"certificate SHA-256 {fingerprint}" in run.stdout
     keyid = parse_any(files["targets"]).body.delegations.roles[0].keyids[0]
     assert f"delegation targets/releases: threshold 1, paths '', keys {keyid}" in run.stdout

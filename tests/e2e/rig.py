@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ceremony.crypto import key_fingerprint
+from ceremony.pubkeys import PublicKeysDocument
 from tests.notary_env import PASSPHRASE, NotaryServer
 
 BIN = Path(sys.executable).parent
@@ -66,13 +68,28 @@ def one_sentence(proc: subprocess.CompletedProcess[str]) -> str:
     return errors[0]
 
 
-def full_ceremony(rig: Rig, name: str, gun: str | None = None) -> None:
-    """Export what is staged, sign it offline with `--yes`, publish it."""
+def full_ceremony(rig: Rig, name: str, gun: str | None = None, *sign_args: str) -> None:
+    """Export what is staged, sign it offline with `--yes` (and `sign_args`), publish it."""
     gun = gun or rig.gun
     request, signatures = rig.tmp / f"{name}.request.json", rig.tmp / f"{name}.sig"
     rig.run("ceremony-online", "export", gun, "--out", str(request))
-    rig.run("ceremony", "sign", str(request), "--out", str(signatures), "--yes")
+    rig.run("ceremony", "sign", str(request), "--out", str(signatures), "--yes", *sign_args)
     rig.run("ceremony-online", "publish", str(signatures))
+
+
+def fingerprints(public_keys: Path) -> dict[str, list[str]]:
+    """Role -> key fingerprints of a public keys document: what a keyholder reads aloud for
+    the ceremony record (`ceremony key generate` prints it too)."""
+    document = PublicKeysDocument.from_bytes(public_keys.read_bytes())
+    out: dict[str, list[str]] = {}
+    for entry in document.keys:
+        out.setdefault(entry.role, []).append(key_fingerprint(entry.key))
+    return out
+
+
+def expect_keys(*fps: str) -> list[str]:
+    """`--expect-key FP` options for `ceremony sign`."""
+    return [arg for fp in fps for arg in ("--expect-key", fp)]
 
 
 def stage_text_target(rig: Rig, name: str, text: str, gun: str | None = None) -> None:

@@ -35,7 +35,7 @@ def test_delegation_key_held_offline_signs_a_release(
         "--path",
         "rel-",
     )
-    full_ceremony(rig, "delegation")
+    full_ceremony(rig, "delegation", None, "--accept", "targets/releases")
 
     (tmp_path / "rel.bin").write_bytes(b"release one\n")
     rig.run(
@@ -49,7 +49,7 @@ def test_delegation_key_held_offline_signs_a_release(
     )
     request = tmp_path / "release.request.json"
     rig.run("ceremony-online", "export", rig.gun, "--out", str(request))
-    review = rig.run("ceremony", "review", str(request)).stdout
+    review = rig.run("ceremony", "review", str(request), "--full").stdout
     assert "targets/releases: new -> v1" in review and "+ target rel-1" in review
     rig.run("ceremony", "sign", str(request), "--out", str(tmp_path / "release.sig"), "--yes")
     rig.run("ceremony-online", "publish", str(tmp_path / "release.sig"))
@@ -85,10 +85,20 @@ def test_root_rotation_signed_offline_by_old_and_new_keys(
     rig.run("ceremony-online", "rotate", rig.gun, "root", "--public-keys", str(pub))
     request = tmp_path / "rotate.request.json"
     rig.run("ceremony-online", "export", rig.gun, "--out", str(request))
-    review = rig.run("ceremony", "review", str(request)).stdout
+    review = rig.run("ceremony", "review", str(request), "--full").stdout
     assert "root: v1 -> v2" in review
     assert review.count("must be signed by") == 2  # the new root's keys and the old root's
-    rig.run("ceremony", "sign", str(request), "--out", str(tmp_path / "rotate.sig"), "--yes")
+    assert "--accept root" in review
+    rig.run(
+        "ceremony",
+        "sign",
+        str(request),
+        "--out",
+        str(tmp_path / "rotate.sig"),
+        "--yes",
+        "--accept",
+        "root",
+    )
     rig.run("ceremony-online", "publish", str(tmp_path / "rotate.sig"))
 
     # The real client that trusted root v1 follows to v2; the offline half chains to it too.
@@ -104,12 +114,12 @@ def test_root_rotation_signed_offline_by_old_and_new_keys(
     root = notary_cli.metadata_dir(rig.gun) / "root.json"
     assert '"version":2' in root.read_text()
 
-    # A machine meeting the repository for the first time sees both certificates (root v1,
-    # trusted on first use, and the current v2 it chains to) and may confirm either.
+    # A machine meeting the repository for the first time sees both root keys (root v1's,
+    # trusted on first use, and the current v2's it chains to) and may confirm either.
     carol = rig.offline(tmp_path / "carol")
     later = export_change(rig, "later")
     review = rig.run_env(carol, "ceremony", "review", str(later)).stdout
-    prints = re.findall(r"root certificate SHA-256: ([0-9a-f]{64})", review)
+    prints = re.findall(r"root v\d+ key ([0-9a-f]{64})", review)
     assert len(prints) == 2 and prints[0] != prints[1]
     newest = rig.run_env(
         carol,
@@ -119,7 +129,7 @@ def test_root_rotation_signed_offline_by_old_and_new_keys(
         "--out",
         str(tmp_path / "c.sig"),
         "--yes",
-        "--trust-root",
+        "--trust-root",  # the old name of --expect-key
         prints[1],
         code=1,
     )
@@ -139,12 +149,12 @@ def test_second_keyholder_trusts_the_root_on_first_use(
     request = export_change(rig, "b")
     review = rig.run_env(bob, "ceremony", "review", str(request)).stdout
     assert "FIRST CONTACT" in review
-    fingerprint = re.search(r"root certificate SHA-256: ([0-9a-f]{64})", review)
+    fingerprint = re.search(r"root v1 key ([0-9a-f]{64})", review)
     assert fingerprint is not None
     out = tmp_path / "bob.sig"
 
-    no_tty = rig.run_env(bob, "ceremony", "sign", str(request), "--out", str(out), "--yes", code=4)
-    assert "--trust-root" in one_sentence(no_tty) and not out.exists()
+    no_tty = rig.run_env(bob, "ceremony", "sign", str(request), "--out", str(out), "--yes", code=1)
+    assert "--expect-key" in one_sentence(no_tty) and not out.exists()
     wrong = rig.run_env(
         bob,
         "ceremony",

@@ -35,7 +35,7 @@ def test_expired_targets_are_refreshed(
     path = tmp_path / "refresh.request.json"
     path.write_bytes(request.to_bytes())
 
-    review = rig.run("ceremony", "review", str(path)).stdout
+    review = rig.run("ceremony", "review", str(path), "--full").stdout
     assert "(content unchanged: re-signed with a new version and expiry)" in review
     rig.run("ceremony", "sign", str(path), "--out", str(tmp_path / "refresh.sig"), "--yes")
     rig.run("ceremony-online", "publish", str(tmp_path / "refresh.sig"))

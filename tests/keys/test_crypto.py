@@ -416,14 +416,23 @@ def test_describe_key(ec_key: PrivateKey) -> None:
     assert d.canonical_id == ec_key.canonical_id
     assert (d.keytype, d.common_name) == ("ecdsa-x509", GUN)
     assert d.not_after == NOW + timedelta(days=3650)
-    assert d.fingerprint == hashlib.sha256(der).hexdigest()
+    spki = ec_key.native.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert d.certificate_sha256 == hashlib.sha256(der).hexdigest()
+    assert d.fingerprint == hashlib.sha256(spki).hexdigest()  # of the key, not the certificate
     assert d.fingerprint in d.summary() and GUN in d.summary()
+    assert d.certificate_sha256 in d.summary()
     plain = describe_key(ec_key.public_key())
-    assert (plain.key_id, plain.canonical_id, plain.common_name, plain.fingerprint) == (
+    assert (plain.key_id, plain.canonical_id, plain.common_name, plain.certificate_sha256) == (
         ec_key.canonical_id,
         ec_key.canonical_id,
         None,
         None,
     )
+    # one fingerprint for the bare key and for every certificate made for it, whatever its GUN
+    other = describe_key(make_root_certificate(ec_key, "example.com/other", NOW))
+    assert plain.fingerprint == d.fingerprint == other.fingerprint
+    assert other.certificate_sha256 != d.certificate_sha256
     with pytest.raises(MalformedInput):
         describe_key(Key("ecdsa-x509", b64(b"junk")))

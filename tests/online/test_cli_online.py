@@ -333,7 +333,7 @@ def test_usage_errors_exit_2(online: Online, new_gun: Callable[[], str], tmp_pat
     gun = new_gun()
     assert online.run("add", gun, "x", "--sha256", "ab" * 32).code == 2  # no --length
     assert online.run("add", gun, "x", "--role", "releases", "--sha256", "ab" * 32).code == 2
-    assert online.run("export", "bad gun*", "--out", str(tmp_path / "r")).code == 2
+    assert online.run("export", "bad gun*", "--out", str(tmp_path / "r")).code == 1  # GUN rule
     no_server = online.sub("export", gun, "--out", str(tmp_path / "r"), url="")
     assert no_server.code == 2, no_server.text
 

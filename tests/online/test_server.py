@@ -39,15 +39,16 @@ from ceremony.errors import (
     CeremonyError,
     EnvironmentFailure,
     InputRejected,
+    MalformedInput,
     UsageError,
     VerificationFailed,
 )
+from ceremony.gun import check_gun
 from ceremony.metadata import Root, parse_envelope
 from online.server import (
     Credentials,
     ServerConfig,
     TrustServer,
-    check_gun,
     fetch_repository,
     fetch_root_chain,
     metadata_name,
@@ -312,7 +313,7 @@ def test_bad_publish_arguments_are_usage_errors(client: TrustServer) -> None:
         client.publish("example.com/x", {})
     with pytest.raises(UsageError):
         client.publish("example.com/x", {"releases": b"{}"})
-    with pytest.raises(UsageError):
+    with pytest.raises(MalformedInput):  # the one GUN rule: input, exit 1
         client.publish("example.com/../x", {"targets": b"{}"})
 
 
@@ -555,8 +556,9 @@ def test_names_are_validated() -> None:
     assert metadata_name("root", version=3) == "3.root.json"
     assert metadata_name("targets/releases", sha256="ab" * 32).startswith("targets/releases.")
     assert check_gun("registry.example.com:5000/org/app") == "registry.example.com:5000/org/app"
-    for gun in ("", "a//b", "a/../b", "a b", "a*b", "a?b"):
-        with pytest.raises(UsageError):
+    assert check_gun("a?b") == "a?b"  # quoted in the URL path
+    for gun in ("", "a//b", "a/../b", "a b", "a*b", "a\x1bb", "x" * 256):
+        with pytest.raises(MalformedInput):
             check_gun(gun)
     client = TrustServer(ServerConfig(url="https://n.example.com"))
     with client:
