@@ -102,6 +102,8 @@ class Policy:
                     f"max_expiry_days.{_class_of(role)}: {role} would expire "
                     f"{rp.body.expires.format()}, more than {limit} days from now"
                 )
+            if rp.signers:  # the threshold this role is signed under
+                out.extend(self._threshold(_class_of(role), role, rp.signers[0].threshold))
             body = rp.body
             if isinstance(body, Root):
                 for name in ("root", "targets"):
@@ -116,7 +118,7 @@ class Policy:
             elif isinstance(body, Targets):
                 for d in body.delegations.roles:
                     out.extend(self._threshold("delegation", d.name, d.threshold))
-        return out
+        return list(dict.fromkeys(out))
 
     def _threshold(self, kind: str, role: str, threshold: int) -> list[str]:
         lowest = self.min_threshold.get(kind)

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from ceremony.bundles import Request
 from ceremony.canonical import encode_canonical
-from ceremony.metadata import parse_any
+from tests.attacker import reidentify
 from tests.e2e.rig import (
     BIN,
     Rig,
@@ -32,8 +31,11 @@ from tests.notary_env import NotaryCli, NotaryServer
 
 
 def snapshot_home(home: Path) -> dict[str, bytes]:
+    """Every file of a home and its bytes (lock files carry nothing and are left out)."""
     return {
-        str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()
+        str(p.relative_to(home)): p.read_bytes()
+        for p in sorted(home.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
     }
 
 
@@ -123,21 +125,6 @@ TAMPERS: dict[str, tuple[tuple[Any, ...], Callable[[Any], Any]]] = {
     "expect-signers": (("expect", 0, "signers", 0, "threshold"), lambda t: t + 1),
     "media-type": (("media_type",), lambda m: m.replace("request", "signatures")),
 }
-
-
-def reidentify(doc: dict[str, Any]) -> None:
-    """What an attacker would do after editing: fix the base digests and the content id."""
-    for entry in doc["base"]:
-        if "data" in entry:
-            data = base64.b64decode(entry["data"])
-            entry["sha256"] = hashlib.sha256(data).hexdigest()
-            entry["body_sha256"] = hashlib.sha256(parse_any(data).signed_map_bytes).hexdigest()
-    thin = json.loads(json.dumps(doc))
-    for entry in thin["base"]:
-        if entry["role"] not in ("snapshot", "timestamp"):  # these travel even in a thin request
-            entry.pop("data", None)
-    thin.pop("id")
-    doc["id"] = Request.content_id(thin)
 
 
 @pytest.mark.parametrize("field", sorted(TAMPERS))
