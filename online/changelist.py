@@ -29,8 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ceremony.canonical import RawJSON, encode_canonical, parse_json
-from ceremony.changes import (
+from ceremony.core.canonical import RawJSON, encode_canonical, parse_json
+from ceremony.core.changes import (
     AddTarget,
     Change,
     RemoveDelegation,
@@ -38,8 +38,8 @@ from ceremony.changes import (
     SetDelegation,
     SetExpiry,
 )
-from ceremony.errors import CeremonyError, InputRejected, MalformedInput
-from ceremony.metadata import FileMeta, Key, is_delegation_name
+from ceremony.core.errors import CeremonyError, InputRejected, MalformedInput
+from ceremony.core.metadata import FileMeta, Key, is_delegation_name
 from online.flow import default_expiry
 
 _ADVICE = "nothing was imported; stage that change with ceremony-online instead"

@@ -2,7 +2,7 @@
 
 Printing and the clock live here only: results go to stdout, progress to
 stderr, and every failure becomes one sentence and an exit code in
-`ceremony.clikit.run_app`. The work is done by `online.operations` (server and
+`ceremony.edge.clikit.run_app`. The work is done by `online.operations` (server and
 home) and the pure `online.flow`.
 """
 
@@ -17,9 +17,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from ceremony.bundles import SignaturesDocument
-from ceremony.canonical import parse_json
-from ceremony.changes import (
+from ceremony.core.canonical import parse_json
+from ceremony.core.changes import (
     AddTarget,
     Change,
     RemoveDelegation,
@@ -27,18 +26,21 @@ from ceremony.changes import (
     ReplaceKeys,
     SetDelegation,
 )
-from ceremony.clikit import new_app, output_console, run_app
-from ceremony.crypto import key_from_pem
-from ceremony.errors import CeremonyError, InputRejected, UsageError
-from ceremony.fsutil import atomic_write
-from ceremony.gotime import utc_now
-from ceremony.gun import check_gun
-from ceremony.metadata import FileMeta, is_delegation_name
-from ceremony.pubkeys import PublicKeysDocument
+from ceremony.core.documents import SignaturesDocument
+from ceremony.core.errors import CeremonyError, InputRejected, UsageError
+from ceremony.core.gotime import utc_now
+from ceremony.core.gun import check_gun
+from ceremony.core.keys import key_from_pem
+from ceremony.core.metadata import FileMeta, is_delegation_name
+from ceremony.core.pubkeys import PublicKeysDocument
+from ceremony.edge.clikit import new_app, output_console, run_app
+from ceremony.edge.fsutil import atomic_write
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
 from online.changelist import canonical_custom, read_changelist, translate
+from online.client.http import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, ServerConfig
 from online.flow import describe_change
+from online.home import HOME_ENV, Home, StagedChange, default_home
 from online.operations import (
     cancel_request,
     export_request,
@@ -48,8 +50,6 @@ from online.operations import (
     rotation_keys,
     stage_init,
 )
-from online.server import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, ServerConfig
-from online.staging import HOME_ENV, Home, StagedChange, default_home
 
 app = new_app(
     "Online half of the Notary signing ceremony: stage changes, export signing requests, "

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ceremony.bundles import BaseFile, Expectation, Request
-from ceremony.changes import (
+from ceremony.core.changes import (
     AddTarget,
     Change,
     InitRepository,
@@ -37,10 +36,11 @@ from ceremony.changes import (
     plan,
     roles_read,
 )
-from ceremony.crypto import verify_signature
-from ceremony.errors import VerificationFailed
-from ceremony.gotime import GoTime
-from ceremony.metadata import Body, Envelope, Signature, parent_role, parse_any
+from ceremony.core.documents import BaseFile, Expectation, Request
+from ceremony.core.errors import VerificationFailed
+from ceremony.core.gotime import GoTime
+from ceremony.core.keys import verify_signature
+from ceremony.core.metadata import Body, Envelope, Signature, parent_role, parse_any
 
 ROOT_EXPIRY = timedelta(days=10 * 365)  # Notary's defaults, in 365-day years (§2.4)
 TARGETS_EXPIRY = timedelta(days=3 * 365)

@@ -15,13 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ceremony.bundles import Request, SignaturesDocument, combine
-from ceremony.changes import Change, InitRepository, SetExpiry
-from ceremony.errors import CeremonyError, InputRejected, UsageError, VerificationFailed
-from ceremony.fsutil import locked
-from ceremony.gotime import GoTime
-from ceremony.metadata import Key, Root, Targets
-from ceremony.pubkeys import PublicKeysDocument
+from ceremony.core.changes import Change, InitRepository, SetExpiry
+from ceremony.core.documents import Request, SignaturesDocument, combine
+from ceremony.core.errors import CeremonyError, InputRejected, UsageError, VerificationFailed
+from ceremony.core.gotime import GoTime
+from ceremony.core.metadata import Key, Root, Targets
+from ceremony.core.pubkeys import PublicKeysDocument
+from ceremony.edge.fsutil import locked
+from online.client.http import FetchedRepository, ServerConfig, TrustServer, fetch_repository
 from online.flow import (
     EXPIRY_WARNING,
     Planned,
@@ -38,8 +39,7 @@ from online.flow import (
     shortfall,
     upload_files,
 )
-from online.server import FetchedRepository, ServerConfig, TrustServer, fetch_repository
-from online.staging import (
+from online.home import (
     Home,
     Published,
     RepositoryHome,

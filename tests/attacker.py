@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ceremony.bundles import Request
-from ceremony.canonical import encode_canonical
-from ceremony.changes import Change
-from ceremony.metadata import parse_any
+from ceremony.core.canonical import encode_canonical
+from ceremony.core.changes import Change
+from ceremony.core.documents import Request
+from ceremony.core.metadata import parse_any
+from online.client.http import ServerConfig, TrustServer, fetch_repository
 from online.flow import build_request
-from online.server import ServerConfig, TrustServer, fetch_repository
 from tests.notary_env import NotaryServer
 
 
@@ -61,7 +61,7 @@ def forge(
 
 def changes_of(request: Path) -> list[Change]:
     """The changes an honest request carries (without the expiries the export added)."""
-    from ceremony.changes import SetExpiry, SetVersion
+    from ceremony.core.changes import SetExpiry, SetVersion
 
     parsed = Request.from_bytes(request.read_bytes())
     return [c for c in parsed.changes if not isinstance(c, SetExpiry | SetVersion)]
@@ -98,7 +98,7 @@ def edit(request: Path, out: Path, change: Callable[[dict[str, Any]], None]) -> 
 
 def with_changes(request: Request, changes: Sequence[Change]) -> Request:
     """The same base and creation time with other changes, replanned and re-identified."""
-    from ceremony.changes import plan
+    from ceremony.core.changes import plan
     from online.flow import base_bodies
 
     result = plan(base_bodies(request.base), changes)
@@ -113,7 +113,7 @@ def with_changes(request: Request, changes: Sequence[Change]) -> Request:
 
 
 def _created(request: Request) -> Any:
-    from ceremony.gotime import GoTime
+    from ceremony.core.gotime import GoTime
 
     return GoTime.parse(request.created)
 

@@ -94,7 +94,7 @@ names = ["online"] + [m.name for m in pkgutil.walk_packages(online.__path__, "on
 for name in names:
     importlib.import_module(name)
 {extra}
-forbidden = ("ceremony.keystore", "ceremony.keyfile", "ceremony.cli")
+forbidden = ("ceremony.signing.keystore", "ceremony.signing.keyfile", "ceremony.cli")
 bad = sorted(m for m in sys.modules if any(m == f or m.startswith(f + ".") for f in forbidden))
 print("MODULES", len(names))
 print("LOADED", ",".join(bad))
@@ -110,7 +110,7 @@ def test_online_never_loads_key_holding_modules() -> None:
 
 
 def test_online_guard_bites() -> None:
-    code = ONLINE_GUARD.format(extra="import ceremony.keystore")
+    code = ONLINE_GUARD.format(extra="import ceremony.signing.keystore")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert "LOADED ceremony.keyfile,ceremony.keystore" in proc.stdout
+    assert "LOADED ceremony.signing.keyfile,ceremony.signing.keystore" in proc.stdout

@@ -7,7 +7,7 @@ from typing import NoReturn
 
 import typer
 
-from ceremony.clikit import new_app, run_app
+from ceremony.edge.clikit import new_app, run_app
 
 app = new_app("Offline half of the Notary signing ceremony: keys, review, signing, verification.")
 

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from ceremony.errors import Aborted
+from ceremony.core.errors import Aborted
 
 MIN_PASSPHRASE = 8
 

@@ -12,17 +12,17 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ceremony.bundles import Request
 from ceremony.cli import app, home_of
 from ceremony.cli._prompts import confirm, get_passphrase, interactive
-from ceremony.clikit import output_console
-from ceremony.crypto import describe_key
-from ceremony.errors import InputRejected, MalformedInput, UsageError, printable
-from ceremony.fsutil import atomic_write
-from ceremony.gotime import GoTime, utc_now
-from ceremony.policy import Policy
-from ceremony.qr.transfer import digest_phrase
-from ceremony.review import (
+from ceremony.core.documents import Request
+from ceremony.core.errors import InputRejected, MalformedInput, UsageError, printable
+from ceremony.core.gotime import GoTime, utc_now
+from ceremony.core.keys import describe_key
+from ceremony.core.verify import verify_repository
+from ceremony.edge.clikit import output_console
+from ceremony.edge.fsutil import atomic_write
+from ceremony.offline.policy import Policy
+from ceremony.offline.review import (
     MIN_ACK_PREFIX,
     Acknowledgements,
     ReviewResult,
@@ -32,8 +32,8 @@ from ceremony.review import (
     review_request,
     sign_review,
 )
-from ceremony.trust import TrustStore
-from ceremony.verify import verify_repository
+from ceremony.offline.trust import TrustStore
+from ceremony.qr.transfer import digest_phrase
 
 out = output_console()
 err = output_console(stderr=True)
@@ -150,7 +150,7 @@ def read_request(request: Path | None, qr: list[Path] | None) -> Request:
 
 def _review(home: Path, store: TrustStore, request: Request, now: datetime) -> ReviewResult:
     """Review `request` against the stored trust state (the caller holds the store's lock to sign)."""
-    from ceremony.keystore import KeyStore
+    from ceremony.signing.keystore import KeyStore
 
     state = store.load(request.gun)
     return review_request(
@@ -399,7 +399,7 @@ def sign(
     """
     if out_file is None and qr_out is None:
         raise UsageError("Say where the signatures go: --out FILE and/or --qr-out DIR.")
-    from ceremony.keystore import KeyStore
+    from ceremony.signing.keystore import KeyStore
 
     now = utc_now()
     home = home_of(ctx)

@@ -17,14 +17,14 @@ from rich.text import Text
 
 from ceremony.cli import app, home_of
 from ceremony.cli._prompts import get_passphrase
-from ceremony.clikit import err_console, new_app, output_console
-from ceremony.crypto import describe_key, key_fingerprint
-from ceremony.errors import printable
-from ceremony.fsutil import atomic_write
-from ceremony.gotime import utc_now
-from ceremony.gun import check_gun
-from ceremony.keyfile import read_key_file_headers
-from ceremony.keystore import KeyRecord, KeyStore
+from ceremony.core.errors import printable
+from ceremony.core.gotime import utc_now
+from ceremony.core.gun import check_gun
+from ceremony.core.keys import describe_key, key_fingerprint
+from ceremony.edge.clikit import err_console, new_app, output_console
+from ceremony.edge.fsutil import atomic_write
+from ceremony.signing.keyfile import read_key_file_headers
+from ceremony.signing.keystore import KeyRecord, KeyStore
 
 key_app = new_app(
     "Offline keys: generate, list, import Notary/Docker key files, export public keys."

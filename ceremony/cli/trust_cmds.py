@@ -8,13 +8,13 @@ import typer
 
 from ceremony.cli import app, home_of
 from ceremony.cli._prompts import interactive
-from ceremony.clikit import new_app, output_console
-from ceremony.crypto import describe_key
-from ceremony.errors import InputRejected
-from ceremony.gotime import GoTime, utc_now
-from ceremony.gun import check_gun
-from ceremony.review import MIN_ACK_PREFIX, normalise_fingerprint
-from ceremony.trust import TrustState, TrustStore
+from ceremony.core.errors import InputRejected
+from ceremony.core.gotime import GoTime, utc_now
+from ceremony.core.gun import check_gun
+from ceremony.core.keys import describe_key
+from ceremony.edge.clikit import new_app, output_console
+from ceremony.offline.review import MIN_ACK_PREFIX, normalise_fingerprint
+from ceremony.offline.trust import TrustState, TrustStore
 
 trust_app = new_app(
     "The trust this machine keeps per repository (GUN): list it, show it, or forget it."

@@ -28,7 +28,7 @@ from typing import Final
 
 import base45
 
-from ceremony.errors import MalformedInput, UsageError
+from ceremony.core.errors import MalformedInput, UsageError
 
 PREFIX: Final = "NC1"
 """Text prefix of every frame: "NC" (Notary Ceremony) and the format generation "1"."""

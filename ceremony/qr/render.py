@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from ceremony.errors import EnvironmentFailure, UsageError
+from ceremony.core.errors import EnvironmentFailure, UsageError
 from ceremony.qr.frames import TransferPlan
 
 MASK: Final = 0

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from ceremony.errors import EnvironmentFailure, MalformedInput, UsageError
+from ceremony.core.errors import EnvironmentFailure, MalformedInput, UsageError
 from ceremony.qr.frames import Decoder, Progress
 
 ProgressCallback = Callable[[Progress], None]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ceremony.errors import UsageError
+from ceremony.core.errors import UsageError
+from ceremony.core.words import digest_words
 from ceremony.qr.frames import ContentType, Decoder, preset_named
 from ceremony.qr.frames import plan as qr_plan
-from ceremony.words import digest_words
 
 WEBCAM = "webcam"
 """The `--qr` value that reads from a camera (`webcam:N` picks camera N)."""

@@ -11,7 +11,7 @@ Two kinds:
   -r`; `key rotate root`; `notary list`. The server's files, the client's cache
   directory and a consistent set captured before the later publishes are kept.
 
-* `OfflineRepo`: a repository built entirely with `ceremony.crypto`, every key
+* `OfflineRepo`: a repository built entirely with `ceremony.core.keys`, every key
   held by the test (root certificate from `make_root_certificate`). Tamper cases
   that need re-signing (a parent re-hashing a modified child, a delegation
   signing outside its paths, per-role expiry) use it, because the real server
@@ -30,9 +30,9 @@ from typing import Any
 
 import pytest
 
-from ceremony.crypto import PrivateKey, make_root_certificate, sign
-from ceremony.gotime import GoTime
-from ceremony.metadata import (
+from ceremony.core.gotime import GoTime
+from ceremony.core.keys import PrivateKey, make_root_certificate, sign
+from ceremony.core.metadata import (
     DelegatedRole,
     Delegations,
     Envelope,

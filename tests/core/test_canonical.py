@@ -18,7 +18,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ceremony.canonical import (
+from ceremony.core.canonical import (
     INT64_MAX,
     INT64_MIN,
     CanonicalError,
@@ -27,8 +27,8 @@ from ceremony.canonical import (
     envelope_escape,
     parse_json,
 )
-from ceremony.errors import MalformedInput
-from ceremony.gotime import GoTime
+from ceremony.core.errors import MalformedInput
+from ceremony.core.gotime import GoTime
 from tests.core.repos import assert_one_sentence
 
 SETTINGS = settings(max_examples=150, deadline=None)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ceremony.changes import (
+from ceremony.core.changes import (
     AddTarget,
     ChangeError,
     RemoveDelegation,
@@ -18,9 +18,9 @@ from ceremony.changes import (
     change_from_dict,
     plan,
 )
-from ceremony.crypto import PrivateKey, make_root_certificate
-from ceremony.gotime import GoTime
-from ceremony.metadata import FileMeta, RoleKeys, Root, Targets
+from ceremony.core.gotime import GoTime
+from ceremony.core.keys import PrivateKey, make_root_certificate
+from ceremony.core.metadata import FileMeta, RoleKeys, Root, Targets
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 GUN = "example.com/plan/test"

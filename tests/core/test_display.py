@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ceremony.bundles import Request
-from ceremony.changes import AddTarget, InitRepository, SetExpiry, plan
-from ceremony.crypto import PrivateKey, make_root_certificate
-from ceremony.errors import MalformedInput, printable
-from ceremony.gotime import GoTime
-from ceremony.metadata import FileMeta
-from ceremony.review import review_request
+from ceremony.core.changes import AddTarget, InitRepository, SetExpiry, plan
+from ceremony.core.documents import Request
+from ceremony.core.errors import MalformedInput, printable
+from ceremony.core.gotime import GoTime
+from ceremony.core.keys import PrivateKey, make_root_certificate
+from ceremony.core.metadata import FileMeta
+from ceremony.offline.review import review_request
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 GUN = "example.com/display/app"

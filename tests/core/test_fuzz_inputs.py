@@ -16,15 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ceremony.bundles import Request, RoleSignatures, SignaturesDocument
-from ceremony.changes import AddTarget, InitRepository, SetExpiry, plan
-from ceremony.crypto import PrivateKey, make_root_certificate, sign
-from ceremony.errors import CeremonyError
-from ceremony.gotime import GoTime
-from ceremony.keyfile import decode_key_file, encode_key_file
-from ceremony.metadata import Envelope, FileMeta, parse_any
-from ceremony.pubkeys import PublicKeyEntry, PublicKeysDocument
-from ceremony.review import review_request
+from ceremony.core.changes import AddTarget, InitRepository, SetExpiry, plan
+from ceremony.core.documents import Request, RoleSignatures, SignaturesDocument
+from ceremony.core.errors import CeremonyError
+from ceremony.core.gotime import GoTime
+from ceremony.core.keys import PrivateKey, make_root_certificate, sign
+from ceremony.core.metadata import Envelope, FileMeta, parse_any
+from ceremony.core.pubkeys import PublicKeyEntry, PublicKeysDocument
+from ceremony.offline.review import review_request
+from ceremony.signing.keyfile import decode_key_file, encode_key_file
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 GUN = "example.com/fuzz/app"

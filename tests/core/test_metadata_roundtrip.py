@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from ceremony.canonical import RawJSON, encode_canonical, envelope_escape
-from ceremony.errors import MalformedInput
-from ceremony.metadata import (
+from ceremony.core.canonical import RawJSON, encode_canonical, envelope_escape
+from ceremony.core.errors import MalformedInput
+from ceremony.core.metadata import (
     Envelope,
     MetadataError,
     Root,

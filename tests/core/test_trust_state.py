@@ -8,16 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ceremony.canonical import encode_canonical
-from ceremony.changes import InitRepository, SetExpiry, plan
-from ceremony.crypto import PrivateKey, make_root_certificate
-from ceremony.errors import MalformedInput
-from ceremony.gotime import GoTime
-from ceremony.gun import check_gun, gun_folder
-from ceremony.metadata import Envelope, Root
-from ceremony.policy import Policy
-from ceremony.review import Acknowledgements, Needed
-from ceremony.trust import SignedRecord, SignedRole, TrustState
+from ceremony.core.canonical import encode_canonical
+from ceremony.core.changes import InitRepository, SetExpiry, plan
+from ceremony.core.errors import MalformedInput
+from ceremony.core.gotime import GoTime
+from ceremony.core.gun import check_gun, gun_folder
+from ceremony.core.keys import PrivateKey, make_root_certificate
+from ceremony.core.metadata import Envelope, Root
+from ceremony.offline.policy import Policy
+from ceremony.offline.review import Acknowledgements, Needed
+from ceremony.offline.trust import SignedRecord, SignedRole, TrustState
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 GUN = "example.com/unit/app"

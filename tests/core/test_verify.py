@@ -10,7 +10,7 @@ Two constructions, chosen per case:
   that role by the hash check; signatures, thresholds, the root chain, GUN,
   expiry and rollback are checked directly.
 * `OfflineRepo` (`tests.core.repos`): every key, root certificate included, is
-  made with `ceremony.crypto`, so a test can edit one role without its key but
+  made with `ceremony.core.keys`, so a test can edit one role without its key but
   re-hash and re-sign every parent. Only this isolates the signature check of
   each role, per-role expiry, and a delegation signing outside its paths (the
   real client refuses to sign outside paths, and the real snapshot and
@@ -27,9 +27,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from ceremony.errors import MalformedInput, VerificationFailed
-from ceremony.metadata import FileMeta, Root, parse_any, parse_envelope
-from ceremony.verify import RepositoryReport, verify_repository
+from ceremony.core.errors import MalformedInput, VerificationFailed
+from ceremony.core.metadata import FileMeta, Root, parse_any, parse_envelope
+from ceremony.core.verify import RepositoryReport, verify_repository
 from tests.core import repos
 from tests.core.repos import (
     NotaryRepo,

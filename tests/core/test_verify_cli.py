@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ceremony.crypto import describe_key
-from ceremony.gotime import GoTime
-from ceremony.metadata import parse_any
+from ceremony.core.gotime import GoTime
+from ceremony.core.keys import describe_key
+from ceremony.core.metadata import parse_any
 from tests.core import repos
 from tests.core.repos import NotaryRepo, assert_one_sentence
 from tests.notary_env import NotaryServer

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ceremony.canonical import encode_canonical
+from ceremony.core.canonical import encode_canonical
 from tests.attacker import reidentify
 from tests.e2e.rig import (
     BIN,

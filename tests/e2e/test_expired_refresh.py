@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from ceremony.gotime import utc_now
+from ceremony.core.gotime import utc_now
+from online.client.http import ServerConfig
+from online.home import Home
 from online.operations import export_request, refresh_changes
-from online.server import ServerConfig
-from online.staging import Home
 from tests.e2e.test_ceremony_cli import publish_new
 from tests.notary_env import NotaryCli, NotaryServer
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFilter
 
-from ceremony.bundles import Request
+from ceremony.core.documents import Request
 from ceremony.qr.frames import ContentType, plan, preset_named
 from tests.e2e.rig import Rig
 from tests.notary_env import NotaryCli, NotaryServer

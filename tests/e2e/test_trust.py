@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ceremony.bundles import Request
-from ceremony.changes import AddTarget, ReplaceKeys, SetDelegation
-from ceremony.crypto import PrivateKey, key_fingerprint, make_root_certificate, pem_encode
-from ceremony.metadata import FileMeta
-from ceremony.pubkeys import PublicKeysDocument
-from ceremony.trust import TrustStore
+from ceremony.core.changes import AddTarget, ReplaceKeys, SetDelegation
+from ceremony.core.documents import Request
+from ceremony.core.keys import PrivateKey, key_fingerprint, make_root_certificate, pem_encode
+from ceremony.core.metadata import FileMeta
+from ceremony.core.pubkeys import PublicKeysDocument
+from ceremony.offline.trust import TrustStore
 from tests.attacker import capture, edit, forge, thin_entry, with_changes, write
 from tests.e2e.rig import Rig, expect_keys, fingerprints, full_ceremony, one_sentence
 from tests.e2e.test_ceremony_cli import export_change, publish_new, snapshot_home

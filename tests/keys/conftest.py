@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from ceremony.crypto import PrivateKey
+from ceremony.core.keys import PrivateKey
 
 ROOT = Path(__file__).resolve().parents[2]
 CEREMONY = ROOT / ".venv" / "bin" / "ceremony"

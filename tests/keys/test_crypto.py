@@ -16,7 +16,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ceremony.crypto import (
+from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed
+from ceremony.core.keys import (
     FileSigner,
     PrivateKey,
     Signer,
@@ -28,8 +29,7 @@ from ceremony.crypto import (
     sign,
     verify_signature,
 )
-from ceremony.errors import InputRejected, MalformedInput, VerificationFailed
-from ceremony.metadata import Key, Signature
+from ceremony.core.metadata import Key, Signature
 from tests.keys.conftest import GUN, NOW
 
 # RFC 8032 §7.1, test 1: an external known answer for Ed25519.

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.padding import PKCS7
 
-from ceremony.crypto import PrivateKey, pem_blocks, pem_encode
-from ceremony.errors import CeremonyError, InputRejected, MalformedInput, UsageError
-from ceremony.keyfile import (
+from ceremony.core.errors import CeremonyError, InputRejected, MalformedInput, UsageError
+from ceremony.core.keys import PrivateKey, pem_blocks, pem_encode
+from ceremony.signing.keyfile import (
     KeyFileHeaders,
     WrongPassphrase,
     decode_key_file,
@@ -88,8 +88,8 @@ def test_round_trip_all_key_types(any_key: PrivateKey, passphrase: str | None) -
     assert back.canonical_id == any_key.canonical_id
     assert back.algorithm == any_key.algorithm
     method, sig = back.sign_raw(b"message")
-    from ceremony.crypto import verify_signature
-    from ceremony.metadata import Signature
+    from ceremony.core.keys import verify_signature
+    from ceremony.core.metadata import Signature
 
     key = any_key.public_key()
     assert verify_signature(key, Signature(key.key_id, method, sig), b"message")

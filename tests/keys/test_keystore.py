@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from ceremony.crypto import (
+from ceremony.core.errors import InputRejected, MalformedInput, UsageError
+from ceremony.core.keys import (
     FileSigner,
     PrivateKey,
     canonical_key_id,
@@ -19,17 +20,16 @@ from ceremony.crypto import (
     make_root_certificate,
     verify_signature,
 )
-from ceremony.errors import InputRejected, MalformedInput, UsageError
-from ceremony.keyfile import (
+from ceremony.core.metadata import Key
+from ceremony.core.pubkeys import MEDIA_TYPE, PublicKeyEntry, PublicKeysDocument
+from ceremony.signing.keyfile import (
     KeyFileHeaders,
     WrongPassphrase,
     decode_key_file,
     encode_key_file,
     read_key_file_headers,
 )
-from ceremony.keystore import KeyStore
-from ceremony.metadata import Key
-from ceremony.pubkeys import MEDIA_TYPE, PublicKeyEntry, PublicKeysDocument
+from ceremony.signing.keystore import KeyStore
 from tests.keys.conftest import GUN, NOW
 
 SECRET = "store-passphrase-1234"
@@ -181,8 +181,8 @@ def test_import_plain_root_key_gets_a_certificate(tmp_path: Path, rsa_key: Priva
 
 def test_import_needs_a_role_and_the_right_passphrase(tmp_path: Path, ed_key: PrivateKey) -> None:
     store = KeyStore(tmp_path)
-    from ceremony.crypto import pem_encode
-    from ceremony.keyfile import private_key_info
+    from ceremony.core.keys import pem_encode
+    from ceremony.signing.keyfile import private_key_info
 
     no_role = pem_encode("PRIVATE KEY", private_key_info(ed_key))
     with pytest.raises(UsageError, match="--role"):

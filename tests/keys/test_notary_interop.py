@@ -10,7 +10,7 @@ import pytest
 from asn1crypto import keys
 from cryptography.hazmat.primitives import serialization
 
-from ceremony.crypto import (
+from ceremony.core.keys import (
     PrivateKey,
     canonical_key_id,
     check_root_certificate,
@@ -20,14 +20,14 @@ from ceremony.crypto import (
     sign,
     verify_signature,
 )
-from ceremony.keyfile import (
+from ceremony.core.metadata import Root, Targets, parse_envelope
+from ceremony.signing.keyfile import (
     decode_key_file,
     encode_key_file,
     private_key_info,
     read_key_file_headers,
 )
-from ceremony.keystore import KeyStore
-from ceremony.metadata import Root, Targets, parse_envelope
+from ceremony.signing.keystore import KeyStore
 from tests.keys.conftest import clean_env, run_ceremony
 from tests.keys.test_keyfile import _decrypt, _der
 from tests.notary_env import PASSPHRASE, NotaryCli, NotaryServer
@@ -47,7 +47,7 @@ def _verify_by(
     env = parse_envelope(envelope_bytes, body_type)
     matching = [s for s in env.signatures if s.keyid == key_id]
     assert matching, f"no signature by {key_id[:12]}"
-    from ceremony.metadata import Key
+    from ceremony.core.metadata import Key
 
     assert isinstance(key, Key)
     assert verify_signature(key, matching[0], env.signed_map_bytes)

@@ -2,7 +2,7 @@
 
 It trusts the request it is given (the real offline half verifies the base
 against its trust state and reviews the changes); it only re-computes the
-bodies with `ceremony.changes.plan` and signs their canonical bytes with the
+bodies with `ceremony.core.changes.plan` and signs their canonical bytes with the
 keys it holds, so the online half can be tested end to end against a real
 server without the offline CLI.
 """
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ceremony.bundles import Request, RoleSignatures, SignaturesDocument
-from ceremony.changes import Plan, plan
-from ceremony.crypto import PrivateKey, canonical_key_id, make_root_certificate, pem_encode, sign
-from ceremony.metadata import Body, Key, parse_any
-from ceremony.pubkeys import PublicKeyEntry, PublicKeysDocument
+from ceremony.core.changes import Plan, plan
+from ceremony.core.documents import Request, RoleSignatures, SignaturesDocument
+from ceremony.core.keys import PrivateKey, canonical_key_id, make_root_certificate, pem_encode, sign
+from ceremony.core.metadata import Body, Key, parse_any
+from ceremony.core.pubkeys import PublicKeyEntry, PublicKeysDocument
 
 
 @dataclass(frozen=True)

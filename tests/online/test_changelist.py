@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from ceremony.changes import (
+from ceremony.core.changes import (
     AddTarget,
     RemoveDelegation,
     RemoveTarget,
     SetDelegation,
     SetExpiry,
 )
-from ceremony.errors import InputRejected
+from ceremony.core.errors import InputRejected
 from online.changelist import changelist_dir, translate
-from online.staging import Home
+from online.home import Home
 from tests.notary_env import NotaryCli, NotaryServer
 from tests.online.signer_util import Online, cert_key, plain_key, root_key, sign_request
 

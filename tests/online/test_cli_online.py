@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ceremony.bundles import Request
-from ceremony.changes import SetExpiry
-from ceremony.gotime import GoTime
-from ceremony.metadata import Root, parse_envelope
-from online.staging import Home
+from ceremony.core.changes import SetExpiry
+from ceremony.core.documents import Request
+from ceremony.core.gotime import GoTime
+from ceremony.core.metadata import Root, parse_envelope
+from online.home import Home
 from tests.notary_env import NotaryCli, NotaryServer, free_port
 from tests.online.signer_util import (
     Online,

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from ceremony.errors import (
+from ceremony.core.errors import (
     CeremonyError,
     EnvironmentFailure,
     InputRejected,
@@ -43,9 +43,9 @@ from ceremony.errors import (
     UsageError,
     VerificationFailed,
 )
-from ceremony.gun import check_gun
-from ceremony.metadata import Root, parse_envelope
-from online.server import (
+from ceremony.core.gun import check_gun
+from ceremony.core.metadata import Root, parse_envelope
+from online.client.http import (
     Credentials,
     ServerConfig,
     TrustServer,

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from ceremony.bundles import BaseFile, Request, SignaturesDocument
-from ceremony.changes import (
+from ceremony.core.changes import (
     AddTarget,
     InitRepository,
     RemoveDelegation,
     SetDelegation,
     SetExpiry,
 )
-from ceremony.errors import EnvironmentFailure, InputRejected
-from ceremony.gotime import GoTime
-from ceremony.metadata import FileMeta
+from ceremony.core.documents import BaseFile, Request, SignaturesDocument
+from ceremony.core.errors import EnvironmentFailure, InputRejected
+from ceremony.core.gotime import GoTime
+from ceremony.core.metadata import FileMeta
 from online.flow import build_request, moved_since_export, touched_roles, with_default_expiries
-from online.staging import Home, RequestRecord
+from online.home import Home, RequestRecord
 from tests.notary_env import NotaryServer
 from tests.online.signer_util import Online, plain_key, root_key, sign_request
 

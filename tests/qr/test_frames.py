@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ceremony.errors import MalformedInput, UsageError
+from ceremony.core.errors import MalformedInput, UsageError
 from ceremony.qr.frames import (
     DEFAULT_MAX_DOCUMENT,
     MAX_K,

@@ -19,7 +19,7 @@ def loaded_after(statement: str, names: tuple[str, ...]) -> list[str]:
     return result.stdout.split()
 
 
-@pytest.mark.parametrize("module", ["ceremony.qr.frames", "ceremony.words", "ceremony.qr"])
+@pytest.mark.parametrize("module", ["ceremony.qr.frames", "ceremony.core.words", "ceremony.qr"])
 def test_pure_modules_import_no_imaging_or_cli_library(module: str) -> None:
     assert loaded_after(f"import {module}", HEAVY + NETWORK) == []
 

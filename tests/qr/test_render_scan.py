@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageFilter
 from rich.console import Console
 
-from ceremony.errors import EnvironmentFailure, MalformedInput, UsageError
+from ceremony.core.errors import EnvironmentFailure, MalformedInput, UsageError
 from ceremony.qr.frames import PRESETS, ContentType, Decoder, Progress, TransferPlan, plan
 from ceremony.qr.progress import describe_progress, progress_bar
 from ceremony.qr.render import (

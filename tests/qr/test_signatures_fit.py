@@ -12,8 +12,8 @@ import secrets
 
 import pytest
 
-from ceremony.bundles import RoleSignatures, SignaturesDocument
-from ceremony.crypto import PrivateKey, sign
+from ceremony.core.documents import RoleSignatures, SignaturesDocument
+from ceremony.core.keys import PrivateKey, sign
 from ceremony.qr.frames import ContentType, Decoder, plan, preset_named
 from ceremony.qr.render import frame_image
 from ceremony.qr.scan import Backend, decode_image

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from ceremony.words import _EVEN_WORDS, _ODD_WORDS, byte_word, digest_words
+from ceremony.core.words import _EVEN_WORDS, _ODD_WORDS, byte_word, digest_words
 
 
 def test_tables_are_complete_and_distinct() -> None:

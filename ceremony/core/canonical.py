@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ceremony.errors import MalformedInput
+from ceremony.core.errors import MalformedInput
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

@@ -35,8 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.x509.oid import NameOID
 
-from ceremony.errors import InputRejected, MalformedInput, VerificationFailed, printable
-from ceremony.metadata import Key, Signature, b64encode
+from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed, printable
+from ceremony.core.metadata import Key, Signature, b64encode
 
 MIN_RSA_BITS = 2048
 PSS_SALT_LENGTH = 32

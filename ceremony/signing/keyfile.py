@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from ceremony.crypto import PemBlock, PrivateKey, pem_blocks, pem_encode
-from ceremony.errors import InputRejected, MalformedInput, UsageError
+from ceremony.core.errors import InputRejected, MalformedInput, UsageError
+from ceremony.core.keys import PemBlock, PrivateKey, pem_blocks, pem_encode
 
 ENCRYPTED_TYPE = "ENCRYPTED PRIVATE KEY"
 PLAIN_TYPE = "PRIVATE KEY"

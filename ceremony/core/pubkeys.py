@@ -16,11 +16,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ceremony.canonical import parse_json
-from ceremony.crypto import canonical_key_id, check_root_certificate
-from ceremony.errors import MalformedInput
-from ceremony.gun import check_gun
-from ceremony.metadata import Key
+from ceremony.core.canonical import parse_json
+from ceremony.core.errors import MalformedInput
+from ceremony.core.gun import check_gun
+from ceremony.core.keys import canonical_key_id, check_root_certificate
+from ceremony.core.metadata import Key
 
 MEDIA_TYPE = "application/vnd.notary-ceremony.public-keys.v1+json"
 MAX_DOCUMENT_SIZE = 1 << 20

@@ -24,8 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ceremony.canonical import parse_json
-from ceremony.crypto import (
+from ceremony.core.canonical import parse_json
+from ceremony.core.errors import InputRejected, MalformedInput, UsageError
+from ceremony.core.keys import (
     FileSigner,
     PrivateKey,
     Signer,
@@ -34,11 +35,10 @@ from ceremony.crypto import (
     describe_key,
     make_root_certificate,
 )
-from ceremony.errors import InputRejected, MalformedInput, UsageError
-from ceremony.fsutil import atomic_write, private_dir
-from ceremony.keyfile import decode_key_file, encode_key_file, read_key_file_headers
-from ceremony.metadata import Key, is_delegation_name
-from ceremony.pubkeys import PublicKeyEntry, PublicKeysDocument, is_role_alias
+from ceremony.core.metadata import Key, is_delegation_name
+from ceremony.core.pubkeys import PublicKeyEntry, PublicKeysDocument, is_role_alias
+from ceremony.edge.fsutil import atomic_write, private_dir
+from ceremony.signing.keyfile import decode_key_file, encode_key_file, read_key_file_headers
 
 PassphraseSource = Callable[[str], str]
 """Given a key's role alias (root, targets, delegation, …), return its passphrase."""

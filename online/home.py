@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from ceremony.bundles import Request, SignaturesDocument
-from ceremony.canonical import encode_canonical, parse_json
-from ceremony.changes import Change, change_from_dict
-from ceremony.errors import CeremonyError, EnvironmentFailure, InputRejected
-from ceremony.fsutil import atomic_write, locked, private_dir
-from ceremony.gun import gun_folder
-from ceremony.metadata import Envelope, Root, parse_envelope
+from ceremony.core.canonical import encode_canonical, parse_json
+from ceremony.core.changes import Change, change_from_dict
+from ceremony.core.documents import Request, SignaturesDocument
+from ceremony.core.errors import CeremonyError, EnvironmentFailure, InputRejected
+from ceremony.core.gun import gun_folder
+from ceremony.core.metadata import Envelope, Root, parse_envelope
+from ceremony.edge.fsutil import atomic_write, locked, private_dir
 
 HOME_ENV = "CEREMONY_ONLINE_HOME"
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")

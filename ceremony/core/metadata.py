@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
-from ceremony.canonical import RawJSON, encode_canonical, envelope_escape, parse_json
-from ceremony.errors import MalformedInput
-from ceremony.gotime import GoTime
+from ceremony.core.canonical import RawJSON, encode_canonical, envelope_escape, parse_json
+from ceremony.core.errors import MalformedInput
+from ceremony.core.gotime import GoTime
 
 KEY_TYPES = ("ecdsa", "ecdsa-x509", "rsa", "rsa-x509", "ed25519")
 BASE_ROLES = ("root", "targets", "snapshot", "timestamp")

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ceremony.bundles import sha256_hex
-from ceremony.canonical import encode_canonical, parse_json
-from ceremony.errors import MalformedInput
-from ceremony.fsutil import atomic_write, locked, private_dir
-from ceremony.gun import gun_folder
-from ceremony.metadata import Envelope, Root, parse_envelope
+from ceremony.core.canonical import encode_canonical, parse_json
+from ceremony.core.documents import sha256_hex
+from ceremony.core.errors import MalformedInput
+from ceremony.core.gun import gun_folder
+from ceremony.core.metadata import Envelope, Root, parse_envelope
+from ceremony.edge.fsutil import atomic_write, locked, private_dir
 
 STATE_FORMAT = 2
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -29,13 +29,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ceremony.canonical import encode_canonical, parse_json
-from ceremony.changes import Change, Plan, change_from_dict
-from ceremony.errors import MalformedInput, VerificationFailed
-from ceremony.gotime import GoTime
-from ceremony.gun import check_gun
-from ceremony.metadata import Signature, is_delegation_name
-from ceremony.pubkeys import MEDIA_TYPE as PUBLIC_KEYS_MEDIA_TYPE
+from ceremony.core.canonical import encode_canonical, parse_json
+from ceremony.core.changes import Change, Plan, change_from_dict
+from ceremony.core.errors import MalformedInput, VerificationFailed
+from ceremony.core.gotime import GoTime
+from ceremony.core.gun import check_gun
+from ceremony.core.metadata import Signature, is_delegation_name
+from ceremony.core.pubkeys import MEDIA_TYPE as PUBLIC_KEYS_MEDIA_TYPE
 
 REQUEST_MEDIA_TYPE = "application/vnd.notary-ceremony.request.v1+json"
 SIGNATURES_MEDIA_TYPE = "application/vnd.notary-ceremony.signatures.v1+json"

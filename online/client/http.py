@@ -3,7 +3,7 @@
 `TrustServer` speaks the server API of notary-formats.md §6: metadata by name,
 by checksum and by version, the server-held timestamp and snapshot keys, and the
 atomic multipart publish. `fetch_repository` downloads a repository in TUF order
-(notary-formats.md §8.1) and verifies it with the pure `ceremony.verify`.
+(notary-formats.md §8.1) and verifies it with the pure `ceremony.core.verify`.
 
 Every way this edge can fail ends as one `CeremonyError` sentence:
 
@@ -46,16 +46,16 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from ceremony.canonical import parse_json
-from ceremony.errors import (
+from ceremony.core.canonical import parse_json
+from ceremony.core.errors import (
     CeremonyError,
     EnvironmentFailure,
     InputRejected,
     UsageError,
     VerificationFailed,
 )
-from ceremony.gun import check_gun
-from ceremony.metadata import (
+from ceremony.core.gun import check_gun
+from ceremony.core.metadata import (
     BASE_ROLES,
     Envelope,
     Key,
@@ -66,7 +66,7 @@ from ceremony.metadata import (
     is_delegation_name,
     parse_envelope,
 )
-from ceremony.verify import RepositoryReport, verify_repository
+from ceremony.core.verify import RepositoryReport, verify_repository
 
 MIB = 1024 * 1024
 TIMESTAMP_MAX_LENGTH = 1 * MIB  # what Notary's client allows for timestamp.json
@@ -874,7 +874,7 @@ def fetch_root_chain(
 
     The current root is downloaded as `root.json` unless given (`newest` and
     its `newest_bytes`). Each older version is checked to parse as a root of
-    the version asked for; signatures are left to `ceremony.verify`, which
+    the version asked for; signatures are left to `ceremony.core.verify`, which
     walks the chain from whatever root the verifier trusts. None if the
     repository does not exist.
     """
@@ -916,7 +916,7 @@ def fetch_repository(
     `timestamp.json` (≤ 1 MiB); `snapshot.<sha256>.json` by the hash and length
     in the timestamp; `targets.<sha256>.json` and every delegation the snapshot
     lists, in pre-order, by the hash and length in the snapshot. Then
-    `ceremony.verify.verify_repository` checks it all against `now`,
+    `ceremony.core.verify.verify_repository` checks it all against `now`,
     `trusted_root` and `previous_versions` (rollback protection): the root
     chain first, each root signed by its predecessor and by itself. Without
     `trusted_root`, the oldest root fetched is trusted on first use.

@@ -32,19 +32,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ceremony.bundles import (
+from ceremony.core.canonical import parse_json
+from ceremony.core.changes import InitRepository, Plan, plan
+from ceremony.core.documents import (
     Expectation,
     Request,
     RoleSignatures,
     SignaturesDocument,
     sha256_hex,
 )
-from ceremony.canonical import parse_json
-from ceremony.changes import InitRepository, Plan, plan
-from ceremony.crypto import Signer, check_root_certificate, describe_key
-from ceremony.errors import InputRejected, MalformedInput, VerificationFailed, printable
-from ceremony.gotime import GoTime
-from ceremony.metadata import (
+from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed, printable
+from ceremony.core.gotime import GoTime
+from ceremony.core.keys import Signer, check_root_certificate, describe_key
+from ceremony.core.metadata import (
     Body,
     Envelope,
     FileMeta,
@@ -58,9 +58,9 @@ from ceremony.metadata import (
     parse_envelope,
     role_type,
 )
-from ceremony.policy import Policy
-from ceremony.trust import SignedRecord, SignedRole, TrustState
-from ceremony.verify import verify_root, verify_threshold
+from ceremony.core.verify import verify_root, verify_threshold
+from ceremony.offline.policy import Policy
+from ceremony.offline.trust import SignedRecord, SignedRole, TrustState
 
 SOON = timedelta(days=90)
 CUSTOM_SHOWN = 200  # characters of a target's custom data shown in the review
@@ -746,7 +746,7 @@ def _expiry_note(expires: GoTime, now: datetime) -> str:
 def _custom_text(meta: FileMeta) -> str:
     if meta.custom is None:
         return ""
-    from ceremony.canonical import encode_canonical
+    from ceremony.core.canonical import encode_canonical
 
     raw = encode_canonical(meta.custom).decode("utf-8")
     shown = printable(raw[:CUSTOM_SHOWN])

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ceremony.crypto import check_root_certificate, verify_signature
-from ceremony.errors import VerificationFailed
-from ceremony.metadata import (
+from ceremony.core.errors import VerificationFailed
+from ceremony.core.keys import check_root_certificate, verify_signature
+from ceremony.core.metadata import (
     DelegatedRole,
     Envelope,
     FileMeta,

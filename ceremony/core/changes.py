@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from ceremony.canonical import RawJSON
-from ceremony.errors import InputRejected, MalformedInput
-from ceremony.gotime import GoTime
-from ceremony.metadata import (
+from ceremony.core.canonical import RawJSON
+from ceremony.core.errors import InputRejected, MalformedInput
+from ceremony.core.gotime import GoTime
+from ceremony.core.metadata import (
     Body,
     DelegatedRole,
     Delegations,

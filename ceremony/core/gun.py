@@ -15,7 +15,7 @@ import hashlib
 import unicodedata
 from urllib.parse import quote
 
-from ceremony.errors import MalformedInput
+from ceremony.core.errors import MalformedInput
 
 MAX_GUN_LENGTH = 255
 _FOLDER_LIMIT = 100  # longer folder names are cut and finished with a hash of the GUN

@@ -15,7 +15,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from ceremony.errors import CeremonyError
+from ceremony.core.errors import CeremonyError
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
