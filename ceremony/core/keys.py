@@ -19,23 +19,18 @@ import base64
 import binascii
 import hashlib
 import re
-import secrets
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, runtime_checkable
 
-from asn1crypto import algos as asn1_algos
-from asn1crypto import keys as asn1_keys
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.x509.oid import NameOID
 
-from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed, printable
+from ceremony.core.errors import InputRejected, MalformedInput, printable
 from ceremony.core.metadata import Key, Signature, b64encode
 
 MIN_RSA_BITS = 2048
@@ -255,254 +250,19 @@ def _verify(native: NativePublicKey, method: str, sig: bytes, message: bytes) ->
 
 
 # ---------------------------------------------------------------------------
-# private keys and signing
+# root certificates (checks; making them is `ceremony.signing.certificates`)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class PrivateKey:
-    """A private key Notary can use: EC (P-256, P-384, P-521), RSA ≥ 2048, or Ed25519."""
-
-    native: NativePrivateKey = field(repr=False)
-
-    def __post_init__(self) -> None:
-        native = self.native
-        if isinstance(native, ec.EllipticCurvePrivateKey):
-            if not isinstance(native.curve, SUPPORTED_CURVES):
-                raise InputRejected(
-                    f"The EC curve {native.curve.name} is not one Notary signs with."
-                )
-        elif isinstance(native, rsa.RSAPrivateKey):
-            if native.key_size < MIN_RSA_BITS:
-                raise InputRejected(
-                    f"The RSA key has {native.key_size} bits; Notary needs at least {MIN_RSA_BITS}."
-                )
-        elif not isinstance(native, ed25519.Ed25519PrivateKey):
-            raise InputRejected("Only EC, RSA and Ed25519 private keys can sign for Notary.")
-
-    @classmethod
-    def generate_ecdsa(cls) -> PrivateKey:
-        """A new P-256 key: the only kind Notary itself generates."""
-        return cls(ec.generate_private_key(ec.SECP256R1()))
-
-    @property
-    def algorithm(self) -> str:
-        """The bare metadata key type: `ecdsa`, `rsa` or `ed25519`."""
-        if isinstance(self.native, ec.EllipticCurvePrivateKey):
-            return "ecdsa"
-        if isinstance(self.native, rsa.RSAPrivateKey):
-            return "rsa"
-        return "ed25519"
-
-    def public_key(self) -> Key:
-        """The bare metadata key (`ecdsa`/`rsa` as DER SPKI, `ed25519` raw)."""
-        native = self.native
-        if isinstance(native, ed25519.Ed25519PrivateKey):
-            raw = native.public_key().public_bytes(
-                serialization.Encoding.Raw, serialization.PublicFormat.Raw
-            )
-            return Key("ed25519", b64encode(raw))
-        return Key(self.algorithm, b64encode(_spki(native.public_key())))
-
-    @property
-    def canonical_id(self) -> str:
-        """The id the key file is named by (TUF id of the bare key)."""
-        return self.public_key().key_id
-
-    def sign_raw(self, message: bytes) -> tuple[str, bytes]:
-        """(method, signature bytes) in Notary's encoding; nothing is checked here."""
-        native = self.native
-        if isinstance(native, ec.EllipticCurvePrivateKey):
-            der = native.sign(message, ec.ECDSA(hashes.SHA256()))
-            r, s = utils.decode_dss_signature(der)
-            octets = (native.curve.key_size + 7) // 8
-            return "ecdsa", r.to_bytes(octets, "big") + s.to_bytes(octets, "big")
-        if isinstance(native, rsa.RSAPrivateKey):
-            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=PSS_SALT_LENGTH)
-            return "rsapss", native.sign(message, pss, hashes.SHA256())
-        return "eddsa", native.sign(message)
-
-    def __repr__(self) -> str:
-        return f"PrivateKey({self.algorithm}, {self.canonical_id[:12]})"
-
-
-def sign(private: PrivateKey, key: Key, message: bytes) -> Signature:
-    """Sign `message` for metadata key `key`, then verify the result before returning it.
-
-    `keyid` is `key.key_id` (for a root key that is the certificate's id). The
-    immediate check catches a wrong key or a faulty signer while the ceremony
-    is still in the room.
-    """
-    try:
-        matches = canonical_key_id(key) == private.canonical_id
-    except MalformedInput:
-        matches = False
-    if not matches:
-        raise VerificationFailed(
-            f"Key {key.key_id[:12]} is not the public half of private key "
-            f"{private.canonical_id[:12]}; nothing was signed."
-        )
-    method, raw = private.sign_raw(message)
-    signature = Signature(key.key_id, method, raw)
-    if not verify_signature(key, signature, message):
-        raise VerificationFailed(
-            f"The signature just made with key {key.key_id[:12]} does not verify; "
-            "do not use this key until the cause is found."
-        )
-    return signature
-
-
-@runtime_checkable
-class Signer(Protocol):
-    """Something that signs for one metadata key (a key file today, a token later)."""
-
-    @property
-    def key(self) -> Key:
-        """The metadata key the signatures are for (its id goes into `keyid`)."""
-        ...
-
-    def sign(self, message: bytes) -> Signature:
-        """A verified Notary signature over `message`."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class FileSigner:
-    """A `Signer` over a decrypted key file."""
-
-    private: PrivateKey
-    key: Key
-
-    def __post_init__(self) -> None:
-        if canonical_key_id(self.key) != self.private.canonical_id:
-            raise VerificationFailed(
-                f"Key {self.key.key_id[:12]} is not the public half of private key "
-                f"{self.private.canonical_id[:12]}."
-            )
-
-    def sign(self, message: bytes) -> Signature:
-        return sign(self.private, self.key, message)
-
-
-# ---------------------------------------------------------------------------
-# root certificates
-
-
-def _utc(now: datetime) -> datetime:
+def utc_seconds(now: datetime) -> datetime:
+    """`now` in UTC with whole seconds, as certificates hold it; it must carry a zone."""
     if now.tzinfo is None:
         raise ValueError("`now` must be timezone-aware")
     return now.astimezone(UTC).replace(microsecond=0)
 
 
-def make_root_certificate(
-    private: PrivateKey, gun: str, now: datetime, years: int = ROOT_CERT_YEARS
-) -> Key:
-    """A self-signed root certificate as Notary makes it (§3.4), as an x509 metadata key."""
-    return certify(private.public_key(), private.sign_raw, gun, now, years)
-
-
-RawSign = Callable[[bytes], tuple[str, bytes]]
-"""Sign a message the Notary way: returns (method, signature bytes), e.g. ("ecdsa", r‖s)."""
-
-
-def _asn1_time(when: datetime) -> asn1_x509.Time:
-    # RFC 5280: UTCTime through 2049, GeneralizedTime from 2050 on.
-    kind = "utc_time" if when.year < 2050 else "general_time"
-    return asn1_x509.Time({kind: when})
-
-
-def certify(
-    public: Key, sign_raw: RawSign, gun: str, now: datetime, years: int = ROOT_CERT_YEARS
-) -> Key:
-    """A self-signed certificate (CN = `gun`) for the bare key `public`, signed through `sign_raw`.
-
-    Built as Notary's `GenerateCertificate` builds it: serial of 128 random
-    bits, valid from `now` for `years` 365-day years, key usage digital
-    signature and key encipherment (critical), extended key usage code signing,
-    not a CA. The signature comes from `sign_raw`, so a key file or a token
-    signs the same way. Like Go, any GUN length is accepted as the common name.
-    The result is checked against `public` before it is returned.
-    """
-    if public.keytype == "ed25519":
-        raise InputRejected("An Ed25519 key cannot be a Notary root key; use an ECDSA key.")
-    if public.keytype not in ("ecdsa", "rsa"):
-        raise InputRejected("Only an ECDSA or RSA key can be a Notary root key; use an ECDSA key.")
-    if not gun:
-        raise InputRejected("A root certificate needs a GUN for its common name.")
-    start = _utc(now)
-    serial = 0
-    while serial == 0:
-        serial = secrets.randbits(128)
-    if public.keytype == "ecdsa":
-        algorithm = asn1_algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
-    else:
-        algorithm = asn1_algos.SignedDigestAlgorithm(
-            {
-                "algorithm": "rsassa_pss",
-                "parameters": {
-                    "hash_algorithm": {"algorithm": "sha256"},
-                    "mask_gen_algorithm": {
-                        "algorithm": "mgf1",
-                        "parameters": {"algorithm": "sha256"},
-                    },
-                    "salt_length": PSS_SALT_LENGTH,
-                },
-            }
-        )
-    name = asn1_x509.Name.build({"common_name": gun})
-    tbs = asn1_x509.TbsCertificate(
-        {
-            "version": "v3",
-            "serial_number": serial,
-            "signature": algorithm,
-            "issuer": name,
-            "validity": {
-                "not_before": _asn1_time(start),
-                "not_after": _asn1_time(start + timedelta(days=365 * years)),
-            },
-            "subject": name,
-            "subject_public_key_info": asn1_keys.PublicKeyInfo.load(public.public_bytes),
-            "extensions": [
-                {
-                    "extn_id": "key_usage",
-                    "critical": True,
-                    "extn_value": {"digital_signature", "key_encipherment"},
-                },
-                {
-                    "extn_id": "extended_key_usage",
-                    "critical": False,
-                    "extn_value": ["code_signing"],
-                },
-                {"extn_id": "basic_constraints", "critical": True, "extn_value": {"ca": False}},
-            ],
-        }
-    )
-    method, raw = sign_raw(tbs.dump())
-    if method == "ecdsa":
-        half = len(raw) // 2
-        raw = utils.encode_dss_signature(
-            int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
-        )
-    elif method != "rsapss":
-        raise InputRejected(f"A {method} signature cannot sign a root certificate.")
-    der = asn1_x509.Certificate(
-        {"tbs_certificate": tbs, "signature_algorithm": algorithm, "signature_value": raw}
-    ).dump()
-    key = Key(f"{public.keytype}-x509", b64encode(pem_encode("CERTIFICATE", der)))
-    if canonical_key_id(key) != public.key_id or not _self_signed(_leaf(key)):
-        raise VerificationFailed(
-            "The certificate just made does not verify with its own key; "
-            "do not use this key until the cause is found."
-        )
-    return key
-
-
-def _self_signed(cert: x509.Certificate) -> bool:
-    """Whether a certificate's signature verifies with its own public key."""
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
+def leaf_certificate(key: Key) -> x509.Certificate:
+    """The first certificate of an x509 key, which is the one Notary uses."""
+    return _leaf(key)
 
 
 def _common_name(cert: x509.Certificate) -> str:
@@ -542,7 +302,7 @@ def _certificate_problem(cert: x509.Certificate, now: datetime | None) -> str | 
     if isinstance(native, rsa.RSAPublicKey) and native.key_size < MIN_RSA_BITS:
         return f"its certificate holds an RSA key of {native.key_size} bits (Notary needs {MIN_RSA_BITS})"
     if now is not None:
-        when = _utc(now)
+        when = utc_seconds(now)
         if end < when:
             return f"its certificate expired on {end.date().isoformat()}"
         if start > when + timedelta(days=1):

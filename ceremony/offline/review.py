@@ -43,7 +43,7 @@ from ceremony.core.documents import (
 )
 from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed, printable
 from ceremony.core.gotime import GoTime
-from ceremony.core.keys import Signer, check_root_certificate, describe_key
+from ceremony.core.keys import check_root_certificate, describe_key
 from ceremony.core.metadata import (
     Body,
     Envelope,
@@ -61,6 +61,7 @@ from ceremony.core.metadata import (
 from ceremony.core.verify import verify_root, verify_threshold
 from ceremony.offline.policy import Policy
 from ceremony.offline.trust import SignedRecord, SignedRole, TrustState
+from ceremony.signing.signer import Signer
 
 SOON = timedelta(days=90)
 CUSTOM_SHOWN = 200  # characters of a target's custom data shown in the review

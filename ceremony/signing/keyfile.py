@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from ceremony.core.errors import InputRejected, MalformedInput, UsageError
-from ceremony.core.keys import PemBlock, PrivateKey, pem_blocks, pem_encode
+from ceremony.core.keys import PemBlock, pem_blocks, pem_encode
+from ceremony.signing.private import PrivateKey
 
 ENCRYPTED_TYPE = "ENCRYPTED PRIVATE KEY"
 PLAIN_TYPE = "PRIVATE KEY"

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -26,22 +26,15 @@ from typing import Any
 
 from ceremony.core.canonical import parse_json
 from ceremony.core.errors import InputRejected, MalformedInput, UsageError
-from ceremony.core.keys import (
-    FileSigner,
-    PrivateKey,
-    Signer,
-    canonical_key_id,
-    check_root_certificate,
-    describe_key,
-    make_root_certificate,
-)
+from ceremony.core.keys import canonical_key_id, check_root_certificate, describe_key
 from ceremony.core.metadata import Key, is_delegation_name
 from ceremony.core.pubkeys import PublicKeyEntry, PublicKeysDocument, is_role_alias
 from ceremony.edge.fsutil import atomic_write, private_dir
+from ceremony.signing.certificates import make_root_certificate
+from ceremony.signing.filekey import file_uri
 from ceremony.signing.keyfile import decode_key_file, encode_key_file, read_key_file_headers
-
-PassphraseSource = Callable[[str], str]
-"""Given a key's role alias (root, targets, delegation, …), return its passphrase."""
+from ceremony.signing.private import PrivateKey
+from ceremony.signing.signer import PassphraseSource, Signer, signer_from_uri
 
 INDEX_VERSION = 1
 GENERATABLE_ROLES = ("root", "targets", "snapshot", "delegation")
@@ -288,24 +281,22 @@ class KeyStore:
         """A signer for metadata key `key` (e.g. a root certificate key), or None if not held.
 
         Keys are found by canonical id, in the index or as a bare Notary key file
-        in private/ (so a copied notary trust dir works too).
+        in private/ (so a copied notary trust dir works too); the signer is the
+        backend the key's URI names.
         """
+        uri = self.uri_for(key)
+        return signer_from_uri(uri, key, passphrase_for) if uri is not None else None
+
+    def uri_for(self, key: Key) -> str | None:
+        """The signer URI of the key held here for metadata key `key`, or None."""
         try:
             cid = canonical_key_id(key)
         except MalformedInput:
             return None
-        record = self.get(cid)
-        if record is not None:
-            return FileSigner(self.private_key(record, passphrase_for), key)
         path = self.key_path(cid)
-        if not path.is_file():
-            return None
-        data = path.read_bytes()
-        alias = read_key_file_headers(data).role or "root"
-        private = decode_key_file(data, passphrase_for(alias))
-        if private.canonical_id != cid:
-            return None
-        return FileSigner(private, key)
+        if self.get(cid) is not None or path.is_file():
+            return file_uri(path)
+        return None
 
     # -- certificates and export ---------------------------------------------
 

@@ -31,7 +31,6 @@ from typing import Any
 import pytest
 
 from ceremony.core.gotime import GoTime
-from ceremony.core.keys import PrivateKey, make_root_certificate, sign
 from ceremony.core.metadata import (
     DelegatedRole,
     Delegations,
@@ -46,6 +45,8 @@ from ceremony.core.metadata import (
     body_bytes,
     parse_any,
 )
+from ceremony.signing.certificates import make_root_certificate
+from ceremony.signing.private import PrivateKey, sign
 from tests.notary_env import NotaryCli, NotaryServer
 
 # ---------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from ceremony.core.changes import (
     plan,
 )
 from ceremony.core.gotime import GoTime
-from ceremony.core.keys import PrivateKey, make_root_certificate
 from ceremony.core.metadata import FileMeta, RoleKeys, Root, Targets
+from ceremony.signing.certificates import make_root_certificate
+from ceremony.signing.private import PrivateKey
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 GUN = "example.com/plan/test"

@@ -8,9 +8,10 @@ from ceremony.core.changes import AddTarget, InitRepository, SetExpiry, plan
 from ceremony.core.documents import Request
 from ceremony.core.errors import MalformedInput, printable
 from ceremony.core.gotime import GoTime
-from ceremony.core.keys import PrivateKey, make_root_certificate
 from ceremony.core.metadata import FileMeta
 from ceremony.offline.review import review_request
+from ceremony.signing.certificates import make_root_certificate
+from ceremony.signing.private import PrivateKey
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 GUN = "example.com/display/app"

@@ -20,11 +20,12 @@ from ceremony.core.changes import AddTarget, InitRepository, SetExpiry, plan
 from ceremony.core.documents import Request, RoleSignatures, SignaturesDocument
 from ceremony.core.errors import CeremonyError
 from ceremony.core.gotime import GoTime
-from ceremony.core.keys import PrivateKey, make_root_certificate, sign
 from ceremony.core.metadata import Envelope, FileMeta, parse_any
 from ceremony.core.pubkeys import PublicKeyEntry, PublicKeysDocument
 from ceremony.offline.review import review_request
+from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.keyfile import decode_key_file, encode_key_file
+from ceremony.signing.private import PrivateKey, sign
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 GUN = "example.com/fuzz/app"

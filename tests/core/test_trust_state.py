@@ -13,11 +13,12 @@ from ceremony.core.changes import InitRepository, SetExpiry, plan
 from ceremony.core.errors import MalformedInput
 from ceremony.core.gotime import GoTime
 from ceremony.core.gun import check_gun, gun_folder
-from ceremony.core.keys import PrivateKey, make_root_certificate
 from ceremony.core.metadata import Envelope, Root
 from ceremony.offline.policy import Policy
 from ceremony.offline.review import Acknowledgements, Needed
 from ceremony.offline.trust import SignedRecord, SignedRole, TrustState
+from ceremony.signing.certificates import make_root_certificate
+from ceremony.signing.private import PrivateKey
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 GUN = "example.com/unit/app"

@@ -24,10 +24,12 @@ from cryptography.hazmat.primitives import serialization
 
 from ceremony.core.changes import AddTarget, ReplaceKeys, SetDelegation
 from ceremony.core.documents import Request
-from ceremony.core.keys import PrivateKey, key_fingerprint, make_root_certificate, pem_encode
+from ceremony.core.keys import key_fingerprint, pem_encode
 from ceremony.core.metadata import FileMeta
 from ceremony.core.pubkeys import PublicKeysDocument
 from ceremony.offline.trust import TrustStore
+from ceremony.signing.certificates import make_root_certificate
+from ceremony.signing.private import PrivateKey
 from tests.attacker import capture, edit, forge, thin_entry, with_changes, write
 from tests.e2e.rig import Rig, expect_keys, fingerprints, full_ceremony, one_sentence
 from tests.e2e.test_ceremony_cli import export_change, publish_new, snapshot_home

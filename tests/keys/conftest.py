@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from ceremony.core.keys import PrivateKey
+from ceremony.signing.private import PrivateKey
 
 ROOT = Path(__file__).resolve().parents[2]
 CEREMONY = ROOT / ".venv" / "bin" / "ceremony"

@@ -10,9 +10,10 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 import ceremony.cli
-from ceremony.core.keys import PrivateKey, describe_key
+from ceremony.core.keys import describe_key
 from ceremony.core.pubkeys import PublicKeysDocument
 from ceremony.signing.keyfile import encode_key_file
+from ceremony.signing.private import PrivateKey
 from tests.keys.conftest import GUN, clean_env, run_ceremony
 
 SECRET = "cli-passphrase-5678"

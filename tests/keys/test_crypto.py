@@ -18,18 +18,17 @@ from hypothesis import strategies as st
 
 from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed
 from ceremony.core.keys import (
-    FileSigner,
-    PrivateKey,
-    Signer,
     canonical_key_id,
     check_root_certificate,
     describe_key,
     key_from_pem,
-    make_root_certificate,
-    sign,
     verify_signature,
 )
 from ceremony.core.metadata import Key, Signature
+from ceremony.signing.certificates import make_root_certificate
+from ceremony.signing.filekey import FileSigner
+from ceremony.signing.private import PrivateKey, sign
+from ceremony.signing.signer import Signer
 from tests.keys.conftest import GUN, NOW
 
 # RFC 8032 §7.1, test 1: an external known answer for Ed25519.

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.padding import PKCS7
 
 from ceremony.core.errors import CeremonyError, InputRejected, MalformedInput, UsageError
-from ceremony.core.keys import PrivateKey, pem_blocks, pem_encode
+from ceremony.core.keys import pem_blocks, pem_encode
 from ceremony.signing.keyfile import (
     KeyFileHeaders,
     WrongPassphrase,
@@ -25,6 +25,7 @@ from ceremony.signing.keyfile import (
     private_key_info,
     read_key_file_headers,
 )
+from ceremony.signing.private import PrivateKey
 from tests.keys.conftest import GUN
 
 SECRET = "s3cret-Passphrase-never-shown"

@@ -12,16 +12,15 @@ import pytest
 
 from ceremony.core.errors import InputRejected, MalformedInput, UsageError
 from ceremony.core.keys import (
-    FileSigner,
-    PrivateKey,
     canonical_key_id,
     check_root_certificate,
     describe_key,
-    make_root_certificate,
     verify_signature,
 )
 from ceremony.core.metadata import Key
 from ceremony.core.pubkeys import MEDIA_TYPE, PublicKeyEntry, PublicKeysDocument
+from ceremony.signing.certificates import make_root_certificate
+from ceremony.signing.filekey import FileSigner
 from ceremony.signing.keyfile import (
     KeyFileHeaders,
     WrongPassphrase,
@@ -30,6 +29,7 @@ from ceremony.signing.keyfile import (
     read_key_file_headers,
 )
 from ceremony.signing.keystore import KeyStore
+from ceremony.signing.private import PrivateKey
 from tests.keys.conftest import GUN, NOW
 
 SECRET = "store-passphrase-1234"

@@ -11,16 +11,14 @@ from asn1crypto import keys
 from cryptography.hazmat.primitives import serialization
 
 from ceremony.core.keys import (
-    PrivateKey,
     canonical_key_id,
     check_root_certificate,
     describe_key,
     key_from_pem,
-    make_root_certificate,
-    sign,
     verify_signature,
 )
 from ceremony.core.metadata import Root, Targets, parse_envelope
+from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.keyfile import (
     decode_key_file,
     encode_key_file,
@@ -28,6 +26,7 @@ from ceremony.signing.keyfile import (
     read_key_file_headers,
 )
 from ceremony.signing.keystore import KeyStore
+from ceremony.signing.private import PrivateKey, sign
 from tests.keys.conftest import clean_env, run_ceremony
 from tests.keys.test_keyfile import _decrypt, _der
 from tests.notary_env import PASSPHRASE, NotaryCli, NotaryServer

@@ -13,10 +13,10 @@ import secrets
 import pytest
 
 from ceremony.core.documents import RoleSignatures, SignaturesDocument
-from ceremony.core.keys import PrivateKey, sign
 from ceremony.qr.frames import ContentType, Decoder, plan, preset_named
 from ceremony.qr.render import frame_image
 from ceremony.qr.scan import Backend, decode_image
+from ceremony.signing.private import PrivateKey, sign
 
 
 def rotation_signatures(old_root: int, new_root: int, targets: int) -> bytes:
