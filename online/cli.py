@@ -39,7 +39,6 @@ from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
 from online.changelist import canonical_custom, read_changelist, translate
 from online.client.http import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, ServerConfig
-from online.flow import describe_change
 from online.home import HOME_ENV, Home, StagedChange, default_home
 from online.operations import (
     cancel_request,
@@ -145,7 +144,7 @@ def _staged(home: Home, gun: str, changes: list[Change]) -> None:
 def _report_staged(gun: str, staged: tuple[StagedChange, ...]) -> None:
     if len(staged) <= _STATUS_LIMIT:
         for s in staged:
-            out.print(f"staged #{s.id}: {describe_change(s.change)}", markup=False)
+            out.print(f"staged #{s.id}: {s.change.describe()}", markup=False)
     else:
         out.print(f"staged #{staged[0].id}–#{staged[-1].id}: {len(staged)} changes", markup=False)
     err.print(
@@ -475,7 +474,7 @@ def status(
         out.print(f"  note: {warning}", markup=False)
     out.print(f"Staged changes: {len(result.staged)}", markup=False)
     for s in result.staged[:_STATUS_LIMIT]:
-        out.print(f"  #{s.id}: {describe_change(s.change)}", markup=False)
+        out.print(f"  #{s.id}: {s.change.describe()}", markup=False)
     if len(result.staged) > _STATUS_LIMIT:
         out.print(f"  … and {len(result.staged) - _STATUS_LIMIT} more", markup=False)
     out.print(f"Requests: {len(result.requests)}", markup=False)

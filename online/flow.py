@@ -22,25 +22,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ceremony.core.changes import (
-    AddTarget,
     Change,
-    InitRepository,
-    Plan,
-    RemoveDelegation,
-    RemoveTarget,
-    ReplaceKeys,
-    RolePlan,
-    SetDelegation,
     SetExpiry,
     SetVersion,
-    plan,
     roles_read,
+    touched_roles,
 )
 from ceremony.core.documents import BaseFile, Expectation, Request
 from ceremony.core.errors import VerificationFailed
 from ceremony.core.gotime import GoTime
 from ceremony.core.keys import verify_signature
-from ceremony.core.metadata import Body, Envelope, Signature, parent_role, parse_any
+from ceremony.core.metadata import Body, Envelope, Signature, parse_any
+from ceremony.core.plan import Plan, RolePlan, plan
 
 ROOT_EXPIRY = timedelta(days=10 * 365)  # Notary's defaults, in 365-day years (§2.4)
 TARGETS_EXPIRY = timedelta(days=3 * 365)
@@ -61,29 +54,6 @@ def role_order(role: str) -> tuple[int, int, str]:
 def default_expiry(role: str, now: datetime) -> GoTime:
     """Notary's default expiry for a role signed offline: root 10 years, others 3."""
     return GoTime.from_datetime(now + (ROOT_EXPIRY if role == "root" else TARGETS_EXPIRY))
-
-
-def touched_roles(changes: Sequence[Change]) -> list[str]:
-    """The roles `plan` will re-sign for these changes, in first-touched order."""
-    out: list[str] = []
-
-    def touch(role: str) -> None:
-        if role not in out:
-            out.append(role)
-
-    for change in changes:
-        if isinstance(change, InitRepository):
-            touch("root")
-            touch("targets")
-        elif isinstance(change, AddTarget | RemoveTarget | SetExpiry | SetVersion):
-            touch(change.role)
-        elif isinstance(change, SetDelegation | RemoveDelegation):
-            touch(parent_role(change.role))
-        else:
-            touch("root")
-            if change.role == "targets":
-                touch("targets")
-    return out
 
 
 def with_default_expiries(changes: Sequence[Change], now: datetime) -> tuple[Change, ...]:
@@ -162,20 +132,14 @@ def build_request(
     full = with_default_expiries(changes, now)
     base = choose_base(files, full) if files is not None else ()
     bodies = base_bodies(base)
-    result = plan(bodies, full)
-    explicit = {c.role for c in full if isinstance(c, SetExpiry)}
-    lacking = [role for role in result.roles if role not in explicit]
-    if lacking:  # plan touched a role touched_roles did not foresee: give it its default too
-        full = (*full, *(SetExpiry(role, default_expiry(role, now)) for role in lacking))
-        result = plan(bodies, full)
+    floor = exported or {}
     skips = [
-        SetVersion(role, (exported or {})[role] + 1)
-        for role, rp in result.roles.items()
-        if role != "root" and rp.body.version <= (exported or {}).get(role, 0)
+        SetVersion(role, floor[role] + 1)
+        for role in touched_roles(full)
+        if role != "root" and (bodies[role].version if role in bodies else 0) < floor.get(role, 0)
     ]
-    if skips:
-        full = (*full, *skips)
-        result = plan(bodies, full)
+    full = (*full, *skips)
+    result = plan(bodies, full)
     request = Request.build(
         gun=gun,
         created=GoTime.from_datetime(now),
@@ -372,36 +336,3 @@ def check_served(uploaded: Mapping[str, bytes], files: Mapping[str, bytes] | Non
                 f"The server accepted the update but does not serve the uploaded {role}: "
                 "check the server, then run publish again (everything is kept)."
             )
-
-
-# ---------------------------------------------------------------------------
-# describing changes to the operator
-
-
-def describe_change(change: Change) -> str:
-    """One line an operator can read."""
-    if isinstance(change, AddTarget):
-        sha = change.meta.sha256_hex
-        custom = " with custom data" if change.meta.custom is not None else ""
-        return f"add {change.name!r} to {change.role} ({change.meta.length} bytes, sha256 {sha}){custom}"
-    if isinstance(change, RemoveTarget):
-        return f"remove {change.name!r} from {change.role}"
-    if isinstance(change, SetDelegation):
-        paths = ", ".join(repr(p) for p in change.paths) if change.paths != ("",) else "all paths"
-        keys = ", ".join(k.key_id for k in change.keys)
-        return f"delegate {change.role} to {change.threshold} of [{keys}] for {paths}"
-    if isinstance(change, RemoveDelegation):
-        return f"remove the delegation {change.role}"
-    if isinstance(change, ReplaceKeys):
-        keys = ", ".join(k.key_id for k in change.keys)
-        return f"rotate {change.role} keys to {change.threshold} of [{keys}]"
-    if isinstance(change, SetExpiry):
-        return f"set {change.role} to expire {change.expires.format()}"
-    if isinstance(change, SetVersion):
-        return f"sign {change.role} as v{change.version} (past versions exported before)"
-    root = ", ".join(k.key_id for k in change.root_keys)
-    targets = ", ".join(k.key_id for k in change.targets_keys)
-    return (
-        f"initialise the repository: root {change.root_threshold} of [{root}], "
-        f"targets {change.targets_threshold} of [{targets}], snapshot and timestamp on the server"
-    )

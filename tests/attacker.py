@@ -98,7 +98,7 @@ def edit(request: Path, out: Path, change: Callable[[dict[str, Any]], None]) -> 
 
 def with_changes(request: Request, changes: Sequence[Change]) -> Request:
     """The same base and creation time with other changes, replanned and re-identified."""
-    from ceremony.core.changes import plan
+    from ceremony.core.plan import plan
     from online.flow import base_bodies
 
     result = plan(base_bodies(request.base), changes)

@@ -30,11 +30,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ceremony.core.canonical import encode_canonical, parse_json
-from ceremony.core.changes import Change, Plan, change_from_dict
+from ceremony.core.changes import Change, change_from_dict
 from ceremony.core.errors import MalformedInput, VerificationFailed
 from ceremony.core.gotime import GoTime
 from ceremony.core.gun import check_gun
 from ceremony.core.metadata import Signature, is_delegation_name
+from ceremony.core.plan import Plan
 from ceremony.core.pubkeys import MEDIA_TYPE as PUBLIC_KEYS_MEDIA_TYPE
 
 REQUEST_MEDIA_TYPE = "application/vnd.notary-ceremony.request.v1+json"

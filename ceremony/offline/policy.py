@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ceremony.core.changes import Plan
 from ceremony.core.errors import MalformedInput
 from ceremony.core.keys import describe_key
 from ceremony.core.metadata import Root, Targets
+from ceremony.core.plan import Plan
 
 POLICY_FILE = "policy.toml"
 _CLASSES = ("root", "targets", "delegation")

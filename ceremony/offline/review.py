@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ceremony.core.canonical import parse_json
-from ceremony.core.changes import InitRepository, Plan, plan
+from ceremony.core.changes import InitRepository
 from ceremony.core.documents import (
     Expectation,
     Request,
@@ -58,6 +58,7 @@ from ceremony.core.metadata import (
     parse_envelope,
     role_type,
 )
+from ceremony.core.plan import Plan, plan
 from ceremony.core.verify import verify_root, verify_threshold
 from ceremony.offline.policy import Policy
 from ceremony.offline.trust import SignedRecord, SignedRole, TrustState

@@ -16,10 +16,10 @@ from ceremony.core.changes import (
     SetDelegation,
     SetExpiry,
     change_from_dict,
-    plan,
 )
 from ceremony.core.gotime import GoTime
 from ceremony.core.metadata import FileMeta, RoleKeys, Root, Targets
+from ceremony.core.plan import plan
 from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.private import PrivateKey
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ceremony.core.changes import AddTarget, InitRepository, SetExpiry, plan
+from ceremony.core.changes import AddTarget, InitRepository, SetExpiry
 from ceremony.core.documents import Request
 from ceremony.core.errors import MalformedInput, printable
 from ceremony.core.gotime import GoTime
 from ceremony.core.metadata import FileMeta
+from ceremony.core.plan import plan
 from ceremony.offline.review import review_request
 from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.private import PrivateKey

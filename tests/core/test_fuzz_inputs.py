@@ -16,11 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ceremony.core.changes import AddTarget, InitRepository, SetExpiry, plan
+from ceremony.core.changes import AddTarget, InitRepository, SetExpiry
 from ceremony.core.documents import Request, RoleSignatures, SignaturesDocument
 from ceremony.core.errors import CeremonyError
 from ceremony.core.gotime import GoTime
 from ceremony.core.metadata import Envelope, FileMeta, parse_any
+from ceremony.core.plan import plan
 from ceremony.core.pubkeys import PublicKeyEntry, PublicKeysDocument
 from ceremony.offline.review import review_request
 from ceremony.signing.certificates import make_root_certificate

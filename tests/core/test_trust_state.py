@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ceremony.core.canonical import encode_canonical
-from ceremony.core.changes import InitRepository, SetExpiry, plan
+from ceremony.core.changes import InitRepository, SetExpiry
 from ceremony.core.errors import MalformedInput
 from ceremony.core.gotime import GoTime
 from ceremony.core.gun import check_gun, gun_folder
 from ceremony.core.metadata import Envelope, Root
+from ceremony.core.plan import plan
 from ceremony.offline.policy import Policy
 from ceremony.offline.review import Acknowledgements, Needed
 from ceremony.offline.trust import SignedRecord, SignedRole, TrustState

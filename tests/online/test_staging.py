@@ -16,12 +16,13 @@ from ceremony.core.changes import (
     RemoveDelegation,
     SetDelegation,
     SetExpiry,
+    touched_roles,
 )
 from ceremony.core.documents import BaseFile, Request, SignaturesDocument
 from ceremony.core.errors import EnvironmentFailure, InputRejected
 from ceremony.core.gotime import GoTime
 from ceremony.core.metadata import FileMeta
-from online.flow import build_request, moved_since_export, touched_roles, with_default_expiries
+from online.flow import build_request, moved_since_export, with_default_expiries
 from online.home import Home, RequestRecord
 from tests.notary_env import NotaryServer
 from tests.online.signer_util import Online, plain_key, root_key, sign_request
