@@ -38,7 +38,8 @@ from ceremony.edge.fsutil import atomic_write
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
 from online.changelist import canonical_custom, read_changelist, translate
-from online.client.http import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, ServerConfig
+from online.client.config import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, ServerConfig
+from online.client.http import TrustServer
 from online.home import HOME_ENV, Home, StagedChange, default_home
 from online.operations import (
     cancel_request,
@@ -74,6 +75,10 @@ class Globals:
 
     def config(self) -> ServerConfig:
         return ServerConfig.from_env(self.server, self.tls_ca)
+
+    def connect(self) -> TrustServer:
+        """The trust server the options name (a context manager that closes its connections)."""
+        return TrustServer(self.config())
 
 
 @app.callback()
@@ -181,14 +186,15 @@ def init(
     g = _globals(ctx)
     gun = _gun(gun)
     keys = _load_public_keys(public_keys)
-    staged = stage_init(
-        Home(g.home),
-        g.config(),
-        gun,
-        keys,
-        root_threshold=root_threshold,
-        targets_threshold=targets_threshold,
-    )
+    with g.connect() as server:
+        staged = stage_init(
+            Home(g.home),
+            server,
+            gun,
+            keys,
+            root_threshold=root_threshold,
+            targets_threshold=targets_threshold,
+        )
     _report_staged(gun, (staged,))
 
 
@@ -413,8 +419,11 @@ def refresh(
     g = _globals(ctx)
     gun = _gun(gun)
     roles = [r if r == "root" else _role(r) for r in role or ()]
-    config = None if roles else g.config()  # named roles need no server
-    changes = refresh_changes(Home(g.home), config, gun, utc_now(), roles)
+    if roles:  # named roles need no server
+        changes = refresh_changes(Home(g.home), None, gun, utc_now(), roles)
+    else:
+        with g.connect() as server:
+            changes = refresh_changes(Home(g.home), server, gun, utc_now(), roles)
     _staged(Home(g.home), gun, changes)
 
 
@@ -456,7 +465,11 @@ def status(
         config = g.config()
     except UsageError as exc:  # still show what this home holds
         no_server = exc
-    result = repository_status(Home(g.home), config, gun, utc_now())
+    if config is None:
+        result = repository_status(Home(g.home), None, gun, utc_now())
+    else:
+        with TrustServer(config) as server:
+            result = repository_status(Home(g.home), server, gun, utc_now())
     out.print(f"Repository {gun}", markup=False)
     if result.published is not None:
         width = max(len(r.role) for r in result.published)
@@ -531,15 +544,15 @@ def export(
         raise UsageError("Say where the request goes: --out FILE and/or --qr-out DIR.")
     g = _globals(ctx)
     gun = _gun(gun)
-    config = g.config()
-    request = export_request(
-        Home(g.home),
-        config,
-        gun,
-        utc_now(),
-        thin=thin,
-        say=lambda text: err.print(text, markup=False),
-    )
+    with g.connect() as server:
+        request = export_request(
+            Home(g.home),
+            server,
+            gun,
+            utc_now(),
+            thin=thin,
+            say=lambda text: err.print(text, markup=False),
+        )
     data = request.to_bytes(thin=thin)
     if out_file is not None:
         write_request(out_file, data)
@@ -595,9 +608,10 @@ def publish(
             doc
         )  # a foreign file is refused before anything else
         err.print(f"signatures document words: {digest_phrase(parsed.digest)}", markup=False)
-    results = publish_documents(
-        Home(g.home), config, docs, utc_now(), say=lambda text: err.print(text, markup=False)
-    )
+    with TrustServer(config) as server:
+        results = publish_documents(
+            Home(g.home), server, docs, utc_now(), say=lambda text: err.print(text, markup=False)
+        )
     for r in results:
         versions = ", ".join(f"{role} v{v}" for role, v in sorted(r.versions.items()))
         if r.already:

@@ -22,7 +22,8 @@ from ceremony.core.gotime import GoTime
 from ceremony.core.metadata import Key, Root, Targets
 from ceremony.core.pubkeys import PublicKeysDocument
 from ceremony.edge.fsutil import locked
-from online.client.http import FetchedRepository, ServerConfig, TrustServer, fetch_repository
+from online.client import Server
+from online.client.fetch import FetchedRepository, fetch_repository
 from online.flow import (
     EXPIRY_WARNING,
     Planned,
@@ -61,7 +62,7 @@ def _quiet(_: str) -> None:
 
 def fetch(
     repo: RepositoryHome,
-    server: TrustServer,
+    server: Server,
     now: datetime,
     *,
     full_root_chain: bool = False,
@@ -96,7 +97,7 @@ def _publishing(repo: RepositoryHome) -> contextlib.AbstractContextManager[None]
 
 def stage_init(
     home: Home,
-    config: ServerConfig,
+    server: Server,
     gun: str,
     keys: PublicKeysDocument,
     *,
@@ -123,13 +124,12 @@ def stage_init(
         raise InputRejected(
             f"The initialisation of {gun} is already staged: export and publish it."
         )
-    with TrustServer(config) as server:
-        if server.get_metadata(gun, "root.json") is not None:
-            raise InputRejected(
-                f"{gun} already exists on the server: change its keys with `ceremony-online rotate`."
-            )
-        snapshot_key = server.get_server_key(gun, "snapshot")
-        timestamp_key = server.get_server_key(gun, "timestamp")
+    if server.get_metadata(gun, "root.json") is not None:
+        raise InputRejected(
+            f"{gun} already exists on the server: change its keys with `ceremony-online rotate`."
+        )
+    snapshot_key = server.get_server_key(gun, "snapshot")
+    timestamp_key = server.get_server_key(gun, "timestamp")
     change = InitRepository(root_keys, rt, targets_keys, tt, snapshot_key, timestamp_key)
     return repo.stage([change])[0]
 
@@ -157,15 +157,14 @@ def rotation_keys(keys: PublicKeysDocument, gun: str, role: str) -> tuple[Key, .
 
 
 def refresh_changes(
-    home: Home, config: ServerConfig | None, gun: str, now: datetime, roles: Sequence[str]
+    home: Home, server: Server | None, gun: str, now: datetime, roles: Sequence[str]
 ) -> list[Change]:
     """`SetExpiry` (the default) for the named roles, or for every offline role expiring within 90 days."""
-    if roles or config is None:
+    if roles or server is None:
         if not roles:
             raise UsageError("Name the roles to refresh, or configure the server to find them.")
         return [SetExpiry(role, default_expiry(role, now)) for role in dict.fromkeys(roles)]
-    with TrustServer(config) as server:
-        fetched = fetch(home.repository(gun), server, now)
+    fetched = fetch(home.repository(gun), server, now)
     if fetched is None:
         raise InputRejected(f"{gun} does not exist on the server, so there is nothing to refresh.")
     due = [
@@ -188,7 +187,7 @@ def refresh_changes(
 
 def export_request(
     home: Home,
-    config: ServerConfig,
+    server: Server,
     gun: str,
     now: datetime,
     *,
@@ -207,9 +206,8 @@ def export_request(
             f"Nothing is staged for {gun}: stage changes with add, remove, delegation, rotate, "
             "refresh or import-changelist first."
         )
-    say(f"Fetching and verifying {gun} from {config.url} …")
-    with TrustServer(config) as server:
-        fetched = fetch(repo, server, now, full_root_chain=True)
+    say(f"Fetching and verifying {gun} from {server.location} …")
+    fetched = fetch(repo, server, now, full_root_chain=True)
     if fetched is None and not any(isinstance(s.change, InitRepository) for s in staged):
         raise InputRejected(
             f"{gun} does not exist on the server: stage its creation with `ceremony-online init`."
@@ -292,7 +290,7 @@ class PublishResult:
 
 def publish_documents(
     home: Home,
-    config: ServerConfig,
+    server: Server,
     documents: Sequence[bytes],
     now: datetime,
     *,
@@ -336,14 +334,14 @@ def publish_documents(
     if first_error is not None:
         raise first_error
     return [
-        _publish_one(home.repository(gun), config, *loaded[(gun, rid)], now, say)
+        _publish_one(home.repository(gun), server, *loaded[(gun, rid)], now, say)
         for gun, rid in targets
     ]
 
 
 def _publish_one(
     repo: RepositoryHome,
-    config: ServerConfig,
+    server: Server,
     request: Request,
     result: Planned,
     now: datetime,
@@ -366,25 +364,24 @@ def _publish_one(
                 "with the rest)."
             )
         upload = upload_files(result, signatures)
-        say(f"Checking {gun} on {config.url} …")
-        with TrustServer(config) as server:
-            before = fetch(repo, server, now)
-            before_files = before.files if before is not None else None
-            if already_served(result, before_files):
-                say("The server already serves this request's metadata (an earlier upload).")
-                uploaded_here = False
-            else:
-                moved = moved_since_export(request, before_files)
-                if moved:
-                    raise VerificationFailed(
-                        f"The server moved since request {request.id} was exported "
-                        f"({', '.join(moved)}): re-export with `ceremony-online export {gun}` and "
-                        "sign again (the staged changes and signatures are kept)."
-                    )
-                say(f"Uploading {', '.join(upload)} …")
-                server.publish(gun, upload)
-                uploaded_here = True
-            after = _read_back(repo, server, now)
+        say(f"Checking {gun} on {server.location} …")
+        before = fetch(repo, server, now)
+        before_files = before.files if before is not None else None
+        if already_served(result, before_files):
+            say("The server already serves this request's metadata (an earlier upload).")
+            uploaded_here = False
+        else:
+            moved = moved_since_export(request, before_files)
+            if moved:
+                raise VerificationFailed(
+                    f"The server moved since request {request.id} was exported "
+                    f"({', '.join(moved)}): re-export with `ceremony-online export {gun}` and "
+                    "sign again (the staged changes and signatures are kept)."
+                )
+            say(f"Uploading {', '.join(upload)} …")
+            server.publish(gun, upload)
+            uploaded_here = True
+        after = _read_back(repo, server, now)
         after_files = after.files if after is not None else None
         if uploaded_here:
             check_served(upload, after_files)
@@ -409,9 +406,7 @@ def _publish_one(
     return PublishResult(gun, request.id, versions, False, dropped)
 
 
-def _read_back(
-    repo: RepositoryHome, server: TrustServer, now: datetime
-) -> FetchedRepository | None:
+def _read_back(repo: RepositoryHome, server: Server, now: datetime) -> FetchedRepository | None:
     """Fetch and verify after an upload, saying that the upload itself went through."""
     try:
         return fetch(repo, server, now)
@@ -482,7 +477,7 @@ def _status_order(role: str) -> tuple[int, int, str]:
 
 
 def repository_status(
-    home: Home, config: ServerConfig | None, gun: str, now: datetime
+    home: Home, server: Server | None, gun: str, now: datetime
 ) -> RepositoryStatus:
     """What is published, staged, exported and signed for `gun`.
 
@@ -493,10 +488,9 @@ def repository_status(
     published: tuple[RoleStatus, ...] | None = None
     problem: CeremonyError | None = None
     warnings: tuple[str, ...] = ()
-    if config is not None:
+    if server is not None:
         try:
-            with TrustServer(config) as server:
-                fetched = fetch(repo, server, now)
+            fetched = fetch(repo, server, now)
             if fetched is not None:
                 published = published_roles(fetched, now)
                 warnings = fetched.report.warnings

@@ -24,7 +24,9 @@ from ceremony.core.canonical import encode_canonical
 from ceremony.core.changes import Change
 from ceremony.core.documents import Request
 from ceremony.core.metadata import parse_any
-from online.client.http import ServerConfig, TrustServer, fetch_repository
+from online.client.config import ServerConfig
+from online.client.fetch import fetch_repository
+from online.client.http import TrustServer
 from online.flow import build_request
 from tests.notary_env import NotaryServer
 

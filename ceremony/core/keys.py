@@ -137,7 +137,9 @@ def _certificates(pem: bytes) -> list[x509.Certificate]:
         if block.type != "CERTIFICATE":
             raise MalformedInput(f"The certificate bundle holds a {block.type} block.")
         try:
-            certs.append(x509.load_der_x509_certificate(block.body))
+            cert = x509.load_der_x509_certificate(block.body)
+            _ = cert.extensions  # parsed lazily: a malformed extension fails here, not later
+            certs.append(cert)
         except ValueError as exc:
             raise MalformedInput("The certificate bundle holds an unreadable certificate.") from exc
     return certs

@@ -917,7 +917,25 @@ def sign_review(
     given: Acknowledgements,
     signed_at: str,
 ) -> SigningOutcome:
-    """Sign the bytes `review_request` computed with `keys` (from `keys_to_sign`)."""
+    """Sign the bytes `review_request` computed with `keys` (from `keys_to_sign`).
+
+    Refuses, whatever the caller did before, a request the policy refuses or one
+    whose acknowledgements were not all given by name.
+    """
+    if result.policy_violations:
+        raise InputRejected(
+            "This machine's signing policy refuses the request ("
+            + "; ".join(result.policy_violations)
+            + "); nothing was signed."
+        )
+    result.check_acknowledgements(given)
+    missing = result.missing(given)
+    if missing:
+        raise InputRejected(
+            "This request must be acknowledged by name before it is signed: "
+            + "; ".join(f"{n.flag} ({n.why})" for n in missing)
+            + ". Compare with your record, then re-run with those options."
+        )
     request = result.request
     roles: list[RoleSignatures] = []
     unsigned: list[str] = []

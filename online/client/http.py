@@ -27,19 +27,15 @@ private key and never puts a password or token into a message.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import ipaddress
 import json
-import os
 import re
 import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -56,35 +52,17 @@ from ceremony.core.errors import (
 )
 from ceremony.core.gun import check_gun
 from ceremony.core.metadata import (
-    BASE_ROLES,
-    Envelope,
     Key,
-    Root,
-    Snapshot,
-    Targets,
-    Timestamp,
-    is_delegation_name,
-    parse_envelope,
 )
-from ceremony.core.verify import RepositoryReport, verify_repository
+from online.client import TIMESTAMP_MAX_LENGTH
+from online.client.config import ServerConfig, docker_credentials
+from online.client.names import DIGESTS, check_role, split_name
 
-MIB = 1024 * 1024
-TIMESTAMP_MAX_LENGTH = 1 * MIB  # what Notary's client allows for timestamp.json
-DEFAULT_MAX_DOWNLOAD = 100 * MIB  # Notary's cap for files whose length is not yet known
 KEY_MAX_LENGTH = 64 * 1024
 ERROR_MAX_LENGTH = 64 * 1024
-TOKEN_MAX_LENGTH = 1 * MIB
-
-ENV_SERVER = "CEREMONY_SERVER"
-ENV_DOCKER_SERVER = "DOCKER_CONTENT_TRUST_SERVER"
-ENV_TLS_CA = "CEREMONY_TLS_CA"
-ENV_USERNAME = "CEREMONY_USERNAME"
-ENV_PASSWORD = "CEREMONY_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
-ENV_DOCKER_CONFIG = "DOCKER_CONFIG"
+TOKEN_MAX_LENGTH = 1 * 1024 * 1024
 
 _USER_AGENT = "notary-ceremony-online/0.1"
-_HEX = re.compile(r"^[0-9a-f]+$")
-_DIGESTS = {64: "sha256", 96: "sha384", 128: "sha512"}
 _PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 _UPDATE_KINDS = {
     "ErrBadRoot": "bad root",
@@ -93,175 +71,6 @@ _UPDATE_KINDS = {
     "ErrBadHierarchy": "incomplete hierarchy",
     "ErrValidation": "invalid update",
 }
-
-
-# ---------------------------------------------------------------------------
-# configuration
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A registry account for the token service (the password never appears in a repr)."""
-
-    username: str
-    password: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServerConfig:
-    """Where the trust server is and how to talk to it.
-
-    Attributes:
-        url: base URL, `https://host[:port][/prefix]` (no trailing slash, no userinfo).
-        tls_ca: PEM file of the CA that signed the server's certificate; None uses
-            the system trust store.
-        connect_timeout / read_timeout: seconds, per connection attempt and per read.
-        retries: extra attempts for idempotent GETs after a network error or 5xx.
-        backoff: seconds before the first retry; doubled for each further one.
-        max_download: cap for files whose length no parent records (root.json, N.root.json).
-        credentials: basic credentials for the token service, if given explicitly.
-        docker_config: directory holding the Docker `config.json` consulted for
-            credentials when `credentials` is None; None consults nothing.
-    """
-
-    url: str
-    tls_ca: Path | None = None
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    retries: int = 3
-    backoff: float = 0.5
-    max_download: int = DEFAULT_MAX_DOWNLOAD
-    credentials: Credentials | None = None
-    docker_config: Path | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "url", _normalise_url(self.url))
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise UsageError("Server timeouts must be positive numbers of seconds.")
-        if self.retries < 0 or self.backoff < 0:
-            raise UsageError("The retry count and backoff must not be negative.")
-        if self.max_download <= 0:
-            raise UsageError("The download size cap must be a positive number of bytes.")
-
-    @property
-    def host(self) -> str:
-        """`host[:port]` of the server, as Docker keys its `auths`."""
-        return urlsplit(self.url).netloc
-
-    @classmethod
-    def from_env(
-        cls,
-        server: str | None,
-        tls_ca: Path | None,
-        *,
-        environ: Mapping[str, str] | None = None,
-    ) -> ServerConfig:
-        """Resolve the command line and the environment into a configuration.
-
-        The server is `--server`, else `CEREMONY_SERVER`, else
-        `DOCKER_CONTENT_TRUST_SERVER`; the CA is `--tls-ca`, else
-        `CEREMONY_TLS_CA`. Credentials come from `CEREMONY_USERNAME` and
-        `CEREMONY_PASSWORD`; without them the Docker config in `DOCKER_CONFIG`
-        (default `~/.docker`) is consulted when a token is needed. Timeouts,
-        retries and caps keep their defaults (`dataclasses.replace` to change them).
-
-        Raises:
-            UsageError: no server is configured, or the settings are unusable.
-        """
-        env = os.environ if environ is None else environ
-        url = server or env.get(ENV_SERVER) or env.get(ENV_DOCKER_SERVER)
-        if not url:
-            raise UsageError(
-                "No trust server is configured: pass --server URL or set CEREMONY_SERVER "
-                "(or DOCKER_CONTENT_TRUST_SERVER)."
-            )
-        ca = tls_ca
-        if ca is None and env.get(ENV_TLS_CA):
-            ca = Path(env[ENV_TLS_CA])
-        if ca is not None and not ca.is_file():
-            raise UsageError(f"The TLS CA file {ca} does not exist: check --tls-ca.")
-        username, password = env.get(ENV_USERNAME), env.get(ENV_PASSWORD)
-        if bool(username) != bool(password):
-            raise UsageError(
-                "Set both CEREMONY_USERNAME and CEREMONY_PASSWORD, or neither of them."
-            )
-        credentials = Credentials(username, password) if username and password else None
-        docker_dir = env.get(ENV_DOCKER_CONFIG)
-        docker_config = Path(docker_dir) if docker_dir else Path.home() / ".docker"
-        return cls(
-            url=url,
-            tls_ca=ca,
-            credentials=credentials,
-            docker_config=docker_config,
-        )
-
-
-def _normalise_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(
-            f"The trust server {url!r} is not an http(s) URL: pass --server https://HOST[:PORT]."
-        )
-    if parts.username is not None or parts.password is not None:
-        raise UsageError(
-            "Do not put credentials in the server URL: set CEREMONY_USERNAME and "
-            "CEREMONY_PASSWORD instead."
-        )
-    if parts.query or parts.fragment:
-        raise UsageError(f"The trust server URL {url!r} must not carry a query or fragment.")
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
-
-# ---------------------------------------------------------------------------
-# names
-
-
-def _check_role(role: str) -> str:
-    if role not in BASE_ROLES and not is_delegation_name(role):
-        raise UsageError(f"{role!r} is not a Notary role name.")
-    return role
-
-
-def metadata_name(role: str, *, version: int | None = None, sha256: str | None = None) -> str:
-    """The server's file name: `role.json`, `N.role.json` or `role.<sha256hex>.json`."""
-    _check_role(role)
-    if version is not None and sha256 is not None:
-        raise UsageError("Ask for metadata by version or by checksum, not both.")
-    if version is not None:
-        if version < 1:
-            raise UsageError(f"Metadata version {version} does not exist; versions start at 1.")
-        return f"{version}.{role}.json"
-    if sha256 is not None:
-        if len(sha256) != 64 or not _HEX.match(sha256):
-            raise UsageError(f"{sha256!r} is not a sha256 hex digest.")
-        return f"{role}.{sha256}.json"
-    return f"{role}.json"
-
-
-def _split_name(name: str) -> tuple[str, str | None]:
-    """Validate a metadata file name; returns its role and the checksum it names (if any)."""
-    bad = UsageError(
-        f"{name!r} is not a metadata file name: use ROLE.json, N.ROLE.json or ROLE.HEX.json."
-    )
-    if not name.endswith(".json"):
-        raise bad
-    parts = name[: -len(".json")].split(".")
-    digest: str | None = None
-    if len(parts) == 2 and parts[0].isdigit() and not parts[0].startswith("0"):
-        role = parts[1]
-    elif len(parts) == 2 and len(parts[1]) in _DIGESTS and _HEX.match(parts[1]):
-        role, digest = parts
-    elif len(parts) == 1:
-        role = parts[0]
-    else:
-        raise bad
-    if role not in BASE_ROLES and not is_delegation_name(role):
-        raise bad
-    return role, digest
-
-
-# ---------------------------------------------------------------------------
-# the client
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +123,14 @@ class TrustServer:
         )
         self._token_http: httpx.Client | None = None
 
+    @property
+    def location(self) -> str:
+        return self.config.url
+
+    @property
+    def max_download(self) -> int:
+        return self.config.max_download
+
     def __enter__(self) -> TrustServer:
         return self
 
@@ -341,7 +158,7 @@ class TrustServer:
             EnvironmentFailure: the server is unreachable, failing or refuses access.
         """
         check_gun(gun)
-        role, digest = _split_name(name)
+        role, digest = split_name(name)
         cap = self.config.max_download if max_length is None else max_length
         if role == "timestamp":
             cap = min(cap, TIMESTAMP_MAX_LENGTH)
@@ -352,7 +169,7 @@ class TrustServer:
         if answer.status != 200:
             raise self._error(answer, gun, what)
         if digest is not None:
-            actual = hashlib.new(_DIGESTS[len(digest)], answer.body).hexdigest()
+            actual = hashlib.new(DIGESTS[len(digest)], answer.body).hexdigest()
             if actual != digest:
                 raise VerificationFailed(
                     f"The trust server answered {what} with bytes of another checksum: "
@@ -390,7 +207,7 @@ class TrustServer:
         if not files:
             raise UsageError(f"There is nothing to publish for {gun}.")
         for role in files:
-            _check_role(role)
+            check_role(role)
         parts = [
             ("files", (role, bytes(data), "application/octet-stream"))
             for role, data in files.items()
@@ -506,7 +323,7 @@ class TrustServer:
                 f"The trust server asks for a token from {realm!r}, which is not an http(s) "
                 "URL: check the server's auth configuration."
             )
-        credentials = self.config.credentials or _docker_credentials(
+        credentials = self.config.credentials or docker_credentials(
             self.config.docker_config, (self.config.host, parts.netloc)
         )
         if credentials is not None and parts.scheme == "http" and not _is_loopback(parts.hostname):
@@ -778,209 +595,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _auth_host(key: str) -> str:
-    """`https://host:port/v1/` or `host:port` -> `host:port` (how Docker keys `auths`)."""
-    text = key.strip()
-    if "://" in text:
-        text = text.split("://", 1)[1]
-    return text.split("/", 1)[0].lower()
-
-
-def _docker_credentials(directory: Path | None, hosts: tuple[str, ...]) -> Credentials | None:
-    """Basic credentials from `auths.<host>.auth` of Docker's config.json, if any match."""
-    if directory is None:
-        return None
-    path = directory / "config.json"
-    try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        raise EnvironmentFailure(
-            f"The Docker config {path} cannot be read as JSON: fix it or set "
-            "CEREMONY_USERNAME and CEREMONY_PASSWORD."
-        ) from None
-    auths = doc.get("auths") if isinstance(doc, dict) else None
-    if not isinstance(auths, dict):
-        return None
-    by_host = {_auth_host(k): v for k, v in auths.items() if isinstance(v, dict)}
-    for host in hosts:
-        entry = by_host.get(host.lower())
-        encoded = entry.get("auth") if entry else None
-        if not isinstance(encoded, str) or not encoded:
-            continue
-        try:
-            username, sep, password = (
-                base64.b64decode(encoded, validate=True).decode().partition(":")
-            )
-        except (binascii.Error, UnicodeDecodeError):
-            username, sep, password = "", "", ""
-        if not sep or not username:
-            raise EnvironmentFailure(
-                f"The Docker config {path} holds a malformed auth entry for {host}: "
-                "run docker login again."
-            )
-        return Credentials(username, password)
-    return None
-
-
-# ---------------------------------------------------------------------------
-# fetching a repository in TUF order
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedRepository:
-    """Raw files exactly as served, and the report of their verification.
-
-    `files` uses the keys `verify_repository` takes: `root`, `N.root` (every
-    older root fetched for the chain), `timestamp`, `snapshot`, `targets` and
-    each delegation by role name.
-    """
-
-    files: Mapping[str, bytes]
-    report: RepositoryReport
-
-
-def _required(server: TrustServer, gun: str, name: str, cap: int, listed_by: str) -> bytes:
-    data = server.get_metadata(gun, name, cap)
-    if data is None:
-        raise VerificationFailed(
-            f"The trust server has no {name} for {gun} although {listed_by} lists it: "
-            "the repository changed while it was read or is incomplete; try again."
-        )
-    return data
-
-
-def _sha256_of(meta_hashes: Mapping[str, bytes], role: str, parent: str) -> str:
-    digest = meta_hashes.get("sha256")
-    if digest is None:
-        raise VerificationFailed(
-            f"{parent} records no sha256 for {role}, so it cannot be fetched by checksum."
-        )
-    return digest.hex()
-
-
-def fetch_root_chain(
-    server: TrustServer,
-    gun: str,
-    *,
-    start: int = 1,
-    newest: Envelope[Root] | None = None,
-    newest_bytes: bytes | None = None,
-) -> dict[int, bytes] | None:
-    """Every root version `start`..N as served (`N.root.json`), N being the current root.
-
-    The current root is downloaded as `root.json` unless given (`newest` and
-    its `newest_bytes`). Each older version is checked to parse as a root of
-    the version asked for; signatures are left to `ceremony.core.verify`, which
-    walks the chain from whatever root the verifier trusts. None if the
-    repository does not exist.
-    """
-    if newest is None or newest_bytes is None:
-        newest_bytes = server.get_metadata(gun, metadata_name("root"))
-        if newest_bytes is None:
-            return None
-        newest = parse_envelope(newest_bytes, Root, what=f"root metadata of {gun}")
-    top = newest.body.version
-    chain: dict[int, bytes] = {}
-    for version in range(max(start, 1), top):
-        name = metadata_name("root", version=version)
-        data = _required(server, gun, name, server.config.max_download, f"root v{top}")
-        env = parse_envelope(data, Root, what=f"{name} of {gun}")
-        if env.body.version != version:
-            raise VerificationFailed(
-                f"The trust server answered {name} for {gun} with root v{env.body.version}: "
-                "it is faulty or tampered with."
-            )
-        chain[version] = data
-    chain[top] = newest_bytes
-    return chain
-
-
-def fetch_repository(
-    server: TrustServer,
-    gun: str,
-    now: datetime,
-    *,
-    trusted_root: Envelope[Root] | None = None,
-    previous_versions: Mapping[str, int] | None = None,
-    full_root_chain: bool = False,
-    expired_ok: bool = False,
-) -> FetchedRepository | None:
-    """Download `gun` in TUF order and verify it; None if the server has no such repository.
-
-    Order: `root.json`, and the older roots needed to reach it (`N.root.json`
-    from `trusted_root`'s version + 1, or from v1 when `full_root_chain`);
-    `timestamp.json` (≤ 1 MiB); `snapshot.<sha256>.json` by the hash and length
-    in the timestamp; `targets.<sha256>.json` and every delegation the snapshot
-    lists, in pre-order, by the hash and length in the snapshot. Then
-    `ceremony.core.verify.verify_repository` checks it all against `now`,
-    `trusted_root` and `previous_versions` (rollback protection): the root
-    chain first, each root signed by its predecessor and by itself. Without
-    `trusted_root`, the oldest root fetched is trusted on first use.
-
-    Raises:
-        VerificationFailed / MalformedInput: the repository does not verify.
-        InputRejected: a download exceeds its cap.
-        EnvironmentFailure: the server is unreachable, failing or refuses access.
-    """
-    check_gun(gun)
-    root_bytes = server.get_metadata(gun, metadata_name("root"))
-    if root_bytes is None:
-        return None
-    root = parse_envelope(root_bytes, Root, what=f"root metadata of {gun}")
-    files: dict[str, bytes] = {"root": root_bytes}
-    start = 1 if full_root_chain else None
-    if start is None and trusted_root is not None:
-        start = trusted_root.body.version + 1
-    if start is not None and start < root.body.version:
-        chain = fetch_root_chain(server, gun, start=start, newest=root, newest_bytes=root_bytes)
-        for version, data in (chain or {}).items():
-            if version != root.body.version:
-                files[f"{version}.root"] = data
-
-    timestamp_bytes = _required(
-        server, gun, metadata_name("timestamp"), TIMESTAMP_MAX_LENGTH, "root"
-    )
-    files["timestamp"] = timestamp_bytes
-    timestamp = parse_envelope(timestamp_bytes, Timestamp, what=f"timestamp metadata of {gun}")
-    snap_meta = timestamp.body.meta["snapshot"]
-    snapshot_bytes = _required(
-        server,
-        gun,
-        metadata_name("snapshot", sha256=_sha256_of(snap_meta.hashes, "snapshot", "The timestamp")),
-        min(snap_meta.length, server.config.max_download),
-        "the timestamp",
-    )
-    files["snapshot"] = snapshot_bytes
-    snapshot = parse_envelope(snapshot_bytes, Snapshot, what=f"snapshot metadata of {gun}")
-
-    # targets, then delegations in pre-order; only roles the snapshot lists are fetched
-    pending: list[str] = ["targets"]
-    while pending:
-        role = pending.pop()
-        meta = snapshot.body.meta.get(role)
-        if meta is None or role in files:
-            continue
-        data = _required(
-            server,
-            gun,
-            metadata_name(role, sha256=_sha256_of(meta.hashes, role, "The snapshot")),
-            min(meta.length, server.config.max_download),
-            "the snapshot",
-        )
-        files[role] = data
-        body = parse_envelope(data, Targets, what=f"{role} metadata of {gun}").body
-        pending.extend(r.name for r in reversed(body.delegations.roles))
-
-    report = verify_repository(
-        files,
-        gun,
-        now,
-        trusted_root=trusted_root,
-        previous_versions=previous_versions,
-        expired_ok=expired_ok,
-    )
-    return FetchedRepository(files, report)

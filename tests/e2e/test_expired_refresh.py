@@ -12,7 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from ceremony.core.gotime import utc_now
-from online.client.http import ServerConfig
+from online.client.config import ServerConfig
+from online.client.http import TrustServer
 from online.home import Home
 from online.operations import export_request, refresh_changes
 from tests.e2e.test_ceremony_cli import publish_new
@@ -27,10 +28,11 @@ def test_expired_targets_are_refreshed(
     home = Home(Path(rig.env["CEREMONY_ONLINE_HOME"]))
     config = ServerConfig.from_env(notary_server.url, notary_server.ca)
 
-    changes = refresh_changes(home, config, rig.gun, later, [])
-    assert [c.role for c in changes] == ["targets"]
-    home.repository(rig.gun).stage(changes)
-    request = export_request(home, config, rig.gun, later)
+    with TrustServer(config) as server:
+        changes = refresh_changes(home, server, rig.gun, later, [])
+        assert [c.role for c in changes] == ["targets"]
+        home.repository(rig.gun).stage(changes)
+        request = export_request(home, server, rig.gun, later)
     assert [(e.role, e.version) for e in request.expect] == [("targets", 2)]
     path = tmp_path / "refresh.request.json"
     path.write_bytes(request.to_bytes())

@@ -45,14 +45,10 @@ from ceremony.core.errors import (
 )
 from ceremony.core.gun import check_gun
 from ceremony.core.metadata import Root, parse_envelope
-from online.client.http import (
-    Credentials,
-    ServerConfig,
-    TrustServer,
-    fetch_repository,
-    fetch_root_chain,
-    metadata_name,
-)
+from online.client.config import Credentials, ServerConfig
+from online.client.fetch import fetch_repository, fetch_root_chain
+from online.client.http import TrustServer
+from online.client.names import metadata_name
 from tests.notary_env import NotaryCli, NotaryServer, free_port, make_tls_cert
 
 pytestmark = pytest.mark.notary

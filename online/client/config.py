@@ -1,0 +1,184 @@
+"""Where the trust server is and how to reach it: the command line, the environment, Docker's config."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ceremony.core.errors import (
+    EnvironmentFailure,
+    UsageError,
+)
+from online.client import DEFAULT_MAX_DOWNLOAD
+
+ENV_SERVER = "CEREMONY_SERVER"
+ENV_DOCKER_SERVER = "DOCKER_CONTENT_TRUST_SERVER"
+ENV_TLS_CA = "CEREMONY_TLS_CA"
+ENV_USERNAME = "CEREMONY_USERNAME"
+ENV_PASSWORD = "CEREMONY_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
+ENV_DOCKER_CONFIG = "DOCKER_CONFIG"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A registry account for the token service (the password never appears in a repr)."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """Where the trust server is and how to talk to it.
+
+    Attributes:
+        url: base URL, `https://host[:port][/prefix]` (no trailing slash, no userinfo).
+        tls_ca: PEM file of the CA that signed the server's certificate; None uses
+            the system trust store.
+        connect_timeout / read_timeout: seconds, per connection attempt and per read.
+        retries: extra attempts for idempotent GETs after a network error or 5xx.
+        backoff: seconds before the first retry; doubled for each further one.
+        max_download: cap for files whose length no parent records (root.json, N.root.json).
+        credentials: basic credentials for the token service, if given explicitly.
+        docker_config: directory holding the Docker `config.json` consulted for
+            credentials when `credentials` is None; None consults nothing.
+    """
+
+    url: str
+    tls_ca: Path | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    retries: int = 3
+    backoff: float = 0.5
+    max_download: int = DEFAULT_MAX_DOWNLOAD
+    credentials: Credentials | None = None
+    docker_config: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", _normalise_url(self.url))
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise UsageError("Server timeouts must be positive numbers of seconds.")
+        if self.retries < 0 or self.backoff < 0:
+            raise UsageError("The retry count and backoff must not be negative.")
+        if self.max_download <= 0:
+            raise UsageError("The download size cap must be a positive number of bytes.")
+
+    @property
+    def host(self) -> str:
+        """`host[:port]` of the server, as Docker keys its `auths`."""
+        return urlsplit(self.url).netloc
+
+    @classmethod
+    def from_env(
+        cls,
+        server: str | None,
+        tls_ca: Path | None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> ServerConfig:
+        """Resolve the command line and the environment into a configuration.
+
+        The server is `--server`, else `CEREMONY_SERVER`, else
+        `DOCKER_CONTENT_TRUST_SERVER`; the CA is `--tls-ca`, else
+        `CEREMONY_TLS_CA`. Credentials come from `CEREMONY_USERNAME` and
+        `CEREMONY_PASSWORD`; without them the Docker config in `DOCKER_CONFIG`
+        (default `~/.docker`) is consulted when a token is needed. Timeouts,
+        retries and caps keep their defaults (`dataclasses.replace` to change them).
+
+        Raises:
+            UsageError: no server is configured, or the settings are unusable.
+        """
+        env = os.environ if environ is None else environ
+        url = server or env.get(ENV_SERVER) or env.get(ENV_DOCKER_SERVER)
+        if not url:
+            raise UsageError(
+                "No trust server is configured: pass --server URL or set CEREMONY_SERVER "
+                "(or DOCKER_CONTENT_TRUST_SERVER)."
+            )
+        ca = tls_ca
+        if ca is None and env.get(ENV_TLS_CA):
+            ca = Path(env[ENV_TLS_CA])
+        if ca is not None and not ca.is_file():
+            raise UsageError(f"The TLS CA file {ca} does not exist: check --tls-ca.")
+        username, password = env.get(ENV_USERNAME), env.get(ENV_PASSWORD)
+        if bool(username) != bool(password):
+            raise UsageError(
+                "Set both CEREMONY_USERNAME and CEREMONY_PASSWORD, or neither of them."
+            )
+        credentials = Credentials(username, password) if username and password else None
+        docker_dir = env.get(ENV_DOCKER_CONFIG)
+        docker_config = Path(docker_dir) if docker_dir else Path.home() / ".docker"
+        return cls(
+            url=url,
+            tls_ca=ca,
+            credentials=credentials,
+            docker_config=docker_config,
+        )
+
+
+def _normalise_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"The trust server {url!r} is not an http(s) URL: pass --server https://HOST[:PORT]."
+        )
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            "Do not put credentials in the server URL: set CEREMONY_USERNAME and "
+            "CEREMONY_PASSWORD instead."
+        )
+    if parts.query or parts.fragment:
+        raise UsageError(f"The trust server URL {url!r} must not carry a query or fragment.")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def auth_host(key: str) -> str:
+    """`https://host:port/v1/` or `host:port` -> `host:port` (how Docker keys `auths`)."""
+    text = key.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    return text.split("/", 1)[0].lower()
+
+
+def docker_credentials(directory: Path | None, hosts: tuple[str, ...]) -> Credentials | None:
+    """Basic credentials from `auths.<host>.auth` of Docker's config.json, if any match."""
+    if directory is None:
+        return None
+    path = directory / "config.json"
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        raise EnvironmentFailure(
+            f"The Docker config {path} cannot be read as JSON: fix it or set "
+            "CEREMONY_USERNAME and CEREMONY_PASSWORD."
+        ) from None
+    auths = doc.get("auths") if isinstance(doc, dict) else None
+    if not isinstance(auths, dict):
+        return None
+    by_host = {auth_host(k): v for k, v in auths.items() if isinstance(v, dict)}
+    for host in hosts:
+        entry = by_host.get(host.lower())
+        encoded = entry.get("auth") if entry else None
+        if not isinstance(encoded, str) or not encoded:
+            continue
+        try:
+            username, sep, password = (
+                base64.b64decode(encoded, validate=True).decode().partition(":")
+            )
+        except (binascii.Error, UnicodeDecodeError):
+            username, sep, password = "", "", ""
+        if not sep or not username:
+            raise EnvironmentFailure(
+                f"The Docker config {path} holds a malformed auth entry for {host}: "
+                "run docker login again."
+            )
+        return Credentials(username, password)
+    return None

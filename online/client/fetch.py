@@ -1,0 +1,179 @@
+"""Reading a repository in TUF order (notary-formats.md §8.1), verified with the pure core."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from ceremony.core.errors import (
+    VerificationFailed,
+)
+from ceremony.core.gun import check_gun
+from ceremony.core.metadata import (
+    Envelope,
+    Root,
+    Snapshot,
+    Targets,
+    Timestamp,
+    parse_envelope,
+)
+from ceremony.core.verify import RepositoryReport, verify_repository
+from online.client import TIMESTAMP_MAX_LENGTH, Server
+from online.client.names import metadata_name
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedRepository:
+    """Raw files exactly as served, and the report of their verification.
+
+    `files` uses the keys `verify_repository` takes: `root`, `N.root` (every
+    older root fetched for the chain), `timestamp`, `snapshot`, `targets` and
+    each delegation by role name.
+    """
+
+    files: Mapping[str, bytes]
+    report: RepositoryReport
+
+
+def _required(server: Server, gun: str, name: str, cap: int, listed_by: str) -> bytes:
+    data = server.get_metadata(gun, name, cap)
+    if data is None:
+        raise VerificationFailed(
+            f"The trust server has no {name} for {gun} although {listed_by} lists it: "
+            "the repository changed while it was read or is incomplete; try again."
+        )
+    return data
+
+
+def _sha256_of(meta_hashes: Mapping[str, bytes], role: str, parent: str) -> str:
+    digest = meta_hashes.get("sha256")
+    if digest is None:
+        raise VerificationFailed(
+            f"{parent} records no sha256 for {role}, so it cannot be fetched by checksum."
+        )
+    return digest.hex()
+
+
+def fetch_root_chain(
+    server: Server,
+    gun: str,
+    *,
+    start: int = 1,
+    newest: Envelope[Root] | None = None,
+    newest_bytes: bytes | None = None,
+) -> dict[int, bytes] | None:
+    """Every root version `start`..N as served (`N.root.json`), N being the current root.
+
+    The current root is downloaded as `root.json` unless given (`newest` and
+    its `newest_bytes`). Each older version is checked to parse as a root of
+    the version asked for; signatures are left to `ceremony.core.verify`, which
+    walks the chain from whatever root the verifier trusts. None if the
+    repository does not exist.
+    """
+    if newest is None or newest_bytes is None:
+        newest_bytes = server.get_metadata(gun, metadata_name("root"))
+        if newest_bytes is None:
+            return None
+        newest = parse_envelope(newest_bytes, Root, what=f"root metadata of {gun}")
+    top = newest.body.version
+    chain: dict[int, bytes] = {}
+    for version in range(max(start, 1), top):
+        name = metadata_name("root", version=version)
+        data = _required(server, gun, name, server.max_download, f"root v{top}")
+        env = parse_envelope(data, Root, what=f"{name} of {gun}")
+        if env.body.version != version:
+            raise VerificationFailed(
+                f"The trust server answered {name} for {gun} with root v{env.body.version}: "
+                "it is faulty or tampered with."
+            )
+        chain[version] = data
+    chain[top] = newest_bytes
+    return chain
+
+
+def fetch_repository(
+    server: Server,
+    gun: str,
+    now: datetime,
+    *,
+    trusted_root: Envelope[Root] | None = None,
+    previous_versions: Mapping[str, int] | None = None,
+    full_root_chain: bool = False,
+    expired_ok: bool = False,
+) -> FetchedRepository | None:
+    """Download `gun` in TUF order and verify it; None if the server has no such repository.
+
+    Order: `root.json`, and the older roots needed to reach it (`N.root.json`
+    from `trusted_root`'s version + 1, or from v1 when `full_root_chain`);
+    `timestamp.json` (≤ 1 MiB); `snapshot.<sha256>.json` by the hash and length
+    in the timestamp; `targets.<sha256>.json` and every delegation the snapshot
+    lists, in pre-order, by the hash and length in the snapshot. Then
+    `ceremony.core.verify.verify_repository` checks it all against `now`,
+    `trusted_root` and `previous_versions` (rollback protection): the root
+    chain first, each root signed by its predecessor and by itself. Without
+    `trusted_root`, the oldest root fetched is trusted on first use.
+
+    Raises:
+        VerificationFailed / MalformedInput: the repository does not verify.
+        InputRejected: a download exceeds its cap.
+        EnvironmentFailure: the server is unreachable, failing or refuses access.
+    """
+    check_gun(gun)
+    root_bytes = server.get_metadata(gun, metadata_name("root"))
+    if root_bytes is None:
+        return None
+    root = parse_envelope(root_bytes, Root, what=f"root metadata of {gun}")
+    files: dict[str, bytes] = {"root": root_bytes}
+    start = 1 if full_root_chain else None
+    if start is None and trusted_root is not None:
+        start = trusted_root.body.version + 1
+    if start is not None and start < root.body.version:
+        chain = fetch_root_chain(server, gun, start=start, newest=root, newest_bytes=root_bytes)
+        for version, data in (chain or {}).items():
+            if version != root.body.version:
+                files[f"{version}.root"] = data
+
+    timestamp_bytes = _required(
+        server, gun, metadata_name("timestamp"), TIMESTAMP_MAX_LENGTH, "root"
+    )
+    files["timestamp"] = timestamp_bytes
+    timestamp = parse_envelope(timestamp_bytes, Timestamp, what=f"timestamp metadata of {gun}")
+    snap_meta = timestamp.body.meta["snapshot"]
+    snapshot_bytes = _required(
+        server,
+        gun,
+        metadata_name("snapshot", sha256=_sha256_of(snap_meta.hashes, "snapshot", "The timestamp")),
+        min(snap_meta.length, server.max_download),
+        "the timestamp",
+    )
+    files["snapshot"] = snapshot_bytes
+    snapshot = parse_envelope(snapshot_bytes, Snapshot, what=f"snapshot metadata of {gun}")
+
+    # targets, then delegations in pre-order; only roles the snapshot lists are fetched
+    pending: list[str] = ["targets"]
+    while pending:
+        role = pending.pop()
+        meta = snapshot.body.meta.get(role)
+        if meta is None or role in files:
+            continue
+        data = _required(
+            server,
+            gun,
+            metadata_name(role, sha256=_sha256_of(meta.hashes, role, "The snapshot")),
+            min(meta.length, server.max_download),
+            "the snapshot",
+        )
+        files[role] = data
+        body = parse_envelope(data, Targets, what=f"{role} metadata of {gun}").body
+        pending.extend(r.name for r in reversed(body.delegations.roles))
+
+    report = verify_repository(
+        files,
+        gun,
+        now,
+        trusted_root=trusted_root,
+        previous_versions=previous_versions,
+        expired_ok=expired_ok,
+    )
+    return FetchedRepository(files, report)
