@@ -69,7 +69,9 @@ def with_default_expiries(changes: Sequence[Change], now: datetime) -> tuple[Cha
 
 def base_file(role: str, data: bytes) -> BaseFile:
     env = parse_any(data, what=f"{role} metadata")
-    return BaseFile(role, env.body.version, _sha256(data), _sha256(env.signed_map_bytes), data)
+    return BaseFile(
+        role, env.body.version, _sha256(data), _sha256(env.signed_map_bytes), env.signatures, data
+    )
 
 
 SERVER_ROLES = ("snapshot", "timestamp")

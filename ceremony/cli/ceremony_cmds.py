@@ -46,7 +46,7 @@ def parse_now(value: str | None) -> datetime:
         return utc_now()
     try:
         return GoTime.parse(value).to_datetime()
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise UsageError(
             f"--now {value!r} is not an RFC 3339 time such as 2030-01-01T00:00:00Z."
         ) from exc

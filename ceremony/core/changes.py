@@ -32,11 +32,13 @@ def _field(d: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     return d[key]
 
 
-def _keys_field(d: Mapping[str, Any], where: str) -> tuple[Key, ...]:
-    raw = _field(d, "keys", list, where)
+def _keys_field(d: Mapping[str, Any], where: str, key: str = "keys") -> tuple[Key, ...]:
+    raw = _field(d, key, list, where)
     keys = tuple(Key.from_dict(k, f"{where} key") for k in raw)
     if not keys:
         raise MalformedInput(f"The {where} change lists no keys.")
+    if len({k.key_id for k in keys}) != len(keys):
+        raise MalformedInput(f"The {where} change lists a key twice.")
     return keys
 
 
@@ -90,6 +92,10 @@ class AddTarget:
         meta = FileMeta.from_dict(_field(d, "meta", dict, cls.KIND), "the add-target change's meta")
         if "sha256" not in meta.hashes:
             raise MalformedInput("The add-target change lacks a sha256 for its target.")
+        if meta.unrecognized:  # Go drops them, so the server would hash other bytes
+            raise MalformedInput(
+                f"The add-target change's meta has unexpected fields {sorted(meta.unrecognized)}."
+            )
         return cls(_role_name(d, cls.KIND), _field(d, "name", str, cls.KIND), meta)
 
 
@@ -333,12 +339,8 @@ class InitRepository:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InitRepository:
         w = cls.KIND
-        root_keys = tuple(Key.from_dict(k, "root key") for k in _field(d, "root_keys", list, w))
-        targets_keys = tuple(
-            Key.from_dict(k, "targets key") for k in _field(d, "targets_keys", list, w)
-        )
-        if not root_keys or not targets_keys:
-            raise MalformedInput("The init-repository change needs root and targets keys.")
+        root_keys = _keys_field(d, w, "root_keys")
+        targets_keys = _keys_field(d, w, "targets_keys")
         rt = _field(d, "root_threshold", int, w)
         tt = _field(d, "targets_threshold", int, w)
         if not (1 <= rt <= len(root_keys) and 1 <= tt <= len(targets_keys)):

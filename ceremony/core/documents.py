@@ -2,8 +2,8 @@
 
 Request (online -> offline): the base (published envelopes the changes apply to,
 the roots needed to chain to the offline trust state, and the server's snapshot
-and timestamp over them; a *thin* request carries only the digests of all but
-the snapshot and timestamp), the typed changes, and for each role to sign the
+and timestamp over them; a *thin* request carries, but for the snapshot and
+timestamp, only their digests and signatures), the typed changes, and for each role to sign the
 expected version, expiry, digest of the canonical `signed` bytes and signers.
 
 Signatures (offline -> online): the request's id and digest, and per role the
@@ -107,12 +107,19 @@ def open_document(data: bytes, expected: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class BaseFile:
-    """A published metadata file the request builds on (data is None in a thin request)."""
+    """A published metadata file the request builds on.
+
+    A full request carries each file (`data`). A thin one carries, for a file
+    whose `signed` body the offline machine already holds, only its digests and
+    its signatures: the offline machine rebuilds the exact file from the body it
+    holds and these signatures, and verifies it as if it had been sent whole.
+    """
 
     role: str
     version: int
     sha256: str  # of the envelope bytes
     body_sha256: str  # of the canonical signed bytes
+    signatures: tuple[Signature, ...]  # the envelope's, in its order
     data: bytes | None
 
     @property
@@ -126,6 +133,7 @@ class BaseFile:
             "body_sha256": self.body_sha256,
             "role": self.role,
             "sha256": self.sha256,
+            "signatures": [s.to_dict() for s in self.signatures],
             "version": self.version,
         }
         if self.data is not None and (not thin or self.always_carried):
@@ -135,7 +143,7 @@ class BaseFile:
     @classmethod
     def from_dict(cls, d: Any) -> BaseFile:
         w = "request's base entry"
-        d = _strict(d, {"role", "version", "sha256", "body_sha256"}, w, {"data"})
+        d = _strict(d, {"role", "version", "sha256", "body_sha256", "signatures"}, w, {"data"})
         data = None
         if "data" in d:
             if not isinstance(d["data"], str):
@@ -144,17 +152,22 @@ class BaseFile:
                 data = base64.b64decode(d["data"], validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise MalformedInput(f"The {w} data is not base64.") from exc
+        if not isinstance(d["signatures"], list):
+            raise MalformedInput(f"The {w} has a malformed signature list.")
         entry = cls(
             _role(d["role"], w, base=True),
             _int(d, "version", w),
             _hexfield(d, "sha256", 64, w),
             _hexfield(d, "body_sha256", 64, w),
+            tuple(Signature.from_dict(s, f"{w} signature") for s in d["signatures"]),
             data,
         )
         if data is not None and sha256_hex(data) != entry.sha256:
             raise VerificationFailed(
                 f"The request's base file for {entry.role} does not match its recorded digest."
             )
+        if entry.always_carried and data is None:
+            raise MalformedInput(f"The request's base {entry.role} must be carried whole.")
         return entry
 
 

@@ -73,6 +73,15 @@ class GoTime:
         total = abs(total)
         return f"{base}{sign}{total // 3600:02d}:{(total % 3600) // 60:02d}"
 
+    @property
+    def representable(self) -> bool:
+        """Whether the instant has a UTC datetime (years 1-9999 after the zone is removed)."""
+        try:
+            self.to_datetime()
+        except OverflowError:
+            return False
+        return True
+
     def to_datetime(self) -> datetime:
         """The instant in UTC, truncated to microseconds."""
         return (self.wall + timedelta(microseconds=self.nanos // 1000)).astimezone(UTC)

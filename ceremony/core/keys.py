@@ -57,7 +57,8 @@ _BAD_INPUT = (
 # ---------------------------------------------------------------------------
 # PEM (text framing only; the DER inside goes to cryptography / asn1crypto)
 
-_PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----[ \t]*\r?\n")
+_BEGIN = b"-----BEGIN "
+_TYPE_LINE = re.compile(rb"-----BEGIN ([^\r\n]*)-----[ \t\r]*\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,22 +76,40 @@ class PemBlock:
 
 
 def pem_blocks(data: bytes, *, what: str = "file") -> list[PemBlock]:
-    """Every PEM block in `data`, parsed the way Go's `pem.Decode` reads them.
+    """Every PEM block in `data`, found exactly where Go's `pem.Decode` finds them.
 
-    Text before, between and after blocks is ignored (as Go does); a block
-    without its END line, or with a body that is not base64, is refused.
+    Go accepts a BEGIN line only at the start of the data or of a line, and
+    skips a block it cannot read. Anything on which a lenient reader and Go
+    could disagree is refused instead: a BEGIN that does not start a line, a
+    block without its END line (at the start of a line, followed only by
+    spaces), a body that is not base64. Text between blocks is ignored, as Go
+    ignores it.
     """
+    for start in _occurrences(data, b"-----BEGIN"):
+        if start and data[start - 1 : start] != b"\n":
+            raise MalformedInput(
+                f"The {what} has a PEM BEGIN line that does not start a line; refusing it."
+            )
     blocks: list[PemBlock] = []
     pos = 0
-    while (m := _PEM_BEGIN.search(data, pos)) is not None:
-        kind = m.group(1).decode("ascii")
-        end_marker = b"-----END " + m.group(1) + b"-----"
-        end = data.find(end_marker, m.end())
+    while (start := data.find(_BEGIN, pos)) >= 0:
+        line = _TYPE_LINE.match(data, start)
+        if line is None:
+            raise MalformedInput(f"The {what} has a malformed PEM BEGIN line.")
+        kind_bytes = line.group(1)
+        end_marker = b"\n-----END " + kind_bytes + b"-----"
+        end = data.find(end_marker, line.end() - 1)
         if end < 0:
-            raise MalformedInput(f"The {what} is truncated: its {kind} block has no END line.")
-        inner = data[m.end() : end]
+            raise MalformedInput(
+                f"The {what} is truncated: its {kind_bytes[:40]!r} block has no END line."
+            )
+        after = data.find(b"\n", end + len(end_marker))
+        tail = data[end + len(end_marker) : after if after >= 0 else len(data)]
+        if tail.strip(b" \t\r"):
+            raise MalformedInput(f"The {what} has text after a PEM END line; refusing it.")
         try:
-            text = inner.decode("ascii")
+            kind = kind_bytes.decode("ascii")
+            text = data[line.end() : end + 1].decode("ascii")
         except UnicodeDecodeError as exc:
             raise MalformedInput(f"The {what} holds non-ASCII bytes in a PEM block.") from exc
         lines = text.splitlines()
@@ -108,6 +127,14 @@ def pem_blocks(data: bytes, *, what: str = "file") -> list[PemBlock]:
         blocks.append(PemBlock(kind, tuple(headers), body))
         pos = end + len(end_marker)
     return blocks
+
+
+def _occurrences(data: bytes, needle: bytes) -> list[int]:
+    found, pos = [], 0
+    while (at := data.find(needle, pos)) >= 0:
+        found.append(at)
+        pos = at + 1
+    return found
 
 
 def pem_encode(kind: str, body: bytes, headers: Mapping[str, str] | None = None) -> bytes:

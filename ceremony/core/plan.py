@@ -265,6 +265,11 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
         expires = expiries.get(role, current.expires)
         if expires is _UNSET:
             raise ChangeError(f"The changes create {role} but set no expiry for it.")
+        if not expires.representable:
+            raise ChangeError(
+                f"The changes give {role} the expiry {expires.format()}, which lies outside the "
+                "years 1 to 9999 in UTC."
+            )
         new_body: Body = replace(current, version=version, expires=expires)
         bodies[role] = new_body
         result[role] = RolePlan(role, new_body, ())

@@ -106,19 +106,25 @@ class Policy:
                 out.extend(self._threshold(_class_of(role), role, rp.signers[0].threshold))
             body = rp.body
             if isinstance(body, Root):
-                for name in ("root", "targets"):
-                    out.extend(self._threshold(name, name, body.roles[name].threshold))
-                for kid in body.roles["root"].keyids:
-                    prefix = describe_key(body.keys[kid]).wildcard_prefix
-                    if prefix is not None and not self.allow_wildcard_root_cn:
-                        out.append(
-                            f"allow_wildcard_root_cn: root key {kid[:12]} has a wildcard "
-                            f"certificate for every GUN starting with {prefix!r}"
-                        )
+                out.extend(self.root_violations(body))
             elif isinstance(body, Targets):
                 for d in body.delegations.roles:
                     out.extend(self._threshold("delegation", d.name, d.threshold))
         return list(dict.fromkeys(out))
+
+    def root_violations(self, root: Root) -> list[str]:
+        """The rules a root breaks: its root and targets thresholds, wildcard certificates."""
+        out: list[str] = []
+        for name in ("root", "targets"):
+            out.extend(self._threshold(name, name, root.roles[name].threshold))
+        for kid in root.roles["root"].keyids:
+            prefix = describe_key(root.keys[kid]).wildcard_prefix
+            if prefix is not None and not self.allow_wildcard_root_cn:
+                out.append(
+                    f"allow_wildcard_root_cn: root key {kid[:12]} has a wildcard "
+                    f"certificate for every GUN starting with {prefix!r}"
+                )
+        return out
 
     def _threshold(self, kind: str, role: str, threshold: int) -> list[str]:
         lowest = self.min_threshold.get(kind)

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ceremony.core.canonical import parse_json
-from ceremony.core.changes import InitRepository
+from ceremony.core.changes import InitRepository, roles_read, touched_roles
 from ceremony.core.documents import (
     Expectation,
     Request,
@@ -43,7 +43,7 @@ from ceremony.core.documents import (
 )
 from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed, printable
 from ceremony.core.gotime import GoTime
-from ceremony.core.keys import check_root_certificate, describe_key
+from ceremony.core.keys import check_root_certificate, describe_key, verify_signature
 from ceremony.core.metadata import (
     Body,
     Envelope,
@@ -115,8 +115,11 @@ class Needed:
     """An acknowledgement the operator must give by name before `sign` signs."""
 
     kind: str  # "key" (a fingerprint), "role" (a role name) or "abandon" (a request id)
-    names: tuple[str, ...]  # any one of these acknowledges it
+    names: tuple[str, ...]  # any one of these acknowledges it (unless a quorum is set)
     why: str
+    # First contact: satisfied when, for one of these roots, the confirmed fingerprints
+    # include a threshold of the keys that validly signed it.
+    quorum: tuple[tuple[tuple[str, ...], int], ...] = ()
 
     @property
     def flag(self) -> str:
@@ -124,6 +127,11 @@ class Needed:
         return f"{option} {self.names[0]}"
 
     def satisfied_by(self, given: Acknowledgements) -> bool:
+        if self.quorum:
+            return any(
+                sum(_fingerprint_given(fp, given.keys) for fp in signers) >= threshold
+                for signers, threshold in self.quorum
+            )
         if self.kind == "key":
             return any(_fingerprint_given(name, given.keys) for name in self.names)
         chosen = given.roles if self.kind == "role" else given.abandoned
@@ -225,15 +233,22 @@ def _reject(reason: str) -> VerificationFailed:
 
 @dataclass(frozen=True, slots=True)
 class _Base:
-    roots: list[tuple[int, Envelope[Root], bool]]  # (version, envelope, known here), oldest first
-    roles: dict[str, tuple[Envelope[Any], bool]]  # targets roles, snapshot and timestamp
-    sha256: dict[str, str]  # role -> envelope sha256 the request claims (newest root: "root")
+    roots: list[Envelope[Root]]  # oldest first
+    roles: dict[str, Envelope[Any]]  # targets roles, snapshot and timestamp
+    sha256: dict[str, str]  # role -> envelope sha256 (the newest root: "root")
 
 
 def _load_base(request: Request, lookup: Callable[[str], bytes | None]) -> _Base:
-    """Parse full base files and resolve thin ones from known bodies."""
-    roots: list[tuple[int, Envelope[Root], bool]] = []
-    others: dict[str, tuple[Envelope[Any], bool]] = {}
+    """Every base file, parsed: whole ones as sent, thin ones rebuilt from a body held here.
+
+    A thin entry names a `signed` body by digest and carries its envelope's
+    signatures; the file rebuilt from both must have the SHA-256 the entry
+    claims (which the server's snapshot must record, for the roles it lists),
+    and is then verified like a file sent whole. Nothing is trusted for being
+    held here: a held body only saves sending it.
+    """
+    roots: list[Envelope[Root]] = []
+    others: dict[str, Envelope[Any]] = {}
     sha: dict[str, str] = {}
     lacking: list[str] = []
     for entry in request.base:
@@ -241,36 +256,47 @@ def _load_base(request: Request, lookup: Callable[[str], bytes | None]) -> _Base
         what = f"base {entry.role} metadata"
         if entry.data is not None:
             env: Envelope[Any] = parse_envelope(entry.data, kind, what=what)
-            known = False
             if env.to_bytes() != entry.data:
                 raise _reject(
                     f"The request's base {entry.role} is not in the exact form Notary writes; "
                     "export it again."
                 )
-            if sha256_hex(env.signed_map_bytes) != entry.body_sha256:
-                raise _reject(
-                    f"The request's base {entry.role} does not match its recorded body digest; "
-                    "export it again."
-                )
         else:
-            data = lookup(entry.body_sha256)
-            if data is None:
+            body = lookup(entry.body_sha256)
+            if body is None:
                 lacking.append(f"{entry.role} v{entry.version} ({entry.body_sha256[:12]})")
                 continue
-            env = Envelope(kind.from_dict(parse_json(data, what=what), what), (), data)
-            known = True
+            env = Envelope(
+                kind.from_dict(parse_json(body, what=what), what), entry.signatures, body
+            )
+            if sha256_hex(env.to_bytes()) != entry.sha256:
+                raise _reject(
+                    f"The request's thin base {entry.role} does not rebuild into the file it "
+                    "names; do not sign it (export a full request to compare)."
+                )
+        if sha256_hex(env.signed_map_bytes) != entry.body_sha256:
+            raise _reject(
+                f"The request's base {entry.role} does not match its recorded body digest; "
+                "export it again."
+            )
+        if env.signatures != entry.signatures:
+            raise _reject(
+                f"The request's base {entry.role} lists other signatures than its file; "
+                "export it again."
+            )
         if env.body.version != entry.version:
             raise _reject(
                 f"The request's base {entry.role} is not the version it claims; export it again."
             )
         if entry.role == "root":
-            roots.append((env.body.version, env, known))
-            if not roots or env.body.version >= max(v for v, _, _ in roots):
+            if not roots or env.body.version >= roots[-1].body.version:
                 sha["root"] = entry.sha256
+            roots.append(env)
+            roots.sort(key=lambda r: r.body.version)
         elif entry.role in others:
             raise _reject(f"The request's base lists {entry.role} twice.")
         else:
-            others[entry.role] = (env, known)
+            others[entry.role] = env
             sha[entry.role] = entry.sha256
     if lacking:
         raise InputRejected(
@@ -278,27 +304,30 @@ def _load_base(request: Request, lookup: Callable[[str], bytes | None]) -> _Base
             + ", ".join(lacking)
             + "; export a full request (without --thin)."
         )
-    roots.sort(key=lambda r: r[0])
+    versions = [r.body.version for r in roots]
+    if len(set(versions)) != len(versions):
+        raise _reject("The request's base lists a root version twice.")
     return _Base(roots, others, sha)
 
 
 def _root_chain(
     request: Request,
     state: TrustState | None,
-    roots: list[tuple[int, Envelope[Root], bool]],
+    roots: list[Envelope[Root]],
     now: datetime,
 ) -> tuple[Envelope[Root], Envelope[Root] | None]:
-    """The newest root the base reaches from the trusted one; and the root trusted on first use."""
+    """The newest root the base reaches from the trusted one; and the root trusted on first use.
+
+    Every root newer than the one held here is verified: signed by its
+    predecessor's threshold and its own, one version at a time.
+    """
     gun = request.gun
     current = state.root if state is not None else None
     tofu: Envelope[Root] | None = None
-    for version, env, known in roots:
+    for env in roots:
+        version = env.body.version
         if current is not None and version <= current.body.version:
-            if (
-                version == current.body.version
-                and not known
-                and env.signed_map_bytes != current.signed_map_bytes
-            ):
+            if version == current.body.version and env.signed_map_bytes != current.signed_map_bytes:
                 raise _reject(
                     f"The request's root v{version} differs from the root v{version} this machine "
                     "trusts for this GUN: it does not chain to the trust state; do not sign it."
@@ -313,15 +342,14 @@ def _root_chain(
                     f"The request's roots skip from v{current.body.version} to v{version}; "
                     "export it again."
                 )
-            if not known:  # a root body this machine verified or signed earlier is trusted
-                try:
-                    verify_root(env, gun, now, current, check_time=False)
-                except VerificationFailed as exc:
-                    raise _reject(
-                        f"The request's root v{version} does not chain to the root "
-                        f"v{current.body.version} this machine trusts "
-                        f"({exc.message.rstrip('.')}); do not sign it."
-                    ) from exc
+            try:
+                verify_root(env, gun, now, current, check_time=False)
+            except VerificationFailed as exc:
+                raise _reject(
+                    f"The request's root v{version} does not chain to the root "
+                    f"v{current.body.version} this machine trusts "
+                    f"({exc.message.rstrip('.')}); do not sign it."
+                ) from exc
         current = env
     if current is None:
         raise InputRejected(
@@ -331,36 +359,27 @@ def _root_chain(
     return current, tofu
 
 
-def _verify_targets_roles(
-    others: Mapping[str, tuple[Envelope[Any], bool]], root: Root
-) -> dict[str, Body]:
+def _verify_targets_roles(others: Mapping[str, Envelope[Any]], root: Root) -> dict[str, Body]:
     """Each targets role verified by its parent, shallowest first."""
     bodies: dict[str, Body] = {}
     roles = [r for r in others if r not in ("snapshot", "timestamp")]
     for role in sorted(roles, key=lambda r: r.count("/")):
-        env, known = others[role]
-        if not known:
-            if role == "targets":
-                spec = root.roles["targets"]
-                verify_threshold(
-                    env, root.keys, spec.keyids, spec.threshold, "the request's base targets"
-                )
-            else:
-                parent = bodies.get(parent_role(role))
-                if not isinstance(parent, Targets):
-                    raise _reject(f"The request's base has {role} but not its parent.")
-                d = parent.delegations.role(role)
-                if d is None:
-                    raise _reject(
-                        f"The request's base has {role}, which its parent does not delegate."
-                    )
-                verify_threshold(
-                    env,
-                    parent.delegations.keys,
-                    d.keyids,
-                    d.threshold,
-                    f"the request's base {role}",
-                )
+        env = others[role]
+        if role == "targets":
+            spec = root.roles["targets"]
+            verify_threshold(
+                env, root.keys, spec.keyids, spec.threshold, "the request's base targets"
+            )
+        else:
+            parent = bodies.get(parent_role(role))
+            if not isinstance(parent, Targets):
+                raise _reject(f"The request's base has {role} but not its parent.")
+            d = parent.delegations.role(role)
+            if d is None:
+                raise _reject(f"The request's base has {role}, which its parent does not delegate.")
+            verify_threshold(
+                env, parent.delegations.keys, d.keyids, d.threshold, f"the request's base {role}"
+            )
         bodies[role] = env.body
     return bodies
 
@@ -376,12 +395,9 @@ def _verify_server_roles(base: _Base, root: Root) -> tuple[Timestamp, Snapshot]:
         )
     bodies: dict[str, Any] = {}
     for role in ("timestamp", "snapshot"):
-        env, known = base.roles[role]
-        if not known:
-            spec = root.roles[role]
-            verify_threshold(
-                env, root.keys, spec.keyids, spec.threshold, f"the request's base {role}"
-            )
+        env = base.roles[role]
+        spec = root.roles[role]
+        verify_threshold(env, root.keys, spec.keyids, spec.threshold, f"the request's base {role}")
         bodies[role] = env.body
     timestamp: Timestamp = bodies["timestamp"]
     snapshot: Snapshot = bodies["snapshot"]
@@ -445,11 +461,12 @@ def review_request(
         first_contact = "tofu" if tofu is not None else None
         bodies["root"] = root_env.body
         versions["root"] = root_env.body.version
-        known_bodies.extend(e.signed_map_bytes for _, e, _k in base.roots)
+        known_bodies.extend(e.signed_map_bytes for e in base.roots)
         bodies.update(_verify_targets_roles(base.roles, root_env.body))
         timestamp, snapshot = _verify_server_roles(base, root_env.body)
         base_timestamp = f"v{timestamp.version}, expires {timestamp.expires.format()}"
-        for role, (env, _known) in base.roles.items():
+        _check_base_is_whole(request, bodies, snapshot)
+        for role, env in base.roles.items():
             versions[role] = env.body.version
             known_bodies.append(env.signed_map_bytes)
         if state is not None and already is None:
@@ -479,6 +496,14 @@ def review_request(
     if already is not None:
         _check_same_bytes(already, computed)
 
+    for rp in computed.roles.values():
+        for name, spec in _signer_specs(rp.body).items():
+            prints = [describe_key(k).fingerprint for k in spec.keys.values()]
+            if len(set(prints)) != len(prints):
+                raise _reject(
+                    f"{name} would list one public key under two ids, so its threshold of "
+                    f"{spec.threshold} would count that key twice; do not sign it."
+                )
     diffs = tuple(
         _diff(rp.role, bodies.get(rp.role), rp.body, computed, now, holder, init)
         for rp in computed.roles.values()
@@ -516,44 +541,14 @@ def review_request(
             described = describe_key(key)
             label = "held on this machine" if holder(key) else "NOT held here"
             root_keys.append(f"root key {described.fingerprint} {label}: {described.summary()}")
-            if described.wildcard_prefix is not None:
-                trust_lines.append(
-                    Line(
-                        f"root key {described.fingerprint[:16]}… has a WILDCARD certificate: it "
-                        f"serves every GUN that starts with {described.wildcard_prefix!r}",
-                        bang=True,
-                    )
-                )
+        trust_lines.extend(_wildcard_lines(new_root_body))
     if tofu is not None:
-        # First contact: trust the oldest root given on first use; the operator confirms a
-        # root key of it, or of the newest root it chains to, against a record.
-        candidates = {
-            describe_key(env.body.keys[kid]).fingerprint
-            for env in (tofu, root_env)
-            for kid in env.body.roles["root"].keyids
-        }
-        confirmable.update(candidates)
-        trust_lines.append(
-            Line(
-                f"FIRST CONTACT with {gun}: no trust state here; root v{tofu.body.version} would "
-                "be trusted on first use",
-                bang=True,
-            )
-        )
-        for env in (tofu,) if tofu is root_env else (tofu, root_env):
-            for kid in env.body.roles["root"].keyids:
-                d = describe_key(env.body.keys[kid])
-                held = "held on this machine" if holder(env.body.keys[kid]) else "not held here"
-                trust_lines.append(
-                    Line(f"root v{env.body.version} key {d.fingerprint} ({held}): {d.summary()}")
-                )
-        needed.append(
-            Needed(
-                "key",
-                tuple(sorted(candidates)),
-                "first contact: confirm a root key fingerprint against your record",
-            )
-        )
+        contact_lines, contact_need = _first_contact(gun, tofu, root_env, holder)
+        trust_lines.extend(contact_lines)
+        needed.append(contact_need)
+        confirmable.update(contact_need.names)
+        for env in (tofu, root_env):
+            trust_lines.extend(_wildcard_lines(env.body))
 
     for role, expires in expired:
         if role in computed.roles:
@@ -571,7 +566,17 @@ def review_request(
     if state is not None and already is None:
         _abandoned(state, request, computed, versions, trust_lines, needed)
 
-    violations = tuple(policy.violations(gun, computed, now)) if policy is not None else ()
+    violations: tuple[str, ...] = ()
+    if policy is not None:
+        trusted_first = (tofu.body, root_env.body) if tofu is not None else ()
+        violations = tuple(
+            dict.fromkeys(
+                [
+                    *policy.violations(gun, computed, now),
+                    *(v for root in trusted_first for v in policy.root_violations(root)),
+                ]
+            )
+        )
     warnings.extend(
         f"{d.role}: {d.expiry_note}" for d in diffs if d.expiry_note.startswith(("ALREADY", "soon"))
     )
@@ -593,6 +598,107 @@ def review_request(
         base_timestamp,
         tuple(root_keys),
     )
+
+
+def _signed_by(env: Envelope[Any], keys: Mapping[str, Key], keyids: Sequence[str]) -> set[str]:
+    """Fingerprints of the listed keys whose signatures on `env` verify (each key once)."""
+    return {
+        describe_key(keys[sig.keyid]).fingerprint
+        for sig in env.signatures
+        if sig.keyid in keyids
+        and sig.keyid in keys
+        and verify_signature(keys[sig.keyid], sig, env.signed_map_bytes)
+    }
+
+
+def _first_contact(
+    gun: str, tofu: Envelope[Root], newest: Envelope[Root], holder: Holder
+) -> tuple[list[Line], Needed]:
+    """What first contact shows, and the confirmation it needs.
+
+    A root trusted on first use anchors everything this machine will sign for
+    the GUN, so the operator confirms, from the record, the fingerprints of
+    root keys that actually signed it: enough of them to meet its threshold,
+    for the root met first or for the newest root it chains to. Merely being
+    listed in a root proves nothing; a key that did not sign does not count.
+    """
+    lines = [
+        Line(
+            f"FIRST CONTACT with {gun}: no trust state here; root v{tofu.body.version} would be "
+            "trusted on first use",
+            bang=True,
+        )
+    ]
+    quorum: list[tuple[tuple[str, ...], int]] = []
+    names: list[str] = []
+    for env in (tofu,) if tofu is newest else (tofu, newest):
+        root = env.body
+        spec = root.roles["root"]
+        signers = _signed_by(env, root.keys, spec.keyids)
+        quorum.append((tuple(sorted(signers)), spec.threshold))
+        for kid in spec.keyids:
+            d = describe_key(root.keys[kid])
+            held = "held on this machine" if holder(root.keys[kid]) else "not held here"
+            signed = "signed it" if d.fingerprint in signers else "DID NOT sign it"
+            names.append(d.fingerprint)
+            lines.append(
+                Line(
+                    f"first contact: root v{root.version} key {d.fingerprint} ({held}; {signed}; "
+                    f"{spec.threshold} needed): {d.summary()}",
+                    bang=True,
+                )
+            )
+    newest_root = newest.body
+    targets = newest_root.roles["targets"]
+    lines.extend(
+        Line(
+            f"first contact: targets ({targets.threshold} needed) is signed by "
+            f"{_key_text(newest_root.keys[kid], holder)}",
+            bang=True,
+        )
+        for kid in targets.keyids
+    )
+    need = Needed(
+        "key",
+        tuple(dict.fromkeys(names)),
+        "first contact: confirm, from your record, the fingerprints of root keys that signed "
+        f"root v{tofu.body.version} or v{newest.body.version}, as many as its threshold",
+        tuple(quorum),
+    )
+    return lines, need
+
+
+def _wildcard_lines(root: Root) -> list[Line]:
+    lines = []
+    for kid in root.roles["root"].keyids:
+        d = describe_key(root.keys[kid])
+        if d.wildcard_prefix is not None:
+            lines.append(
+                Line(
+                    f"root key {d.fingerprint[:16]}… has a WILDCARD certificate: it serves "
+                    f"every GUN that starts with {d.wildcard_prefix!r}",
+                    bang=True,
+                )
+            )
+    return lines
+
+
+def _check_base_is_whole(request: Request, bodies: Mapping[str, Body], snapshot: Snapshot) -> None:
+    """Every role the changes read or re-sign that the server serves must be in the base:
+    left out, it would be planned as a new, empty role and signed over the real one."""
+    wanted = roles_read(request.changes) | set(touched_roles(request.changes))
+    for role in sorted(wanted - {"root"} - set(bodies)):
+        if role not in snapshot.meta:
+            continue
+        parent = bodies.get(parent_role(role)) if role != "targets" else None
+        delegated = role == "targets" or (
+            isinstance(parent, Targets) and parent.delegations.role(role) is not None
+        )
+        if delegated:
+            raise _reject(
+                f"The request's base leaves out {role}, which the server serves: it would be "
+                "signed over as a new, empty role; do not sign it."
+            )
 
 
 def _unique(needed: Sequence[Needed]) -> list[Needed]:
@@ -757,8 +863,13 @@ def _custom_text(meta: FileMeta) -> str:
 
 
 def _meta_line(sign: str, name: str, meta: FileMeta) -> Line:
+    """Every hash is shown: Notary checks every one it knows against the file."""
+    hashes = "  ".join(
+        f"{alg} {digest.hex()}"
+        for alg, digest in sorted(meta.hashes.items(), key=lambda i: (i[0] != "sha256", i[0]))
+    )
     return Line(
-        f"{sign} target {printable(name)}  length {meta.length}  sha256 {meta.sha256_hex}"
+        f"{sign} target {printable(name)}  length {meta.length}  {printable(hashes)}"
         + _custom_text(meta)
     )
 

@@ -114,7 +114,7 @@ def test_default_expiries_cover_every_touched_role() -> None:
 
 
 def test_moved_since_export_names_the_role_and_version() -> None:
-    base = BaseFile("targets", 3, "a" * 64, "b" * 64, None)
+    base = BaseFile("targets", 3, "a" * 64, "b" * 64, (), None)
     request = Request("1" * 32, "2" * 32, "g", "2030-01-01T00:00:00Z", (base,), (_add("x"),), ())
     served = b'{"signed":{"_type":"Targets","delegations":{"keys":{},"roles":[]},"expires":"2031-01-01T00:00:00Z","targets":{},"version":7},"signatures":[]}'
     assert moved_since_export(request, {"targets": served}) == ["targets is now v7"]
