@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check ceremony online tests bench
 	$(VENV)/bin/ruff format --check ceremony online
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: system-deps $(STAMP) lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -p no:cacheprovider

@@ -12,13 +12,18 @@ reach a file name, a certificate or the server.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
-from urllib.parse import quote
 
 from ceremony.core.errors import MalformedInput
 
 MAX_GUN_LENGTH = 255
 _FOLDER_LIMIT = 100  # longer folder names are cut and finished with a hash of the GUN
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.~-]")  # what `urllib.parse.quote(safe="")` leaves alone
+
+
+def _percent(match: re.Match[str]) -> str:
+    return "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8"))
 
 
 def gun_problem(gun: object) -> str | None:
@@ -57,7 +62,7 @@ def gun_folder(gun: str) -> str:
     The folder's own files always record the GUN itself, so the name only has
     to be unique and safe, not reversible.
     """
-    quoted = quote(check_gun(gun), safe="")
+    quoted = _UNSAFE.sub(_percent, check_gun(gun))
     if len(quoted) <= _FOLDER_LIMIT:
         return quoted
     digest = hashlib.sha256(gun.encode("utf-8")).hexdigest()[:32]
