@@ -26,15 +26,14 @@ from ceremony.core.changes import (
     ReplaceKeys,
     SetDelegation,
 )
-from ceremony.core.documents import SignaturesDocument
+from ceremony.core.documents import PublicKeysDocument, SignaturesDocument
 from ceremony.core.errors import CeremonyError, InputRejected, UsageError
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.core.keys import key_from_pem
 from ceremony.core.metadata import FileMeta, is_delegation_name
-from ceremony.core.pubkeys import PublicKeysDocument
 from ceremony.edge.clikit import new_app, output_console, run_app
-from ceremony.edge.fsutil import atomic_write
+from ceremony.edge.fsutil import atomic_write, read_input
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
 from online.changelist import canonical_custom, read_changelist, translate
@@ -132,15 +131,6 @@ def _role(role: str) -> str:
     return role
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"The {what} {path} does not exist.") from None
-    except IsADirectoryError:
-        raise UsageError(f"The {what} {path} is a directory, not a file.") from None
-
-
 def _staged(home: Home, gun: str, changes: list[Change]) -> None:
     staged = home.repository(gun).stage(changes)
     _report_staged(gun, staged)
@@ -158,7 +148,7 @@ def _report_staged(gun: str, staged: tuple[StagedChange, ...]) -> None:
 
 
 def _load_public_keys(path: Path) -> PublicKeysDocument:
-    return PublicKeysDocument.from_bytes(_read(path, "public keys file"))
+    return PublicKeysDocument.from_bytes(read_input(path, "public keys file"))
 
 
 # ---------------------------------------------------------------------------
@@ -273,7 +263,7 @@ def add(
         if custom is not None:
             raise UsageError("--custom applies to one target; it cannot be combined with --from.")
         try:
-            text = _read(from_list, "target list").decode("utf-8")
+            text = read_input(from_list, "target list").decode("utf-8")
         except UnicodeDecodeError:
             raise InputRejected(f"{from_list} is not UTF-8 text; nothing was staged.") from None
         changes = parse_target_list(text, str(from_list), role)
@@ -345,7 +335,7 @@ def delegation_add(
         raise UsageError(f"{role!r} is not a delegation name: use targets/NAME (lowercase).")
     if all_paths == bool(path):
         raise UsageError("Give either --all-paths or at least one --path.")
-    pem_keys = [key_from_pem(_read(p, "certificate"), utc_now()) for p in cert or []]
+    pem_keys = [key_from_pem(read_input(p, "certificate"), utc_now()) for p in cert or []]
     doc_keys = [
         entry.key
         for p in public_keys or []
@@ -601,7 +591,7 @@ def publish(
         )
     g = _globals(ctx)
     config = g.config()
-    docs = [_read(p, "signatures document") for p in signatures or []]
+    docs = [read_input(p, "signatures document") for p in signatures or []]
     docs.extend(read_qr([path], ContentType.SIGNATURES, console=err) for path in qr or [])
     for doc in docs:
         parsed = SignaturesDocument.from_bytes(

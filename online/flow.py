@@ -32,7 +32,7 @@ from ceremony.core.documents import BaseFile, Expectation, Request
 from ceremony.core.errors import VerificationFailed
 from ceremony.core.gotime import GoTime
 from ceremony.core.keys import verify_signature
-from ceremony.core.metadata import Body, Envelope, Signature, parse_any
+from ceremony.core.metadata import Body, Envelope, Signature, parse_any, role_order
 from ceremony.core.plan import Plan, RolePlan, plan
 
 ROOT_EXPIRY = timedelta(days=10 * 365)  # Notary's defaults, in 365-day years (§2.4)
@@ -42,13 +42,6 @@ EXPIRY_WARNING = timedelta(days=90)
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def role_order(role: str) -> tuple[int, int, str]:
-    """Root first, then targets, then delegations shallowest first (as the server processes them)."""
-    if role == "root":
-        return (0, 0, role)
-    return (1, role.count("/"), role)
 
 
 def default_expiry(role: str, now: datetime) -> GoTime:

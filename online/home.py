@@ -34,7 +34,8 @@ from urllib.parse import unquote
 from ceremony.core.canonical import encode_canonical, parse_json
 from ceremony.core.changes import Change, change_from_dict
 from ceremony.core.documents import Request, SignaturesDocument
-from ceremony.core.errors import CeremonyError, EnvironmentFailure, InputRejected
+from ceremony.core.errors import CeremonyError, HomeDamaged, InputRejected
+from ceremony.core.fields import Fields
 from ceremony.core.gun import gun_folder
 from ceremony.core.metadata import Envelope, Root, parse_envelope
 from ceremony.edge.fsutil import atomic_write, locked, private_dir
@@ -50,8 +51,8 @@ def default_home() -> Path:
     return Path(env) if env else Path.home() / ".ceremony-online"
 
 
-def _damaged(path: Path, why: str) -> EnvironmentFailure:
-    return EnvironmentFailure(
+def _damaged(path: Path, why: str) -> HomeDamaged:
+    return HomeDamaged(
         f"The online home file {path} is damaged ({why}): restore it from a backup or move it aside."
     )
 
@@ -126,26 +127,39 @@ class RequestRecord:
 
     @classmethod
     def from_dict(cls, d: Any, path: Path) -> RequestRecord:
-        try:
-            pub = d["published"]
-            published = (
-                None
-                if pub is None
-                else Published(str(pub["at"]), {str(k): int(v) for k, v in pub["versions"].items()})
-            )
-            record = cls(
-                str(d["id"]),
-                str(d["digest"]),
-                str(d["exported"]),
-                bool(d["thin"]),
-                tuple(int(i) for i in d["staged_ids"]),
-                published,
-                {str(k): int(v) for k, v in d.get("versions", {}).items()},
-                None if d.get("cancelled") is None else str(d["cancelled"]),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise _damaged(path, "unexpected structure") from exc
+        f = Fields(d, f"The online home file {path}", error=HomeDamaged)
+        pub = f.optional("published")
+        published = None
+        if pub is not None:
+            p = Fields(pub, f"The online home file {path}", error=HomeDamaged)
+            published = Published(p.text("at"), _versions(p.mapping("versions"), p))
+            p.done()
+        record = cls(
+            f.hex("id", 32),
+            f.hex("digest", 64),
+            f.text("exported"),
+            f.flag("thin"),
+            tuple(_staged_id(i, f) for i in f.array("staged_ids")),
+            published,
+            _versions(f.mapping("versions"), f) if f.has("versions") else {},
+            f.optional("cancelled"),
+        )
+        if record.cancelled is not None and not isinstance(record.cancelled, str):
+            raise f.fail("has a malformed 'cancelled'")
+        f.done()
         return record
+
+
+def _versions(raw: dict[str, Any], f: Fields) -> dict[str, int]:
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in raw.values()):
+        raise f.fail("has malformed versions")
+    return dict(raw)
+
+
+def _staged_id(value: Any, f: Fields) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise f.fail("has a malformed staged change id")
+    return value
 
 
 def check_request_id(request_id: str) -> str:
@@ -208,14 +222,12 @@ class RepositoryHome:
         doc = _read_json(self._staged_path)
         if doc is None:
             return 1, []
-        if (
-            not isinstance(doc, dict)
-            or doc.get("gun") != self.gun
-            or not isinstance(doc.get("next_id"), int)
-            or not isinstance(doc.get("changes"), list)
-        ):
-            raise _damaged(self._staged_path, "unexpected structure")
-        return doc["next_id"], doc["changes"]
+        f = Fields(doc, f"The online home file {self._staged_path}", error=HomeDamaged)
+        if f.text("gun") != self.gun:
+            raise f.fail(f"is for another GUN than {self.gun}")
+        next_id, changes = f.integer("next_id", minimum=1), f.array("changes")
+        f.done()
+        return next_id, changes
 
     def staged(self) -> tuple[StagedChange, ...]:
         """The staged changes, oldest first."""

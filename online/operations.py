@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ceremony.core.changes import Change, InitRepository, SetExpiry
-from ceremony.core.documents import Request, SignaturesDocument, combine
+from ceremony.core.documents import PublicKeysDocument, Request, SignaturesDocument, combine
 from ceremony.core.errors import CeremonyError, InputRejected, UsageError, VerificationFailed
 from ceremony.core.gotime import GoTime
-from ceremony.core.metadata import Key, Root, Targets
-from ceremony.core.pubkeys import PublicKeysDocument
+from ceremony.core.metadata import Key, Root, Targets, role_order
 from ceremony.edge.fsutil import locked
 from online.client import Server
 from online.client.fetch import FetchedRepository, fetch_repository
@@ -36,7 +35,6 @@ from online.flow import (
     moved_since_export,
     progress,
     replan,
-    role_order,
     shortfall,
     upload_files,
 )
@@ -468,12 +466,7 @@ def published_roles(fetched: FetchedRepository, now: datetime) -> tuple[RoleStat
         offline = r.name not in ("snapshot", "timestamp")  # the server renews those itself
         expiring = offline and expires.before(now + EXPIRY_WARNING)
         out.append(RoleStatus(r.name, r.version, expires, threshold, ids, expiring))
-    return tuple(sorted(out, key=lambda s: _status_order(s.role)))
-
-
-def _status_order(role: str) -> tuple[int, int, str]:
-    fixed = {"root": 0, "targets": 1, "snapshot": 8, "timestamp": 9}
-    return (fixed.get(role, 2), role.count("/"), role)
+    return tuple(sorted(out, key=lambda s: role_order(s.role)))
 
 
 def repository_status(

@@ -15,12 +15,12 @@ from rich.text import Text
 from ceremony.cli import app, home_of
 from ceremony.cli._prompts import confirm, get_passphrase, interactive
 from ceremony.core.documents import Request
-from ceremony.core.errors import InputRejected, MalformedInput, UsageError, printable
+from ceremony.core.errors import InputRejected, UsageError, printable
 from ceremony.core.gotime import GoTime, utc_now
 from ceremony.core.keys import describe_key
 from ceremony.core.verify import verify_repository
 from ceremony.edge.clikit import output_console
-from ceremony.edge.fsutil import atomic_write
+from ceremony.edge.fsutil import atomic_write, read_input
 from ceremony.offline.policy import Policy
 from ceremony.offline.review import (
     MIN_ACK_PREFIX,
@@ -37,7 +37,6 @@ from ceremony.qr.transfer import digest_phrase
 
 out = output_console()
 err = output_console(stderr=True)
-MAX_DOCUMENT = 64 * 1024 * 1024
 
 
 def parse_now(value: str | None) -> datetime:
@@ -52,18 +51,6 @@ def parse_now(value: str | None) -> datetime:
         ) from exc
 
 
-def read_input_file(path: Path, what: str) -> bytes:
-    try:
-        size = path.stat().st_size
-        if size > MAX_DOCUMENT:
-            raise MalformedInput(f"{path} is {size} bytes, too large to be a {what}.")
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise UsageError(f"{path} does not exist.") from exc
-    except IsADirectoryError as exc:
-        raise UsageError(f"{path} is a directory, not a {what} file.") from exc
-
-
 def load_metadata_dir(directory: Path) -> dict[str, bytes]:
     """Role name (without .json) -> bytes for every metadata file under `directory`."""
     if not directory.is_dir():
@@ -71,7 +58,7 @@ def load_metadata_dir(directory: Path) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for path in sorted(directory.rglob("*.json")):
         name = path.relative_to(directory).as_posix()[: -len(".json")]
-        files[name] = read_input_file(path, "metadata")
+        files[name] = read_input(path, "metadata file")
     return files
 
 
@@ -145,7 +132,7 @@ def read_request(request: Path | None, qr: list[Path] | None) -> Request:
         return Request.from_bytes(read_qr(qr, ContentType.REQUEST))
     if request is None:
         raise UsageError("Give a request file, or --qr with images of the request's QR codes.")
-    return Request.from_bytes(read_input_file(request, "request"))
+    return Request.from_bytes(read_input(request, "request"))
 
 
 def _review(home: Path, store: TrustStore, request: Request, now: datetime) -> ReviewResult:

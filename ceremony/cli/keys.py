@@ -22,7 +22,7 @@ from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.core.keys import describe_key, key_fingerprint
 from ceremony.edge.clikit import err_console, new_app, output_console
-from ceremony.edge.fsutil import atomic_write
+from ceremony.edge.fsutil import atomic_write, read_input
 from ceremony.signing.keyfile import read_key_file_headers
 from ceremony.signing.keystore import KeyRecord, KeyStore
 
@@ -130,7 +130,7 @@ def import_keys(
     known = {r.canonical_id for r in store.records()}
     now = utc_now()
     for path in files:
-        data = path.read_bytes()
+        data = read_input(path, "key file")
         headers = read_key_file_headers(data)
 
         def passphrase_for(

@@ -7,12 +7,13 @@ bodies it needs (`reads`). `ceremony.core.plan` applies them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ceremony.core.canonical import RawJSON
 from ceremony.core.errors import InputRejected, MalformedInput
+from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
 from ceremony.core.metadata import (
     FileMeta,
@@ -26,34 +27,26 @@ class ChangeError(InputRejected):
     """A change that cannot be applied to the base it was staged against."""
 
 
-def _field(d: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in d or not isinstance(d[key], kind) or (kind is int and isinstance(d[key], bool)):
-        raise MalformedInput(f"The {where} change lacks a valid {key!r}.")
-    return d[key]
-
-
-def _keys_field(d: Mapping[str, Any], where: str, key: str = "keys") -> tuple[Key, ...]:
-    raw = _field(d, key, list, where)
-    keys = tuple(Key.from_dict(k, f"{where} key") for k in raw)
+def _keys_field(f: Fields, key: str = "keys") -> tuple[Key, ...]:
+    keys = tuple(Key.from_dict(k, f"{f.where} key") for k in f.array(key))
     if not keys:
-        raise MalformedInput(f"The {where} change lists no keys.")
+        raise f.fail("lists no keys")
     if len({k.key_id for k in keys}) != len(keys):
-        raise MalformedInput(f"The {where} change lists a key twice.")
+        raise f.fail("lists a key twice")
     return keys
 
 
-def _threshold(d: Mapping[str, Any], where: str, keys: int) -> int:
-    t: int = _field(d, "threshold", int, where)
-    if not 1 <= t <= keys:
-        raise MalformedInput(f"The {where} change asks for threshold {t} with {keys} key(s).")
+def _threshold(f: Fields, keys: int, key: str = "threshold") -> int:
+    t = f.integer(key, minimum=1)
+    if t > keys:
+        raise f.fail(f"asks for threshold {t} with {keys} key(s)")
     return t
 
 
-def _role_name(d: Mapping[str, Any], where: str, *, delegation: bool = False) -> str:
-    role: str = _field(d, "role", str, where)
-    ok = is_delegation_name(role) or (not delegation and role == "targets")
-    if not ok:
-        raise MalformedInput(f"The {where} change names {role!r}, which is not a targets role.")
+def _role_name(f: Fields, *, delegation: bool = False) -> str:
+    role = f.text("role")
+    if not (is_delegation_name(role) or (not delegation and role == "targets")):
+        raise f.fail(f"names {role!r}, which is not a targets role")
     return role
 
 
@@ -88,15 +81,15 @@ class AddTarget:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> AddTarget:
-        meta = FileMeta.from_dict(_field(d, "meta", dict, cls.KIND), "the add-target change's meta")
+    def from_dict(cls, f: Fields) -> AddTarget:
+        meta = FileMeta.from_dict(f.mapping("meta"), "the add-target change's meta")
         if "sha256" not in meta.hashes:
             raise MalformedInput("The add-target change lacks a sha256 for its target.")
         if meta.unrecognized:  # Go drops them, so the server would hash other bytes
             raise MalformedInput(
                 f"The add-target change's meta has unexpected fields {sorted(meta.unrecognized)}."
             )
-        return cls(_role_name(d, cls.KIND), _field(d, "name", str, cls.KIND), meta)
+        return cls(_role_name(f), f.text("name"), meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +113,8 @@ class RemoveTarget:
         return {"type": self.KIND, "role": self.role, "name": self.name}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> RemoveTarget:
-        return cls(_role_name(d, cls.KIND), _field(d, "name", str, cls.KIND))
+    def from_dict(cls, f: Fields) -> RemoveTarget:
+        return cls(_role_name(f), f.text("name"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,15 +149,15 @@ class SetDelegation:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SetDelegation:
-        keys = _keys_field(d, cls.KIND)
-        paths = _field(d, "paths", list, cls.KIND)
+    def from_dict(cls, f: Fields) -> SetDelegation:
+        keys = _keys_field(f)
+        paths = f.array("paths")
         if not paths or not all(isinstance(p, str) for p in paths):
             raise MalformedInput('The set-delegation change needs at least one path ("" for all).')
         return cls(
-            _role_name(d, cls.KIND, delegation=True),
+            _role_name(f, delegation=True),
             keys,
-            _threshold(d, cls.KIND, len(keys)),
+            _threshold(f, len(keys)),
             tuple(paths),
         )
 
@@ -188,8 +181,8 @@ class RemoveDelegation:
         return {"type": self.KIND, "role": self.role}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> RemoveDelegation:
-        return cls(_role_name(d, cls.KIND, delegation=True))
+    def from_dict(cls, f: Fields) -> RemoveDelegation:
+        return cls(_role_name(f, delegation=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,14 +214,14 @@ class ReplaceKeys:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ReplaceKeys:
-        role = _field(d, "role", str, cls.KIND)
+    def from_dict(cls, f: Fields) -> ReplaceKeys:
+        role = f.text("role")
         if role not in ("root", "targets"):
             raise MalformedInput(
                 f"The replace-keys change names {role!r}; only root and targets are held offline."
             )
-        keys = _keys_field(d, cls.KIND)
-        return cls(role, keys, _threshold(d, cls.KIND, len(keys)))
+        keys = _keys_field(f)
+        return cls(role, keys, _threshold(f, len(keys)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,12 +245,12 @@ class SetExpiry:
         return {"type": self.KIND, "role": self.role, "expires": self.expires.format()}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SetExpiry:
-        role = _field(d, "role", str, cls.KIND)
+    def from_dict(cls, f: Fields) -> SetExpiry:
+        role = f.text("role")
         if role != "root":
-            role = _role_name(d, cls.KIND)
+            role = _role_name(f)
         try:
-            expires = GoTime.parse(_field(d, "expires", str, cls.KIND))
+            expires = GoTime.parse(f.text("expires"))
         except ValueError as exc:
             raise MalformedInput("The set-expiry change has a malformed time.") from exc
         return cls(role, expires)
@@ -292,11 +285,11 @@ class SetVersion:
         return {"type": self.KIND, "role": self.role, "version": self.version}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SetVersion:
-        version = _field(d, "version", int, cls.KIND)
+    def from_dict(cls, f: Fields) -> SetVersion:
+        version = f.integer("version")
         if not 2 <= version < 2**31:
             raise MalformedInput(f"The set-version change asks for version {version}.")
-        return cls(_role_name(d, cls.KIND), version)
+        return cls(_role_name(f), version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,21 +330,18 @@ class InitRepository:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> InitRepository:
-        w = cls.KIND
-        root_keys = _keys_field(d, w, "root_keys")
-        targets_keys = _keys_field(d, w, "targets_keys")
-        rt = _field(d, "root_threshold", int, w)
-        tt = _field(d, "targets_threshold", int, w)
-        if not (1 <= rt <= len(root_keys) and 1 <= tt <= len(targets_keys)):
-            raise MalformedInput("The init-repository change has an impossible threshold.")
+    def from_dict(cls, f: Fields) -> InitRepository:
+        root_keys = _keys_field(f, "root_keys")
+        targets_keys = _keys_field(f, "targets_keys")
+        rt = _threshold(f, len(root_keys), "root_threshold")
+        tt = _threshold(f, len(targets_keys), "targets_threshold")
         return cls(
             root_keys,
             rt,
             targets_keys,
             tt,
-            Key.from_dict(_field(d, "snapshot_key", dict, w), "snapshot key"),
-            Key.from_dict(_field(d, "timestamp_key", dict, w), "timestamp key"),
+            Key.from_dict(f.mapping("snapshot_key"), "snapshot key"),
+            Key.from_dict(f.mapping("timestamp_key"), "timestamp key"),
         )
 
 
@@ -398,7 +388,10 @@ def change_from_dict(d: Any) -> Change:
     cls = _KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise MalformedInput(f"Unknown change type {kind!r}.")
-    change: Change = cls.from_dict(d)
+    f = Fields(d, f"The {kind} change")
+    f.text("type")
+    change: Change = cls.from_dict(f)
+    f.done()
     if _plain(change.to_dict()) != d:
         raise MalformedInput(f"The {kind} change has unexpected or non-canonical fields.")
     return change

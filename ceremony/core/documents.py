@@ -9,6 +9,10 @@ expected version, expiry, digest of the canonical `signed` bytes and signers.
 Signatures (offline -> online): the request's id and digest, and per role the
 digest of the bytes signed and the signatures in Notary's encoding.
 
+Public keys (offline -> online, at a key ceremony): the keys the offline machine
+holds, for `ceremony-online init` and `rotate`: for root the self-signed
+certificate, for other roles the bare public key. No secret.
+
 Both are canonical JSON with a versioned media type; unknown fields are
 rejected. The request `id` is a content address (SHA-256 over the request
 without its id, which includes a random nonce): any edit made after export
@@ -24,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -32,14 +37,16 @@ from typing import Any
 from ceremony.core.canonical import encode_canonical, parse_json
 from ceremony.core.changes import Change, change_from_dict
 from ceremony.core.errors import MalformedInput, VerificationFailed
+from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
 from ceremony.core.gun import check_gun
-from ceremony.core.metadata import Signature, is_delegation_name
+from ceremony.core.keys import canonical_key_id, check_root_certificate
+from ceremony.core.metadata import Key, Signature, is_delegation_name
 from ceremony.core.plan import Plan
-from ceremony.core.pubkeys import MEDIA_TYPE as PUBLIC_KEYS_MEDIA_TYPE
 
 REQUEST_MEDIA_TYPE = "application/vnd.notary-ceremony.request.v1+json"
 SIGNATURES_MEDIA_TYPE = "application/vnd.notary-ceremony.signatures.v1+json"
+PUBLIC_KEYS_MEDIA_TYPE = "application/vnd.notary-ceremony.public-keys.v1+json"
 _HEX = re.compile(r"^[0-9a-f]+$")
 _KIND_NAMES = {
     REQUEST_MEDIA_TYPE: "a signing request",
@@ -52,40 +59,12 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _hexfield(d: Mapping[str, Any], key: str, length: int, where: str) -> str:
-    v = d.get(key)
-    if not isinstance(v, str) or len(v) != length or not _HEX.match(v):
-        raise MalformedInput(f"The {where} has a malformed {key!r}.")
-    return v
-
-
-def _strict(d: Any, keys: set[str], where: str, optional: set[str] | None = None) -> dict[str, Any]:
-    if not isinstance(d, dict):
-        raise MalformedInput(f"The {where} must be a JSON object.")
-    extra = set(d) - keys - (optional or set())
-    missing = keys - set(d)
-    if extra:
-        raise MalformedInput(f"The {where} has unexpected fields: {', '.join(sorted(extra))}.")
-    if missing:
-        raise MalformedInput(f"The {where} lacks fields: {', '.join(sorted(missing))}.")
-    return d
-
-
-def _role(value: Any, where: str, *, base: bool = False) -> str:
+def _role(value: str, f: Fields, *, base: bool = False) -> str:
     """A role offline keys sign; in a base, also the server's snapshot and timestamp."""
     server_role = base and value in ("snapshot", "timestamp")
-    if not isinstance(value, str) or not (
-        value in ("root", "targets") or server_role or is_delegation_name(value)
-    ):
-        raise MalformedInput(f"The {where} names an invalid role.")
+    if not (value in ("root", "targets") or server_role or is_delegation_name(value)):
+        raise f.fail("names an invalid role")
     return value
-
-
-def _int(d: Mapping[str, Any], key: str, where: str) -> int:
-    v = d.get(key)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        raise MalformedInput(f"The {where} has a malformed {key!r}.")
-    return v
 
 
 def open_document(data: bytes, expected: str) -> dict[str, Any]:
@@ -142,26 +121,25 @@ class BaseFile:
 
     @classmethod
     def from_dict(cls, d: Any) -> BaseFile:
-        w = "request's base entry"
-        d = _strict(d, {"role", "version", "sha256", "body_sha256", "signatures"}, w, {"data"})
+        f = Fields(d, "The request's base entry")
         data = None
-        if "data" in d:
-            if not isinstance(d["data"], str):
-                raise MalformedInput(f"The {w} has malformed data.")
+        if f.has("data"):
             try:
-                data = base64.b64decode(d["data"], validate=True)
+                data = base64.b64decode(f.text("data"), validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise MalformedInput(f"The {w} data is not base64.") from exc
-        if not isinstance(d["signatures"], list):
-            raise MalformedInput(f"The {w} has a malformed signature list.")
+                raise f.fail("has data that is not base64") from exc
         entry = cls(
-            _role(d["role"], w, base=True),
-            _int(d, "version", w),
-            _hexfield(d, "sha256", 64, w),
-            _hexfield(d, "body_sha256", 64, w),
-            tuple(Signature.from_dict(s, f"{w} signature") for s in d["signatures"]),
+            _role(f.text("role"), f, base=True),
+            f.integer("version"),
+            f.hex("sha256", 64),
+            f.hex("body_sha256", 64),
+            tuple(
+                Signature.from_dict(s, "The request's base entry signature")
+                for s in f.array("signatures")
+            ),
             data,
         )
+        f.done()
         if data is not None and sha256_hex(data) != entry.sha256:
             raise VerificationFailed(
                 f"The request's base file for {entry.role} does not match its recorded digest."
@@ -201,24 +179,21 @@ class Expectation:
 
     @classmethod
     def from_dict(cls, d: Any) -> Expectation:
-        w = "request's expectation"
-        d = _strict(d, {"role", "version", "expires", "digest", "signers"}, w)
-        if not isinstance(d["expires"], str) or not isinstance(d["signers"], list):
-            raise MalformedInput(f"The {w} is malformed.")
+        f = Fields(d, "The request's expectation")
         signers = []
-        for s in d["signers"]:
-            s = _strict(s, {"keyids", "threshold"}, w)
-            ids = s["keyids"]
-            if not isinstance(ids, list) or not all(isinstance(k, str) for k in ids):
-                raise MalformedInput(f"The {w} lists malformed key ids.")
-            signers.append(SignerExpectation(tuple(ids), _int(s, "threshold", w)))
-        return cls(
-            _role(d["role"], w),
-            _int(d, "version", w),
-            d["expires"],
-            _hexfield(d, "digest", 64, w),
+        for raw in f.array("signers"):
+            s = Fields(raw, "The request's expectation of signers")
+            signers.append(SignerExpectation(s.strings("keyids"), s.integer("threshold")))
+            s.done()
+        expectation = cls(
+            _role(f.text("role"), f),
+            f.integer("version"),
+            f.text("expires"),
+            f.hex("digest", 64),
             tuple(signers),
         )
+        f.done()
+        return expectation
 
     @classmethod
     def from_plan(cls, plan: Plan) -> tuple[Expectation, ...]:
@@ -320,30 +295,24 @@ class Request:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Request:
-        doc = open_document(data, REQUEST_MEDIA_TYPE)
-        w = "request"
-        d = _strict(
-            doc, {"media_type", "id", "nonce", "gun", "created", "base", "changes", "expect"}, w
-        )
-        check_gun(d["gun"], "the request")
-        if not isinstance(d["created"], str):
-            raise MalformedInput("The request has a malformed 'created'.")
+        f = Fields(open_document(data, REQUEST_MEDIA_TYPE), "The request")
+        f.text("media_type")
+        gun = check_gun(f.text("gun"), "the request")
+        created = f.text("created")
         try:
-            GoTime.parse(d["created"])
+            GoTime.parse(created)
         except ValueError as exc:
             raise MalformedInput("The request's creation time is malformed.") from exc
-        for key in ("base", "changes", "expect"):
-            if not isinstance(d[key], list):
-                raise MalformedInput(f"The request's {key!r} must be a list.")
         request = cls(
-            _hexfield(d, "id", 32, w),
-            _hexfield(d, "nonce", 32, w),
-            d["gun"],
-            d["created"],
-            tuple(BaseFile.from_dict(b) for b in d["base"]),
-            tuple(change_from_dict(c) for c in d["changes"]),
-            tuple(Expectation.from_dict(e) for e in d["expect"]),
+            f.hex("id", 32),
+            f.hex("nonce", 32),
+            gun,
+            created,
+            tuple(BaseFile.from_dict(b) for b in f.array("base")),
+            tuple(change_from_dict(c) for c in f.array("changes")),
+            tuple(Expectation.from_dict(e) for e in f.array("expect")),
         )
+        f.done()
         if cls.content_id(request._content()) != request.id:
             raise VerificationFailed(
                 "The request's content does not match its id: it was altered after export; export it again."
@@ -398,25 +367,21 @@ class SignaturesDocument:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SignaturesDocument:
-        doc = open_document(data, SIGNATURES_MEDIA_TYPE)
-        w = "signatures document"
-        d = _strict(doc, {"media_type", "request_id", "request_digest", "gun", "roles"}, w)
-        check_gun(d["gun"], "the signatures document")
-        if not isinstance(d["roles"], list):
-            raise MalformedInput(f"The {w} is malformed.")
+        f = Fields(open_document(data, SIGNATURES_MEDIA_TYPE), "The signatures document")
+        f.text("media_type")
+        gun = check_gun(f.text("gun"), "the signatures document")
         roles = []
-        for r in d["roles"]:
-            r = _strict(r, {"role", "digest", "signatures"}, w)
-            if not isinstance(r["signatures"], list):
-                raise MalformedInput(f"The {w} has a malformed signature list.")
-            sigs = tuple(Signature.from_dict(s, f"{w} signature") for s in r["signatures"])
-            roles.append(RoleSignatures(_role(r["role"], w), _hexfield(r, "digest", 64, w), sigs))
-        return cls(
-            _hexfield(d, "request_id", 32, w),
-            _hexfield(d, "request_digest", 64, w),
-            d["gun"],
-            tuple(roles),
-        )
+        for raw in f.array("roles"):
+            r = Fields(raw, "The signatures document's role")
+            sigs = tuple(
+                Signature.from_dict(s, "The signatures document's signature")
+                for s in r.array("signatures")
+            )
+            roles.append(RoleSignatures(_role(r.text("role"), r), r.hex("digest", 64), sigs))
+            r.done()
+        document = cls(f.hex("request_id", 32), f.hex("request_digest", 64), gun, tuple(roles))
+        f.done()
+        return document
 
 
 def combine(
@@ -441,3 +406,97 @@ def combine(
             for sig in rs.signatures:
                 slot.setdefault(sig.keyid, sig)
     return {role: tuple(sigs[k] for k in sorted(sigs)) for role, sigs in merged.items()}
+
+
+# ---------------------------------------------------------------------------
+# the public keys document (offline -> online, once per key ceremony)
+
+MAX_DOCUMENT_SIZE = 1 << 20
+_ROLE = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_./]{0,254}$")
+_WHAT = "public keys document"
+
+
+def is_role_alias(role: str) -> bool:
+    """A role name as key files and this document carry it (root, targets/releases, docker's signer names)."""
+    return bool(_ROLE.match(role))
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKeyEntry:
+    """One key: the role it is meant for, its canonical id, and the metadata key."""
+
+    role: str
+    canonical_id: str
+    key: Key
+
+    def __post_init__(self) -> None:
+        if not is_role_alias(self.role):
+            raise MalformedInput(f"The {_WHAT} has a key entry with an invalid role.")
+        if not re.fullmatch(r"[0-9a-f]{64}", self.canonical_id):
+            raise MalformedInput(f"The {_WHAT} has a key entry with a malformed canonical id.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "canonical_id": self.canonical_id, "key": self.key.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Any, gun: str, where: str) -> PublicKeyEntry:
+        f = Fields(data, f"The {_WHAT}'s key entry")
+        role, canonical_id = f.text("role"), f.text("canonical_id")
+        entry = cls(role, canonical_id, Key.from_dict(f.raw("key"), where))
+        f.done()
+        key = entry.key
+        if canonical_key_id(key) != canonical_id:
+            raise MalformedInput(
+                f"The {_WHAT} lists key {canonical_id[:12]} with a key whose id differs."
+            )
+        if role == "root":
+            problem = check_root_certificate(key, gun, None)
+            if problem:
+                raise MalformedInput(
+                    f"The {_WHAT}'s root key {canonical_id[:12]} is unusable: {problem}."
+                )
+        return entry
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKeysDocument:
+    """Public keys for one GUN, in the order they were exported."""
+
+    gun: str
+    keys: tuple[PublicKeyEntry, ...]
+
+    def __post_init__(self) -> None:
+        ids = [e.canonical_id for e in self.keys]
+        if len(set(ids)) != len(ids):
+            raise MalformedInput(f"The {_WHAT} lists a key twice.")
+
+    def for_role(self, role: str) -> tuple[PublicKeyEntry, ...]:
+        return tuple(e for e in self.keys if e.role == role)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "media_type": PUBLIC_KEYS_MEDIA_TYPE,
+            "gun": self.gun,
+            "keys": [e.to_dict() for e in self.keys],
+        }
+
+    def to_bytes(self) -> bytes:
+        """Indented JSON, so an operator can read what leaves the machine."""
+        return (json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PublicKeysDocument:
+        """Parse strictly; MalformedInput with one sentence on any problem."""
+        if len(data) > MAX_DOCUMENT_SIZE:
+            raise MalformedInput(f"The {_WHAT} is too large to be one.")
+        f = Fields(open_document(data, PUBLIC_KEYS_MEDIA_TYPE), f"The {_WHAT}")
+        f.text("media_type")
+        gun = check_gun(f.text("gun"), f"the {_WHAT}")
+        entries = f.array("keys")
+        f.done()
+        return cls(
+            gun,
+            tuple(
+                PublicKeyEntry.from_dict(e, gun, f"{_WHAT} key {i}") for i, e in enumerate(entries)
+            ),
+        )

@@ -84,3 +84,10 @@ class Aborted(CeremonyError):
     """The operator declined, or no operator was there to confirm."""
 
     exit_code = 4
+
+
+class HomeDamaged(EnvironmentFailure):
+    """A file of the tool's own home is damaged: an interrupted write, a failing disk, an edit.
+
+    The same in both halves (exit 3, like any other failure of the machine's storage).
+    """

@@ -23,11 +23,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from ceremony.core.canonical import RawJSON, encode_canonical, envelope_escape, parse_json
 from ceremony.core.errors import MalformedInput
+from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
 
 KEY_TYPES = ("ecdsa", "ecdsa-x509", "rsa", "rsa-x509", "ed25519")
 BASE_ROLES = ("root", "targets", "snapshot", "timestamp")
-MAX_SAFE_INT = 2**53  # Go verifies through float64: larger integers lose precision
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")  # \Z: `$` would allow a trailing newline
 _DELEGATION_NAME = re.compile(r"^[-a-z0-9_/]+\Z")
 
@@ -38,36 +38,6 @@ class MetadataError(MalformedInput):
 
 # ---------------------------------------------------------------------------
 # field helpers
-
-
-def _obj(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise MetadataError(f"{where} must be a JSON object.")
-    return dict(value)
-
-
-def _pop(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in d:
-        raise MetadataError(f"{where} lacks the field {key!r}.")
-    value = d.pop(key)
-    if kind is int and isinstance(value, bool):
-        raise MetadataError(f"{where}.{key} must be an integer.")
-    if not isinstance(value, kind):
-        raise MetadataError(f"{where}.{key} has the wrong type.")
-    return value
-
-
-def _int(d: dict[str, Any], key: str, where: str, minimum: int) -> int:
-    value: int = _pop(d, key, int, where)
-    if not minimum <= value < MAX_SAFE_INT:
-        raise MetadataError(f"{where}.{key} is out of range ({value}).")
-    return value
-
-
-def _str_list(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise MetadataError(f"{where} must be a list of strings.")
-    return tuple(value)
 
 
 def b64decode(text: str, where: str) -> bytes:
@@ -118,14 +88,14 @@ class Key:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "key") -> Key:
-        d = _obj(data, where)
-        keytype = _pop(d, "keytype", str, where)
-        keyval = _obj(_pop(d, "keyval", dict, where), f"{where}.keyval")
-        public = _pop(keyval, "public", str, f"{where}.keyval")
-        if keyval.pop("private", None) is not None:
+        f = Fields(data, where, error=MetadataError)
+        keytype = f.text("keytype")
+        keyval = f.object("keyval")
+        public = keyval.text("public")
+        if keyval.optional("private") is not None:
             raise MetadataError(f"{where} carries a private key; refusing it.")
-        if d or keyval:
-            raise MetadataError(f"{where} has unexpected fields {sorted(d) + sorted(keyval)}.")
+        keyval.done()
+        f.done()
         key = cls(keytype, public)
         _ = key.public_bytes
         return key
@@ -145,12 +115,11 @@ class Signature:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "signature") -> Signature:
-        d = _obj(data, where)
-        keyid = _pop(d, "keyid", str, where)
-        method = _pop(d, "method", str, where).lower()
-        sig = b64decode(_pop(d, "sig", str, where), f"{where}.sig")
-        if d:
-            raise MetadataError(f"{where} has unexpected fields {sorted(d)}.")
+        f = Fields(data, where, error=MetadataError)
+        keyid = f.text("keyid")
+        method = f.text("method").lower()
+        sig = b64decode(f.text("sig"), f"{where}.sig")
+        f.done()
         if not _HEX64.match(keyid):
             raise MetadataError(f"{where} has a malformed key id.")
         return cls(keyid, method, sig)
@@ -172,11 +141,10 @@ class RoleKeys:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RoleKeys:
-        d = _obj(data, where)
-        keyids = _str_list(_pop(d, "keyids", list, where), f"{where}.keyids")
-        threshold = _int(d, "threshold", where, 1)
-        if d:
-            raise MetadataError(f"{where} has unexpected fields {sorted(d)}.")
+        f = Fields(data, where, error=MetadataError)
+        keyids = f.strings("keyids")
+        threshold = f.integer("threshold", minimum=1)
+        f.done()
         return cls(keyids, threshold)
 
 
@@ -198,13 +166,12 @@ class DelegatedRole:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> DelegatedRole:
-        d = _obj(data, where)
-        name = _pop(d, "name", str, where)
-        keyids = _str_list(_pop(d, "keyids", list, where), f"{where}.keyids")
-        threshold = _int(d, "threshold", where, 1)
-        paths = _str_list(d.pop("paths"), f"{where}.paths") if "paths" in d else ()
-        if d:
-            raise MetadataError(f"{where} has unexpected fields {sorted(d)}.")
+        f = Fields(data, where, error=MetadataError)
+        name = f.text("name")
+        keyids = f.strings("keyids")
+        threshold = f.integer("threshold", minimum=1)
+        paths = f.strings("paths") if f.has("paths") else ()
+        f.done()
         if not is_delegation_name(name):
             raise MetadataError(f"{name!r} is not a valid delegation name.")
         return cls(name, keyids, threshold, paths)
@@ -245,9 +212,9 @@ class FileMeta:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> FileMeta:
-        d = _obj(data, where)
-        length = _int(d, "length", where, 0)
-        raw_hashes = _obj(_pop(d, "hashes", dict, where), f"{where}.hashes")
+        f = Fields(data, where, error=MetadataError)
+        length = f.integer("length")
+        raw_hashes = f.mapping("hashes")
         hashes: dict[str, bytes] = {}
         for alg, value in raw_hashes.items():
             if not isinstance(value, str):
@@ -256,8 +223,8 @@ class FileMeta:
         for alg, size in (("sha256", 32), ("sha512", 64)):
             if alg in hashes and len(hashes[alg]) != size:
                 raise MetadataError(f"{where}.hashes.{alg} has the wrong length.")
-        custom = d.pop("custom", None)
-        return cls(length, hashes, RawJSON(custom) if custom is not None else None, d)
+        custom = f.optional("custom")
+        return cls(length, hashes, RawJSON(custom) if custom is not None else None, f.rest())
 
     @classmethod
     def for_bytes(cls, data: bytes, *, sha512: bool = True) -> FileMeta:
@@ -289,22 +256,20 @@ class FileMeta:
 # bodies
 
 
-def _common(d: dict[str, Any], type_name: str, where: str) -> tuple[GoTime, int]:
-    t = _pop(d, "_type", str, where)
+def _common(f: Fields, type_name: str) -> tuple[GoTime, int]:
+    t = f.text("_type")
     if t != type_name:
-        raise MetadataError(f"{where} has _type {t!r}, expected {type_name!r}.")
-    expires_text = _pop(d, "expires", str, where)
+        raise f.fail(f"has _type {t!r}, expected {type_name!r}")
     try:
-        expires = GoTime.parse(expires_text)
+        expires = GoTime.parse(f.text("expires"))
     except ValueError as exc:
-        raise MetadataError(f"{where}.expires is not an RFC 3339 time.") from exc
-    version = _int(d, "version", where, 0)
+        raise MetadataError(f"{f.where}.expires is not an RFC 3339 time.") from exc
+    version = f.integer("version")
     return expires, version
 
 
-def _keys(value: Any, where: str) -> dict[str, Key]:
-    d = _obj(value, where)
-    return {kid: Key.from_dict(k, f"{where}[{kid[:8]}]") for kid, k in d.items()}
+def _keys(value: dict[str, Any], where: str) -> dict[str, Key]:
+    return {kid: Key.from_dict(k, f"{where}[{kid[:8]}]") for kid, k in value.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,11 +298,11 @@ class Root:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "root") -> Root:
-        d = _obj(data, where)
-        expires, version = _common(d, cls.TYPE, where)
-        cs = _pop(d, "consistent_snapshot", bool, where)
-        keys = _keys(_pop(d, "keys", dict, where), f"{where}.keys")
-        raw_roles = _obj(_pop(d, "roles", dict, where), f"{where}.roles")
+        f = Fields(data, where, error=MetadataError)
+        expires, version = _common(f, cls.TYPE)
+        cs = f.flag("consistent_snapshot")
+        keys = _keys(f.mapping("keys"), f"{where}.keys")
+        raw_roles = f.mapping("roles")
         roles = {n: RoleKeys.from_dict(r, f"{where}.roles.{n}") for n, r in raw_roles.items()}
         for name in BASE_ROLES:
             if name not in roles:
@@ -345,7 +310,7 @@ class Root:
             for kid in roles[name].keyids:
                 if kid not in keys:
                     raise MetadataError(f"{where} lists key {kid[:8]} for {name} but not its key.")
-        return cls(expires, version, keys, roles, cs, d)
+        return cls(expires, version, keys, roles, cs, f.rest())
 
     def role_keys(self, role: str) -> dict[str, Key]:
         return {kid: self.keys[kid] for kid in self.roles[role].keyids}
@@ -364,11 +329,10 @@ class Delegations:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Delegations:
-        d = _obj(data, where)
-        keys = _keys(_pop(d, "keys", dict, where), f"{where}.keys")
-        raw_roles = _pop(d, "roles", list, where)
-        if d:
-            raise MetadataError(f"{where} has unexpected fields {sorted(d)}.")
+        f = Fields(data, where, error=MetadataError)
+        keys = _keys(f.mapping("keys"), f"{where}.keys")
+        raw_roles = f.array("roles")
+        f.done()
         roles = tuple(DelegatedRole.from_dict(r, f"{where}.roles") for r in raw_roles)
         for r in roles:
             for kid in r.keyids:
@@ -406,16 +370,14 @@ class Targets:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "targets") -> Targets:
-        d = _obj(data, where)
-        expires, version = _common(d, cls.TYPE, where)
-        raw_targets = _obj(_pop(d, "targets", dict, where), f"{where}.targets")
+        f = Fields(data, where, error=MetadataError)
+        expires, version = _common(f, cls.TYPE)
+        raw_targets = f.mapping("targets")
         targets = {
             n: FileMeta.from_dict(m, f"{where}.targets[{n!r}]") for n, m in raw_targets.items()
         }
-        delegations = Delegations.from_dict(
-            _pop(d, "delegations", dict, where), f"{where}.delegations"
-        )
-        return cls(expires, version, targets, delegations, d)
+        delegations = Delegations.from_dict(f.mapping("delegations"), f"{where}.delegations")
+        return cls(expires, version, targets, delegations, f.rest())
 
 
 def _meta_body_dict(body: Snapshot | Timestamp) -> dict[str, Any]:
@@ -435,11 +397,11 @@ def _meta_body_fields(
     data: Any, type_name: str, where: str
 ) -> tuple[GoTime, int, dict[str, FileMeta], dict[str, Any]]:
     """Common fields of snapshot and timestamp: expiry, version, `meta`, and the rest."""
-    d = _obj(data, where)
-    expires, version = _common(d, type_name, where)
-    raw = _obj(_pop(d, "meta", dict, where), f"{where}.meta")
+    f = Fields(data, where, error=MetadataError)
+    expires, version = _common(f, type_name)
+    raw = f.mapping("meta")
     meta = {n: FileMeta.from_dict(m, f"{where}.meta[{n!r}]") for n, m in raw.items()}
-    return expires, version, meta, d
+    return expires, version, meta, f.rest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +456,13 @@ _BODY_TYPES: dict[str, type[Root] | type[Targets] | type[Snapshot] | type[Timest
 def body_bytes(body: Body) -> bytes:
     """The canonical bytes of a body: exactly what gets signed."""
     return encode_canonical(body.to_dict())
+
+
+def role_order(role: str) -> tuple[int, int, str]:
+    """Root, targets, delegations shallowest first, then snapshot and timestamp: the order
+    a server takes an upload in, and the order roles are shown in."""
+    fixed = {"root": 0, "targets": 1, "snapshot": 8, "timestamp": 9}
+    return (fixed.get(role, 2), role.count("/"), role)
 
 
 def role_type(role: str) -> type[Root] | type[Targets] | type[Snapshot] | type[Timestamp]:

@@ -1,14 +1,23 @@
-"""Atomic, private file writes: a crash never leaves half a file, and secrets are never world-readable."""
+"""Files at the edge: inputs read with a cap, atomic private writes, one lock per home.
+
+A crash never leaves half a file, a secret is never world-readable, and a file an
+operator names is read whole only up to a size no document of ours reaches.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from ceremony.core.errors import MalformedInput, UsageError
+
+MAX_INPUT = 64 * 1024 * 1024  # larger than any request, signatures or key document of ours
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -76,3 +85,27 @@ def locked(lock_file: Path, *, on_wait: Callable[[], None] | None = None) -> Ite
             del _HELD[key]
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def read_input(path: Path, what: str, *, cap: int = MAX_INPUT) -> bytes:
+    """A file the operator names (a request, signatures, keys, a list), read whole up to `cap`.
+
+    A missing file or a folder is a usage error; anything but a regular file (a FIFO, a
+    device) is refused without waiting on it, and so is a file longer than `cap`.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise UsageError(f"The {what} {path} does not exist.") from None
+    except IsADirectoryError:
+        raise UsageError(f"The {what} {path} is a directory, not a file.") from None
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UsageError(f"The {what} {path} is a directory, not a file.")
+        if not stat.S_ISREG(mode):
+            raise MalformedInput(f"The {what} {path} is not a regular file; refusing to read it.")
+        data = handle.read(cap + 1)
+    if len(data) > cap:
+        raise MalformedInput(f"The {what} {path} is larger than {cap} bytes, too large to be one.")
+    return data

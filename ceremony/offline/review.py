@@ -56,6 +56,7 @@ from ceremony.core.metadata import (
     body_bytes,
     parent_role,
     parse_envelope,
+    role_order,
     role_type,
 )
 from ceremony.core.plan import Plan, plan
@@ -363,7 +364,7 @@ def _verify_targets_roles(others: Mapping[str, Envelope[Any]], root: Root) -> di
     """Each targets role verified by its parent, shallowest first."""
     bodies: dict[str, Body] = {}
     roles = [r for r in others if r not in ("snapshot", "timestamp")]
-    for role in sorted(roles, key=lambda r: r.count("/")):
+    for role in sorted(roles, key=role_order):
         env = others[role]
         if role == "targets":
             spec = root.roles["targets"]

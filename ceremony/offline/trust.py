@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ceremony.core.canonical import encode_canonical, parse_json
+from ceremony.core.canonical import encode_canonical
 from ceremony.core.documents import sha256_hex
-from ceremony.core.errors import MalformedInput
+from ceremony.core.errors import HomeDamaged, MalformedInput
+from ceremony.core.fields import read_home_file
 from ceremony.core.gun import gun_folder
 from ceremony.core.metadata import Envelope, Root, parse_envelope
 from ceremony.edge.fsutil import atomic_write, locked, private_dir
@@ -124,18 +125,20 @@ class TrustState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TrustState:
-        what = "trust state file"
-        d = parse_json(data, what=what)
+        f = read_home_file(data, "trust state file")
+        version = f.integer("format")
+        if version not in (1, STATE_FORMAT):
+            raise f.fail("has a format this version of the tool does not know; upgrade it")
         try:
-            if d["format"] not in (1, STATE_FORMAT):
-                raise MalformedInput(f"The {what} has an unknown format; upgrade this tool.")
-            root = parse_envelope(base64.b64decode(d["root"]), Root, what="trusted root")
-            raw = d["requests"] if d["format"] == STATE_FORMAT else d["signed"]
+            root = parse_envelope(base64.b64decode(f.text("root")), Root, what="trusted root")
+            raw = f.mapping("requests" if version == STATE_FORMAT else "signed")
             requests = {str(rid): SignedRecord.from_dict(str(rid), rec) for rid, rec in raw.items()}
-            versions = {str(k): int(v) for k, v in d["versions"].items()}
-            return cls(str(d["gun"]), root, versions, requests)
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise MalformedInput(f"The {what} is damaged; restore it from a backup.") from exc
+            versions = {str(k): int(v) for k, v in f.mapping("versions").items()}
+            gun = f.text("gun")
+        except (KeyError, TypeError, AttributeError, ValueError, MalformedInput) as exc:
+            raise f.fail("is damaged; restore it from a backup") from exc
+        f.done()
+        return cls(gun, root, versions, requests)
 
 
 class TrustStore:
@@ -160,8 +163,9 @@ class TrustStore:
             return None
         state = TrustState.from_bytes(path.read_bytes())
         if state.gun != gun:
-            raise MalformedInput(
-                f"The trust state stored for {gun} names {state.gun}; the home is damaged."
+            raise HomeDamaged(
+                f"The trust state stored for {gun} names {state.gun}: the home is damaged; "
+                "restore it from a backup."
             )
         return state
 

@@ -24,11 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ceremony.core.canonical import parse_json
-from ceremony.core.errors import InputRejected, MalformedInput, UsageError
+from ceremony.core.documents import PublicKeyEntry, PublicKeysDocument, is_role_alias
+from ceremony.core.errors import HomeDamaged, InputRejected, MalformedInput, UsageError
+from ceremony.core.fields import Fields, read_home_file
 from ceremony.core.keys import canonical_key_id, check_root_certificate, describe_key
 from ceremony.core.metadata import Key, is_delegation_name
-from ceremony.core.pubkeys import PublicKeyEntry, PublicKeysDocument, is_role_alias
 from ceremony.edge.fsutil import atomic_write, private_dir
 from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.filekey import file_uri
@@ -70,30 +70,26 @@ class KeyRecord:
         }
 
     @classmethod
-    def from_index(cls, data: Any, location: Path, where: str) -> KeyRecord:
-        fields = {"version", "canonical_id", "role", "gun", "public", "certificate"}
-        if not isinstance(data, dict) or set(data) != fields or data["version"] != INDEX_VERSION:
-            raise MalformedInput(
-                f"The key index file {where} is damaged; remove it and import the key again."
+    def from_index(cls, f: Fields, location: Path) -> KeyRecord:
+        if f.integer("version") != INDEX_VERSION:
+            raise f.fail("has a format this version of the tool does not know")
+        cid, role = f.hex("canonical_id", 64), f.text("role")
+        gun = f.optional("gun")
+        if not role or (gun is not None and not isinstance(gun, str)):
+            raise f.fail("has a malformed role or GUN")
+        try:
+            public = Key.from_dict(f.raw("public"), f"{f.where}'s public key")
+            cert = f.optional("certificate")
+            certificate = (
+                Key.from_dict(cert, f"{f.where}'s certificate") if cert is not None else None
             )
-        cid, role, gun = data["canonical_id"], data["role"], data["gun"]
-        if not (isinstance(cid, str) and _HEX64.match(cid) and isinstance(role, str) and role):
-            raise MalformedInput(
-                f"The key index file {where} is damaged; remove it and import the key again."
-            )
-        if gun is not None and not isinstance(gun, str):
-            raise MalformedInput(
-                f"The key index file {where} is damaged; remove it and import the key again."
-            )
-        public = Key.from_dict(data["public"], f"{where} public key")
-        cert = data["certificate"]
-        certificate = Key.from_dict(cert, f"{where} certificate") if cert is not None else None
+        except MalformedInput as exc:
+            raise HomeDamaged(exc.message) from exc
+        f.done()
         if public.key_id != cid or (
             certificate is not None and canonical_key_id(certificate) != cid
         ):
-            raise MalformedInput(
-                f"The key index file {where} does not match its key id; remove it."
-            )
+            raise f.fail("does not match its key id; remove it and import the key again")
         return cls(cid, role, gun, location, public, certificate)
 
 
@@ -216,12 +212,10 @@ class KeyStore:
         return self._load(path)
 
     def _load(self, path: Path) -> KeyRecord:
-        doc = parse_json(path.read_bytes(), what=f"key index file {path.name}")
-        record = KeyRecord.from_index(doc, Path(), path.name)
+        f = read_home_file(path.read_bytes(), f"key index file {path.name}")
+        record = KeyRecord.from_index(f, Path())
         if path.stem != record.canonical_id:
-            raise MalformedInput(
-                f"The key index file {path.name} does not match its key id; remove it."
-            )
+            raise f.fail("does not match its key id; remove it and import the key again")
         return replace(record, location=self.key_path(record.canonical_id))
 
     def records(self) -> list[KeyRecord]:

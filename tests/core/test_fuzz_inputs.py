@@ -17,12 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ceremony.core.changes import AddTarget, InitRepository, SetExpiry
-from ceremony.core.documents import Request, RoleSignatures, SignaturesDocument
+from ceremony.core.documents import (
+    PublicKeyEntry,
+    PublicKeysDocument,
+    Request,
+    RoleSignatures,
+    SignaturesDocument,
+)
 from ceremony.core.errors import CeremonyError
 from ceremony.core.gotime import GoTime
 from ceremony.core.metadata import Envelope, FileMeta, parse_any
 from ceremony.core.plan import plan
-from ceremony.core.pubkeys import PublicKeyEntry, PublicKeysDocument
 from ceremony.offline.review import review_request
 from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.keyfile import decode_key_file, encode_key_file

@@ -10,7 +10,7 @@ import pytest
 
 from ceremony.core.canonical import encode_canonical
 from ceremony.core.changes import InitRepository, SetExpiry
-from ceremony.core.errors import MalformedInput
+from ceremony.core.errors import HomeDamaged, MalformedInput
 from ceremony.core.gotime import GoTime
 from ceremony.core.gun import check_gun, gun_folder
 from ceremony.core.metadata import Envelope, Root
@@ -77,9 +77,9 @@ def test_a_format_1_state_still_reads() -> None:
 
 
 def test_a_damaged_state_is_one_sentence() -> None:
-    with pytest.raises(MalformedInput, match="damaged"):
+    with pytest.raises(HomeDamaged, match="lacks the field"):
         TrustState.from_bytes(b'{"format": 2, "gun": "x"}')
-    with pytest.raises(MalformedInput):
+    with pytest.raises(HomeDamaged, match="damaged"):
         TrustState.from_bytes(base64.b64encode(b"junk"))
 
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ceremony.core.documents import PublicKeysDocument
 from ceremony.core.keys import key_fingerprint
-from ceremony.core.pubkeys import PublicKeysDocument
 from tests.notary_env import PASSPHRASE, NotaryServer
 
 BIN = Path(sys.executable).parent

@@ -23,10 +23,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from ceremony.core.changes import AddTarget, ReplaceKeys, SetDelegation
-from ceremony.core.documents import Request
+from ceremony.core.documents import PublicKeysDocument, Request
 from ceremony.core.keys import key_fingerprint, pem_encode
 from ceremony.core.metadata import FileMeta
-from ceremony.core.pubkeys import PublicKeysDocument
 from ceremony.offline.trust import TrustStore
 from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.private import PrivateKey

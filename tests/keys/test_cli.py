@@ -10,8 +10,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 import ceremony.cli
+from ceremony.core.documents import PublicKeysDocument
 from ceremony.core.keys import describe_key
-from ceremony.core.pubkeys import PublicKeysDocument
 from ceremony.signing.keyfile import encode_key_file
 from ceremony.signing.private import PrivateKey
 from tests.keys.conftest import GUN, clean_env, run_ceremony

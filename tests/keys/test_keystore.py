@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from ceremony.core.errors import InputRejected, MalformedInput, UsageError
+from ceremony.core.documents import PUBLIC_KEYS_MEDIA_TYPE as MEDIA_TYPE
+from ceremony.core.documents import PublicKeyEntry, PublicKeysDocument
+from ceremony.core.errors import HomeDamaged, InputRejected, MalformedInput, UsageError
 from ceremony.core.keys import (
     canonical_key_id,
     check_root_certificate,
@@ -18,7 +20,6 @@ from ceremony.core.keys import (
     verify_signature,
 )
 from ceremony.core.metadata import Key
-from ceremony.core.pubkeys import MEDIA_TYPE, PublicKeyEntry, PublicKeysDocument
 from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.filekey import FileSigner
 from ceremony.signing.keyfile import (
@@ -138,12 +139,12 @@ def test_damaged_index_is_reported(tmp_path: Path) -> None:
     record = store.generate("targets", GUN, SECRET, NOW)
     index = store.index_dir / f"{record.canonical_id}.json"
     index.write_text("{not json")
-    with pytest.raises(MalformedInput):
+    with pytest.raises(HomeDamaged, match="damaged"):  # exit 3, as for a damaged online home
         store.records()
     doc = record.to_index()
     doc["canonical_id"] = "0" * 64
     index.write_text(json.dumps(doc))
-    with pytest.raises(MalformedInput, match="does not match"):
+    with pytest.raises(HomeDamaged, match="does not match"):
         store.records()
 
 

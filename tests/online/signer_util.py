@@ -20,11 +20,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ceremony.core.documents import Request, RoleSignatures, SignaturesDocument
+from ceremony.core.documents import (
+    PublicKeyEntry,
+    PublicKeysDocument,
+    Request,
+    RoleSignatures,
+    SignaturesDocument,
+)
 from ceremony.core.keys import canonical_key_id, pem_encode
 from ceremony.core.metadata import Body, Key, parse_any
 from ceremony.core.plan import Plan, plan
-from ceremony.core.pubkeys import PublicKeyEntry, PublicKeysDocument
 from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.private import PrivateKey, sign
 

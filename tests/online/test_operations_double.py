@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 
 from ceremony.core.changes import AddTarget
-from ceremony.core.documents import Request
+from ceremony.core.documents import PublicKeyEntry, PublicKeysDocument, Request
 from ceremony.core.errors import EnvironmentFailure, InputRejected, VerificationFailed
 from ceremony.core.gotime import GoTime
 from ceremony.core.keys import canonical_key_id
 from ceremony.core.metadata import FileMeta, Key
-from ceremony.core.pubkeys import PublicKeyEntry, PublicKeysDocument
 from ceremony.offline.review import (
     Acknowledgements,
     keys_to_sign,
