@@ -335,7 +335,8 @@ def delegation_add(
         raise UsageError(f"{role!r} is not a delegation name: use targets/NAME (lowercase).")
     if all_paths == bool(path):
         raise UsageError("Give either --all-paths or at least one --path.")
-    pem_keys = [key_from_pem(read_input(p, "certificate"), utc_now()) for p in cert or []]
+    now = utc_now()
+    pem_keys = [key_from_pem(read_input(p, "certificate"), now) for p in cert or []]
     doc_keys = [
         entry.key
         for p in public_keys or []

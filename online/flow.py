@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +32,7 @@ from ceremony.core.documents import BaseFile, Expectation, Request
 from ceremony.core.errors import VerificationFailed
 from ceremony.core.gotime import GoTime
 from ceremony.core.keys import verify_signature
-from ceremony.core.metadata import Body, Envelope, Signature, parse_any, role_order
+from ceremony.core.metadata import Body, Envelope, Key, Signature, parse_any, role_order
 from ceremony.core.plan import Plan, RolePlan, plan
 
 ROOT_EXPIRY = timedelta(days=10 * 365)  # Notary's defaults, in 365-day years (§2.4)
@@ -60,20 +60,27 @@ def with_default_expiries(changes: Sequence[Change], now: datetime) -> tuple[Cha
     return (*changes, *extra)
 
 
-def base_file(role: str, data: bytes) -> BaseFile:
-    env = parse_any(data, what=f"{role} metadata")
+def base_file(role: str, env: Envelope[Any]) -> BaseFile:
+    """A base entry for a file as served (parsed once, with its bytes)."""
     return BaseFile(
-        role, env.body.version, _sha256(data), _sha256(env.signed_map_bytes), env.signatures, data
+        role,
+        env.body.version,
+        _sha256(env.raw),
+        _sha256(env.signed_map_bytes),
+        env.signatures,
+        env.raw,
     )
 
 
 SERVER_ROLES = ("snapshot", "timestamp")
 
 
-def choose_base(files: Mapping[str, bytes], changes: Sequence[Change]) -> tuple[BaseFile, ...]:
+def choose_base(
+    files: Mapping[str, Envelope[Any]], changes: Sequence[Change]
+) -> tuple[BaseFile, ...]:
     """Every root (`root`, `N.root`), every served role the changes read, and the server's
     snapshot and timestamp (so the offline half can check that the files belong together)."""
-    roots = [base_file("root", data) for name, data in files.items() if _is_root_name(name)]
+    roots = [base_file("root", env) for name, env in files.items() if _is_root_name(name)]
     roots.sort(key=lambda b: b.version)
     needed = sorted((roles_read(changes) - {"root"}) & set(files), key=role_order)
     server = [base_file(role, files[role]) for role in SERVER_ROLES if role in files]
@@ -111,7 +118,7 @@ def base_bodies(base: Sequence[BaseFile]) -> dict[str, Body]:
 def build_request(
     *,
     gun: str,
-    files: Mapping[str, bytes] | None,
+    files: Mapping[str, Envelope[Any]] | None,
     changes: Sequence[Change],
     now: datetime,
     nonce: str,
@@ -126,7 +133,11 @@ def build_request(
     """
     full = with_default_expiries(changes, now)
     base = choose_base(files, full) if files is not None else ()
-    bodies = base_bodies(base)
+    bodies: dict[str, Body] = {
+        role: files[role].body  # parsed once, as fetched
+        for role in newest_base(base)
+        if files is not None and role not in SERVER_ROLES
+    }
     floor = exported or {}
     skips = [
         SetVersion(role, floor[role] + 1)
@@ -152,10 +163,18 @@ class Planned:
 
     plan: Plan
     messages: Mapping[str, bytes]
+    verified: dict[tuple[str, Signature], bool] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, result: Plan) -> Planned:
         return cls(result, {role: rp.signed_bytes for role, rp in result.roles.items()})
+
+    def valid(self, role: str, key: Key, signature: Signature) -> bool:
+        """Whether `signature` by `key` verifies over the role's planned bytes (checked once)."""
+        memo = (role, signature)
+        if memo not in self.verified:
+            self.verified[memo] = verify_signature(key, signature, self.messages[role])
+        return self.verified[memo]
 
     @property
     def roles(self) -> Mapping[str, RolePlan]:
@@ -193,7 +212,6 @@ def check_signatures(result: Planned, signatures: Mapping[str, Sequence[Signatur
                 f"The signatures sign {role}, which this request does not change."
             )
         keys = _signer_keys(rp)
-        message = result.messages[role]
         for sig in sigs:
             key = keys.get(sig.keyid)
             if key is None:
@@ -201,7 +219,7 @@ def check_signatures(result: Planned, signatures: Mapping[str, Sequence[Signatur
                     f"Key {sig.keyid} signed {role} but is not one of the keys that sign it "
                     f"({', '.join(k for k in sorted(keys))}); that signatures document was not kept."
                 )
-            if not verify_signature(key, sig, message):
+            if not result.valid(role, key, sig):
                 raise VerificationFailed(
                     f"The signature by key {sig.keyid} on {role} does not verify over the "
                     "requested bytes; that signatures document was not kept."
@@ -229,13 +247,11 @@ def progress(result: Planned, signatures: Mapping[str, Sequence[Signature]]) -> 
     out: list[SetProgress] = []
     for role in sorted(result.roles, key=role_order):
         rp = result.roles[role]
-        message = result.messages[role]
         for index, signer_set in enumerate(rp.signers):
             valid = {
                 s.keyid
                 for s in signatures.get(role, ())
-                if s.keyid in signer_set.keys
-                and verify_signature(signer_set.keys[s.keyid], s, message)
+                if s.keyid in signer_set.keys and result.valid(role, signer_set.keys[s.keyid], s)
             }
             ids = tuple(sorted(signer_set.keys))
             out.append(
@@ -271,12 +287,7 @@ def shortfall(sets: Sequence[SetProgress]) -> str | None:
 # the server's state around the upload
 
 
-def served_version(data: bytes, role: str) -> int:
-    version: int = parse_any(data, what=f"{role} metadata").body.version
-    return version
-
-
-def moved_since_export(request: Request, files: Mapping[str, bytes] | None) -> list[str]:
+def moved_since_export(request: Request, files: Mapping[str, Envelope[Any]] | None) -> list[str]:
     """What changed on the server since export, per base role (empty: nothing did)."""
     base = newest_base(request.base)
     roles = sorted((roles_read(request.changes) | set(base)) - set(SERVER_ROLES), key=role_order)
@@ -289,21 +300,19 @@ def moved_since_export(request: Request, files: Mapping[str, bytes] | None) -> l
         if served is None:
             out.append(f"{role} is no longer served")
         elif expected is None:
-            out.append(f"{role} now exists at v{served_version(served, role)}")
-        elif _sha256(served) != expected.sha256:
-            out.append(f"{role} is now v{served_version(served, role)}")
+            out.append(f"{role} now exists at v{served.body.version}")
+        elif _sha256(served.raw) != expected.sha256:
+            out.append(f"{role} is now v{served.body.version}")
     return out
 
 
-def already_served(result: Planned, files: Mapping[str, bytes] | None) -> bool:
+def already_served(result: Planned, files: Mapping[str, Envelope[Any]] | None) -> bool:
     """Whether the server already serves the planned bodies of every role (an earlier upload)."""
     if files is None:
         return False
     for role, message in result.messages.items():
-        data = files.get(role)
-        if data is None:
-            return False
-        if parse_any(data, what=f"{role} metadata").signed_map_bytes != message:
+        served = files.get(role)
+        if served is None or served.signed_map_bytes != message:
             return False
     return True
 
@@ -322,11 +331,11 @@ def upload_files(
     return out
 
 
-def check_served(uploaded: Mapping[str, bytes], files: Mapping[str, bytes] | None) -> None:
+def check_served(uploaded: Mapping[str, bytes], files: Mapping[str, Envelope[Any]] | None) -> None:
     """The server must now serve every uploaded role with exactly the uploaded bytes."""
     for role, data in uploaded.items():
         served = files.get(role) if files is not None else None
-        if served != data:
+        if served is None or served.raw != data:
             raise VerificationFailed(
                 f"The server accepted the update but does not serve the uploaded {role}: "
                 "check the server, then run publish again (everything is kept)."

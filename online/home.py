@@ -293,14 +293,13 @@ class RepositoryHome:
             raise _damaged(path, "unexpected structure")
         return dict(doc)
 
-    def trust(self, root_bytes: bytes, versions: Mapping[str, int]) -> None:
-        """Record a newly verified root and role versions (never moves backwards)."""
+    def trust(self, root: Envelope[Root], versions: Mapping[str, int]) -> None:
+        """Record a newly verified root (as served) and role versions (never moves backwards)."""
         with self.locked():
             current = self.anchor()
-            new = parse_envelope(root_bytes, Root, what="verified root")
-            if current is None or new.body.version >= current.body.version:
+            if current is None or root.body.version >= current.body.version:
                 private_dir(self._anchor_path.parent)
-                atomic_write(self._anchor_path, root_bytes, mode=0o644)
+                atomic_write(self._anchor_path, root.raw, mode=0o644)
             merged = self.versions()
             for role, version in versions.items():
                 merged[role] = max(version, merged.get(role, 0))

@@ -80,7 +80,7 @@ def fetch(
         expired_ok=True,  # an expired role must still be readable, to stage its refresh
     )
     if fetched is not None:
-        repo.trust(fetched.files["root"], {r.name: r.version for r in fetched.report.roles})
+        repo.trust(fetched.envelopes["root"], {r.name: r.version for r in fetched.report.roles})
     return fetched
 
 
@@ -168,8 +168,7 @@ def refresh_changes(
     due = [
         r.name
         for r in fetched.report.roles
-        if r.name not in ("snapshot", "timestamp")
-        and GoTime.parse(r.expires).before(now + EXPIRY_WARNING)
+        if r.name not in ("snapshot", "timestamp") and r.expires.before(now + EXPIRY_WARNING)
     ]
     if not due:
         raise InputRejected(
@@ -210,7 +209,7 @@ def export_request(
         raise InputRejected(
             f"{gun} does not exist on the server: stage its creation with `ceremony-online init`."
         )
-    files = fetched.files if fetched is not None else None
+    files = fetched.envelopes if fetched is not None else None
     ids = tuple(s.id for s in staged)
     with repo.locked():
         for record in reversed(repo.records()):
@@ -364,7 +363,7 @@ def _publish_one(
         upload = upload_files(result, signatures)
         say(f"Checking {gun} on {server.location} …")
         before = fetch(repo, server, now)
-        before_files = before.files if before is not None else None
+        before_files = before.envelopes if before is not None else None
         if already_served(result, before_files):
             say("The server already serves this request's metadata (an earlier upload).")
             uploaded_here = False
@@ -380,7 +379,7 @@ def _publish_one(
             server.publish(gun, upload)
             uploaded_here = True
         after = _read_back(repo, server, now)
-        after_files = after.files if after is not None else None
+        after_files = after.envelopes if after is not None else None
         if uploaded_here:
             check_served(upload, after_files)
         elif not already_served(result, after_files):
@@ -461,7 +460,7 @@ def published_roles(fetched: FetchedRepository, now: datetime) -> tuple[RoleStat
             keyids[spec.name] = (spec.keyids, spec.threshold)
     out = []
     for r in report.roles:
-        expires = GoTime.parse(r.expires)
+        expires = r.expires
         ids, threshold = keyids.get(r.name, ((), r.threshold))
         offline = r.name not in ("snapshot", "timestamp")  # the server renews those itself
         expiring = offline and expires.before(now + EXPIRY_WARNING)

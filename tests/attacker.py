@@ -24,6 +24,7 @@ from ceremony.core.canonical import encode_canonical
 from ceremony.core.changes import Change
 from ceremony.core.documents import Request
 from ceremony.core.metadata import parse_any
+from ceremony.core.verify import parse_files
 from online.client.config import ServerConfig
 from online.client.fetch import fetch_repository
 from online.client.http import TrustServer
@@ -52,7 +53,7 @@ def forge(
     """A request for `changes` on `files`, built exactly as the online half builds one."""
     request, _ = build_request(
         gun=gun,
-        files=files,
+        files=parse_files(files) if files is not None else None,
         changes=changes,
         now=now or datetime.now(UTC),
         nonce=secrets.token_hex(16),

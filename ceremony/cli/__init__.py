@@ -1,9 +1,12 @@
-"""The `ceremony` command (the offline half): prompts and printing live only here."""
+"""The `ceremony` command (the offline half): prompts and printing live only here.
+
+Every command is registered explicitly below, in the order `--help` lists them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -19,13 +22,15 @@ def default_home() -> Path:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    home: Path | None = typer.Option(
-        None,
-        "--home",
-        envvar="CEREMONY_HOME",
-        help="Offline home (keys and trust state).",
-        show_default="~/.ceremony",
-    ),
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="CEREMONY_HOME",
+            help="Offline home (keys and trust state).",
+            show_default="~/.ceremony",
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = home if home is not None else default_home()
 
@@ -37,8 +42,13 @@ def home_of(ctx: typer.Context) -> Path:
 
 
 def _register() -> None:
-    # Sub-command modules register themselves on `app` when imported.
-    from ceremony.cli import commands  # noqa: F401
+    from ceremony.cli import key_cmds, review_cmds, trust_cmds
+
+    app.command("review")(review_cmds.review)
+    app.command("sign")(review_cmds.sign)
+    app.command("verify")(review_cmds.verify)
+    app.add_typer(key_cmds.key_app, name="key")
+    app.add_typer(trust_cmds.trust_app, name="trust")
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ceremony.cli import app, home_of
+from ceremony.cli import home_of
 from ceremony.cli._prompts import interactive
 from ceremony.core.errors import InputRejected
 from ceremony.core.gotime import GoTime, utc_now
@@ -19,7 +19,6 @@ from ceremony.offline.trust import TrustState, TrustStore
 trust_app = new_app(
     "The trust this machine keeps per repository (GUN): list it, show it, or forget it."
 )
-app.add_typer(trust_app, name="trust")
 out = output_console()
 err = output_console(stderr=True)
 

@@ -489,6 +489,7 @@ class Envelope(Generic[T]):
     body: T
     signatures: tuple[Signature, ...] = ()
     signed_map_bytes: bytes = b""
+    raw: bytes = field(default=b"", repr=False, compare=False)  # the file as read (b"": made here)
 
     @classmethod
     def create(cls, body: T, signatures: tuple[Signature, ...] = ()) -> Envelope[T]:
@@ -506,7 +507,7 @@ class Envelope(Generic[T]):
         )
 
     def with_signatures(self, signatures: tuple[Signature, ...]) -> Envelope[T]:
-        return replace(self, signatures=signatures, signed_map_bytes=self.signed_bytes)
+        return replace(self, signatures=signatures, signed_map_bytes=self.signed_bytes, raw=b"")
 
     @property
     def is_go_fixed_point(self) -> bool:
@@ -524,7 +525,7 @@ def parse_envelope(data: bytes, expected: type[T], *, what: str = "metadata") ->
         raise MetadataError(f"The {what} has no signature list.")
     body = expected.from_dict(signed, what)
     signatures = tuple(Signature.from_dict(s, f"{what} signature") for s in sigs)
-    return Envelope(body, signatures, encode_canonical(signed))
+    return Envelope(body, signatures, encode_canonical(signed), data)
 
 
 def parse_any(data: bytes, *, what: str = "metadata") -> Envelope[Any]:

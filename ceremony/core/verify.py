@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from ceremony.core.errors import VerificationFailed
+from ceremony.core.gotime import GoTime
 from ceremony.core.keys import check_root_certificate, verify_signature
 from ceremony.core.metadata import (
     DelegatedRole,
@@ -39,7 +40,7 @@ class RoleReport:
 
     name: str
     version: int
-    expires: str
+    expires: GoTime
     threshold: int
     signed_by: tuple[str, ...]
 
@@ -223,16 +224,31 @@ def restrict_paths(child: tuple[str, ...], parent: tuple[str, ...] | None) -> tu
     return tuple(p for p in child if any(p.startswith(q) for q in parent))
 
 
-def parse_role_file(data: bytes, role: str, kind: Any = None) -> Envelope[Any]:
+def parse_role_file(
+    data: bytes, role: str, kind: Any = None, *, what: str | None = None
+) -> Envelope[Any]:
+    """A metadata file parsed, and refused unless it is in the exact form Notary writes."""
     if kind is None:
         kind = {"root": Root, "snapshot": Snapshot, "timestamp": Timestamp}.get(role, Targets)
-    env: Envelope[Any] = parse_envelope(data, kind, what=f"{role} metadata")
+    env: Envelope[Any] = parse_envelope(data, kind, what=what or f"{role} metadata")
     if env.to_bytes() != data:
         raise _fail(
             role,
             "the file is not in the exact form Notary writes, so Notary clients would reject it",
         )
     return env
+
+
+def parse_files(files: Mapping[str, bytes]) -> dict[str, Envelope[Any]]:
+    """Each metadata file parsed once, in Notary's exact form (`N.root` entries are roots)."""
+    envelopes: dict[str, Envelope[Any]] = {}
+    for name, data in files.items():
+        head, _, tail = name.partition(".")
+        if tail == "root" and head.isdigit():
+            envelopes[name] = parse_role_file(data, f"root v{head}", Root)
+        else:
+            envelopes[name] = parse_role_file(data, name)
+    return envelopes
 
 
 def verify_repository(
@@ -248,6 +264,27 @@ def verify_repository(
 
     Keys are role names without `.json`; `N.root` entries are older roots for
     the chain. Raises VerificationFailed naming the role and reason.
+    """
+    return verify_parsed(
+        parse_files(files),
+        gun,
+        now,
+        trusted_root=trusted_root,
+        previous_versions=previous_versions,
+        expired_ok=expired_ok,
+    )
+
+
+def verify_parsed(
+    envelopes: Mapping[str, Envelope[Any]],
+    gun: str,
+    now: datetime,
+    *,
+    trusted_root: Envelope[Root] | None = None,
+    previous_versions: Mapping[str, int] | None = None,
+    expired_ok: bool = False,
+) -> RepositoryReport:
+    """Verify parsed metadata files (from `parse_files`, or parsed as they were downloaded).
 
     With `expired_ok`, expiry becomes a warning in the report instead of a
     failure: the online half must still read a repository whose roles expired,
@@ -264,15 +301,16 @@ def verify_repository(
             warnings.append(f"{role} expired at {expires_at.format()}")
 
     for required in ("root", "timestamp", "snapshot", "targets"):
-        if required not in files:
+        if required not in envelopes:
             raise VerificationFailed(
                 f"The repository has no {required}.json; copy the whole metadata folder."
             )
-    roots = [parse_role_file(files["root"], "root")]
-    for name, data in files.items():
-        head, _, tail = name.partition(".")
-        if tail == "root" and head.isdigit():
-            roots.append(parse_role_file(data, f"root v{head}", Root))
+    roots = [envelopes["root"]]
+    roots.extend(
+        env
+        for name, env in envelopes.items()
+        if name.partition(".")[2] == "root" and name.partition(".")[0].isdigit()
+    )
     root, chain = verify_root_chain(roots, gun, now, trusted_root, check_time=not expired_ok)
     if expired_ok:
         expiry(root.body.expires, "root")
@@ -286,7 +324,7 @@ def verify_repository(
         RoleReport(
             "root",
             rk.version,
-            rk.expires.format(),
+            rk.expires,
             rk.roles["root"].threshold,
             tuple(s.keyid for s in root.signatures if s.keyid in rk.roles["root"].keyids),
         )
@@ -298,18 +336,16 @@ def verify_repository(
         signed = verify_threshold(env, rk.keys, spec.keyids, spec.threshold, role)
         expiry(env.body.expires, role)
         _check_version(role, env.body.version, previous)
-        reports.append(
-            RoleReport(role, env.body.version, env.body.expires.format(), spec.threshold, signed)
-        )
+        reports.append(RoleReport(role, env.body.version, env.body.expires, spec.threshold, signed))
 
-    timestamp: Envelope[Timestamp] = parse_role_file(files["timestamp"], "timestamp")
+    timestamp: Envelope[Timestamp] = envelopes["timestamp"]
     base("timestamp", timestamp)
-    _check_meta(timestamp.body.meta.get("snapshot"), files["snapshot"], "snapshot", "the timestamp")
-    snapshot: Envelope[Snapshot] = parse_role_file(files["snapshot"], "snapshot")
+    snapshot: Envelope[Snapshot] = envelopes["snapshot"]
+    _check_meta(timestamp.body.meta.get("snapshot"), snapshot.raw, "snapshot", "the timestamp")
     base("snapshot", snapshot)
-    _check_meta(snapshot.body.meta.get("root"), files["root"], "root", "the snapshot")
-    _check_meta(snapshot.body.meta.get("targets"), files["targets"], "targets", "the snapshot")
-    targets: Envelope[Targets] = parse_role_file(files["targets"], "targets")
+    targets: Envelope[Targets] = envelopes["targets"]
+    _check_meta(snapshot.body.meta.get("root"), envelopes["root"].raw, "root", "the snapshot")
+    _check_meta(snapshot.body.meta.get("targets"), targets.raw, "targets", "the snapshot")
     base("targets", targets)
     check_key_ids(targets.body.delegations.keys, "targets")
 
@@ -327,12 +363,12 @@ def verify_repository(
             raise _fail(parent_name, f"it delegates {name}, which is not its direct child")
         if name in delegations:
             raise _fail(name, "it is delegated twice")
-        if name not in files:
+        if name not in envelopes:
             if name in snapshot.body.meta:
                 raise _fail(name, "the snapshot records it but its file is missing")
             continue  # delegated, but nothing signed for it yet
-        _check_meta(snapshot.body.meta.get(name), files[name], name, "the snapshot")
-        env: Envelope[Targets] = parse_role_file(files[name], name)
+        env: Envelope[Targets] = envelopes[name]
+        _check_meta(snapshot.body.meta.get(name), env.raw, name, "the snapshot")
         keys = parent_env.body.delegations.keys
         signed = verify_threshold(env, keys, spec_role.keyids, spec_role.threshold, name)
         expiry(env.body.expires, name)
@@ -344,9 +380,7 @@ def verify_repository(
                 raise _fail(name, f"it signs {target!r}, which is outside its delegated paths")
         delegations[name] = env
         reports.append(
-            RoleReport(
-                name, env.body.version, env.body.expires.format(), spec_role.threshold, signed
-            )
+            RoleReport(name, env.body.version, env.body.expires, spec_role.threshold, signed)
         )
         entries.extend(TargetEntry(name, n, m) for n, m in sorted(env.body.targets.items()))
         stack.extend((r, env, paths) for r in reversed(env.body.delegations.roles))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ceremony.core.errors import (
     VerificationFailed,
@@ -13,27 +14,28 @@ from ceremony.core.gun import check_gun
 from ceremony.core.metadata import (
     Envelope,
     Root,
-    Snapshot,
     Targets,
-    Timestamp,
-    parse_envelope,
 )
-from ceremony.core.verify import RepositoryReport, verify_repository
+from ceremony.core.verify import RepositoryReport, parse_role_file, verify_parsed
 from online.client import TIMESTAMP_MAX_LENGTH, Server
 from online.client.names import metadata_name
 
 
 @dataclass(frozen=True, slots=True)
 class FetchedRepository:
-    """Raw files exactly as served, and the report of their verification.
+    """Every file as served, parsed once, and the report of their verification.
 
-    `files` uses the keys `verify_repository` takes: `root`, `N.root` (every
+    `envelopes` uses the names `verify_parsed` takes: `root`, `N.root` (every
     older root fetched for the chain), `timestamp`, `snapshot`, `targets` and
-    each delegation by role name.
+    each delegation by role name; each envelope keeps its bytes (`raw`).
     """
 
-    files: Mapping[str, bytes]
+    envelopes: Mapping[str, Envelope[Any]]
     report: RepositoryReport
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        return {name: env.raw for name, env in self.envelopes.items()}
 
 
 def _required(server: Server, gun: str, name: str, cap: int, listed_by: str) -> bytes:
@@ -61,34 +63,35 @@ def fetch_root_chain(
     *,
     start: int = 1,
     newest: Envelope[Root] | None = None,
-    newest_bytes: bytes | None = None,
-) -> dict[int, bytes] | None:
+) -> dict[int, Envelope[Root]] | None:
     """Every root version `start`..N as served (`N.root.json`), N being the current root.
 
-    The current root is downloaded as `root.json` unless given (`newest` and
-    its `newest_bytes`). Each older version is checked to parse as a root of
-    the version asked for; signatures are left to `ceremony.core.verify`, which
-    walks the chain from whatever root the verifier trusts. None if the
-    repository does not exist.
+    The current root is downloaded as `root.json` unless given (`newest`, parsed
+    with its bytes). Each older version is parsed once, in Notary's exact form,
+    and must be the version asked for; signatures are left to
+    `ceremony.core.verify`, which walks the chain from whatever root the verifier
+    trusts. None if the repository does not exist.
     """
-    if newest is None or newest_bytes is None:
+    if newest is None:
         newest_bytes = server.get_metadata(gun, metadata_name("root"))
         if newest_bytes is None:
             return None
-        newest = parse_envelope(newest_bytes, Root, what=f"root metadata of {gun}")
+        newest = parse_role_file(newest_bytes, "root", what=f"root metadata of {gun}")
     top = newest.body.version
-    chain: dict[int, bytes] = {}
+    chain: dict[int, Envelope[Root]] = {}
     for version in range(max(start, 1), top):
         name = metadata_name("root", version=version)
         data = _required(server, gun, name, server.max_download, f"root v{top}")
-        env = parse_envelope(data, Root, what=f"{name} of {gun}")
+        env: Envelope[Root] = parse_role_file(
+            data, f"root v{version}", Root, what=f"{name} of {gun}"
+        )
         if env.body.version != version:
             raise VerificationFailed(
                 f"The trust server answered {name} for {gun} with root v{env.body.version}: "
                 "it is faulty or tampered with."
             )
-        chain[version] = data
-    chain[top] = newest_bytes
+        chain[version] = env
+    chain[top] = newest
     return chain
 
 
@@ -123,22 +126,22 @@ def fetch_repository(
     root_bytes = server.get_metadata(gun, metadata_name("root"))
     if root_bytes is None:
         return None
-    root = parse_envelope(root_bytes, Root, what=f"root metadata of {gun}")
-    files: dict[str, bytes] = {"root": root_bytes}
+    root = parse_role_file(root_bytes, "root", what=f"root metadata of {gun}")
+    envelopes: dict[str, Envelope[Any]] = {"root": root}
     start = 1 if full_root_chain else None
     if start is None and trusted_root is not None:
         start = trusted_root.body.version + 1
     if start is not None and start < root.body.version:
-        chain = fetch_root_chain(server, gun, start=start, newest=root, newest_bytes=root_bytes)
-        for version, data in (chain or {}).items():
+        chain = fetch_root_chain(server, gun, start=start, newest=root)
+        for version, older in (chain or {}).items():
             if version != root.body.version:
-                files[f"{version}.root"] = data
+                envelopes[f"{version}.root"] = older
 
     timestamp_bytes = _required(
         server, gun, metadata_name("timestamp"), TIMESTAMP_MAX_LENGTH, "root"
     )
-    files["timestamp"] = timestamp_bytes
-    timestamp = parse_envelope(timestamp_bytes, Timestamp, what=f"timestamp metadata of {gun}")
+    timestamp = parse_role_file(timestamp_bytes, "timestamp", what=f"timestamp metadata of {gun}")
+    envelopes["timestamp"] = timestamp
     snap_meta = timestamp.body.meta["snapshot"]
     snapshot_bytes = _required(
         server,
@@ -147,15 +150,15 @@ def fetch_repository(
         min(snap_meta.length, server.max_download),
         "the timestamp",
     )
-    files["snapshot"] = snapshot_bytes
-    snapshot = parse_envelope(snapshot_bytes, Snapshot, what=f"snapshot metadata of {gun}")
+    snapshot = parse_role_file(snapshot_bytes, "snapshot", what=f"snapshot metadata of {gun}")
+    envelopes["snapshot"] = snapshot
 
     # targets, then delegations in pre-order; only roles the snapshot lists are fetched
     pending: list[str] = ["targets"]
     while pending:
         role = pending.pop()
         meta = snapshot.body.meta.get(role)
-        if meta is None or role in files:
+        if meta is None or role in envelopes:
             continue
         data = _required(
             server,
@@ -164,16 +167,18 @@ def fetch_repository(
             min(meta.length, server.max_download),
             "the snapshot",
         )
-        files[role] = data
-        body = parse_envelope(data, Targets, what=f"{role} metadata of {gun}").body
-        pending.extend(r.name for r in reversed(body.delegations.roles))
+        delegated: Envelope[Targets] = parse_role_file(
+            data, role, Targets, what=f"{role} metadata of {gun}"
+        )
+        envelopes[role] = delegated
+        pending.extend(r.name for r in reversed(delegated.body.delegations.roles))
 
-    report = verify_repository(
-        files,
+    report = verify_parsed(
+        envelopes,
         gun,
         now,
         trusted_root=trusted_root,
         previous_versions=previous_versions,
         expired_ok=expired_ok,
     )
-    return FetchedRepository(files, report)
+    return FetchedRepository(envelopes, report)

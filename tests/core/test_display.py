@@ -60,7 +60,7 @@ def test_error_messages_are_one_printable_line() -> None:
 def test_tables_show_markup_literally() -> None:
     from rich.console import Console
 
-    from ceremony.cli.ceremony_cmds import plain_table
+    from ceremony.cli.review_cmds import plain_table
 
     console = Console(width=200, record=True, color_system=None)
     console.print(plain_table(("role", "target"), [("targets", "[white on white]hidden[/]")]))

@@ -42,6 +42,7 @@ from ceremony.core.metadata import (
     parse_any,
 )
 from ceremony.core.plan import plan
+from ceremony.core.verify import parse_files
 from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.private import PrivateKey, sign
 from online.flow import base_bodies, choose_base, default_expiry
@@ -203,7 +204,9 @@ def test_f3_a_delegation_left_out_of_the_base_is_refused(
         SetVersion("targets/releases", 4),
         SetExpiry("targets/releases", default_expiry("targets/releases", NOW)),
     ]
-    base = tuple(b for b in choose_base(files, changes) if b.role != "targets/releases")
+    base = tuple(
+        b for b in choose_base(parse_files(files), changes) if b.role != "targets/releases"
+    )
     forged = Request.build(
         gun=rig.gun,
         created=GoTime.from_datetime(NOW),

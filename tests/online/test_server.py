@@ -191,8 +191,8 @@ def test_root_rotation_is_followed_through_the_version_chain(
 
     chain = fetch_root_chain(client, gun)
     assert chain is not None and sorted(chain) == [1, 2, 3]
-    for version, data in chain.items():
-        assert data == notary_server.fetch(gun, f"{version}.root.json")
+    for version, env in chain.items():
+        assert env.raw == notary_server.fetch(gun, f"{version}.root.json")
 
     full = fetch_repository(client, gun, NOW, full_root_chain=True)
     assert full is not None and full.report.root_chain == (1, 2, 3)

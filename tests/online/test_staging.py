@@ -22,6 +22,7 @@ from ceremony.core.documents import BaseFile, Request, SignaturesDocument
 from ceremony.core.errors import EnvironmentFailure, InputRejected
 from ceremony.core.gotime import GoTime
 from ceremony.core.metadata import FileMeta
+from ceremony.core.verify import parse_role_file
 from online.flow import build_request, moved_since_export, with_default_expiries
 from online.home import Home, RequestRecord
 from tests.notary_env import NotaryServer
@@ -117,7 +118,8 @@ def test_moved_since_export_names_the_role_and_version() -> None:
     base = BaseFile("targets", 3, "a" * 64, "b" * 64, (), None)
     request = Request("1" * 32, "2" * 32, "g", "2030-01-01T00:00:00Z", (base,), (_add("x"),), ())
     served = b'{"signed":{"_type":"Targets","delegations":{"keys":{},"roles":[]},"expires":"2031-01-01T00:00:00Z","targets":{},"version":7},"signatures":[]}'
-    assert moved_since_export(request, {"targets": served}) == ["targets is now v7"]
+    parsed = parse_role_file(served, "targets")
+    assert moved_since_export(request, {"targets": parsed}) == ["targets is now v7"]
     assert moved_since_export(request, None) == ["targets is no longer served"]
 
 

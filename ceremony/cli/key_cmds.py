@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ceremony.cli import app, home_of
+from ceremony.cli import home_of
 from ceremony.cli._prompts import get_passphrase
 from ceremony.core.errors import printable
 from ceremony.core.gotime import utc_now
@@ -29,7 +29,6 @@ from ceremony.signing.keystore import KeyRecord, KeyStore
 key_app = new_app(
     "Offline keys: generate, list, import Notary/Docker key files, export public keys."
 )
-app.add_typer(key_app, name="key")
 
 
 class NewKeyRole(StrEnum):

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ceremony.cli import app, home_of
+from ceremony.cli import home_of
 from ceremony.cli._prompts import confirm, get_passphrase, interactive
 from ceremony.core.documents import Request
 from ceremony.core.errors import InputRejected, UsageError, printable
@@ -73,16 +73,19 @@ def plain_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
     return table
 
 
-@app.command()
 def verify(
     ctx: typer.Context,
-    directory: Path = typer.Argument(
-        ..., help="A copied Notary metadata folder (e.g. ~/.notary/tuf/GUN/metadata)."
-    ),
-    gun: str = typer.Option(..., "--gun", help="The repository (GUN) the metadata must belong to."),
-    now: str | None = typer.Option(
-        None, "--now", help="Check expiry at this RFC 3339 time instead of the clock."
-    ),
+    directory: Annotated[
+        Path,
+        typer.Argument(help="A copied Notary metadata folder (e.g. ~/.notary/tuf/GUN/metadata)."),
+    ],
+    gun: Annotated[
+        str, typer.Option("--gun", help="The repository (GUN) the metadata must belong to.")
+    ],
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Check expiry at this RFC 3339 time instead of the clock."),
+    ] = None,
 ) -> None:
     """Verify a Notary metadata folder from its root down and print what it holds."""
     when = parse_now(now)
@@ -106,7 +109,7 @@ def verify(
     for kid in root.roles["root"].keyids:
         out.print(f"root key: {describe_key(root.keys[kid]).summary()}", markup=False)
     roles = [
-        (r.name, str(r.version), r.expires, str(r.threshold), "\n".join(r.signed_by))
+        (r.name, str(r.version), r.expires.format(), str(r.threshold), "\n".join(r.signed_by))
         for r in report.roles
     ]
     out.print(plain_table(("role", "version", "expires", "threshold", "signed by"), roles))
@@ -236,7 +239,6 @@ def show_review(result: ReviewResult, now: datetime, *, full: bool) -> None:
 FULL_HELP = "Print the full detail of every change (at a terminal it opens in a pager)."
 
 
-@app.command()
 def review(
     ctx: typer.Context,
     request: Annotated[
@@ -323,7 +325,6 @@ def _ask_acknowledgements(result: ReviewResult, given: Acknowledgements) -> Ackn
     return typed
 
 
-@app.command()
 def sign(
     ctx: typer.Context,
     request: Annotated[
