@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image, ImageFilter
 
-from ceremony.qr.frames import PRESETS, frame_coefficients, plan
+from ceremony.qr.capacity import PRESETS, plan
+from ceremony.qr.fountain import frame_coefficients
 from ceremony.qr.render import DEFAULT_SCALE, frame_image, qr_matrix
 from ceremony.qr.scan import Backend, decode_image
 

@@ -33,7 +33,8 @@ for name in names:
     importlib.import_module(name)
 if {exercise!r}:
     # Use the heavy paths too: draw a QR code and read it back with both decoders.
-    from ceremony.qr.frames import plan, preset_named, Decoder, ContentType
+    from ceremony.qr.capacity import plan, preset_named
+    from ceremony.qr.frames import Decoder, ContentType
     from ceremony.qr.render import frame_image
     from ceremony.qr.scan import decode_image, Backend
     p = plan(b"offline", preset_named("default"), content_type=ContentType.SIGNATURES)

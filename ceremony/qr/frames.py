@@ -1,4 +1,5 @@
-"""Frame codec and fountain code for QR transfers (pure: bytes and text in and out).
+"""Frame codec for QR transfers (pure: bytes and text in and out); the fountain code's
+mathematics is `ceremony.qr.fountain`, capacities and presets `ceremony.qr.capacity`.
 
 A document travels as QR text frames (`docs/qr-format.md` is the normative spec):
 
@@ -20,15 +21,15 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from types import MappingProxyType
 from typing import Final
 
 import base45
 
 from ceremony.core.errors import MalformedInput, UsageError
+from ceremony.qr.fountain import Solver, frame_coefficients, set_bits
 
 PREFIX: Final = "NC1"
 """Text prefix of every frame: "NC" (Notary Ceremony) and the format generation "1"."""
@@ -81,158 +82,6 @@ _CONTENT_LABELS: Final = {
     ContentType.REQUEST: "a signing request",
     ContentType.SIGNATURES: "a signatures document",
 }
-
-
-# --- QR capacity -------------------------------------------------------------------------
-
-# Characters of QR alphanumeric mode per version 1..40 (ISO/IEC 18004 Table 7), one
-# segment. Cross-checked against segno by tests/qr/test_capacity.py.
-_ALPHANUMERIC_CAPACITY: Final[Mapping[str, tuple[int, ...]]] = MappingProxyType(
-    {
-        "L": (
-            25, 47, 77, 114, 154, 195, 224, 279, 335, 395,
-            468, 535, 619, 667, 758, 854, 938, 1046, 1153, 1249,
-            1352, 1460, 1588, 1704, 1853, 1990, 2132, 2223, 2369, 2520,
-            2677, 2840, 3009, 3183, 3351, 3537, 3729, 3927, 4087, 4296,
-        ),
-        "M": (
-            20, 38, 61, 90, 122, 154, 178, 221, 262, 311,
-            366, 419, 483, 528, 600, 656, 734, 816, 909, 970,
-            1035, 1134, 1248, 1326, 1451, 1542, 1637, 1732, 1839, 1994,
-            2113, 2238, 2369, 2506, 2632, 2780, 2894, 3054, 3220, 3391,
-        ),
-        "Q": (
-            16, 29, 47, 67, 87, 108, 125, 157, 189, 221,
-            259, 296, 352, 376, 426, 470, 531, 574, 644, 702,
-            742, 823, 890, 963, 1041, 1094, 1172, 1263, 1322, 1429,
-            1499, 1618, 1700, 1787, 1867, 1966, 2071, 2181, 2298, 2420,
-        ),
-        "H": (
-            10, 20, 35, 50, 64, 84, 93, 122, 143, 174,
-            200, 227, 259, 283, 321, 365, 408, 452, 493, 557,
-            587, 640, 672, 744, 779, 864, 910, 958, 1016, 1080,
-            1150, 1226, 1307, 1394, 1431, 1530, 1591, 1658, 1774, 1852,
-        ),
-    }
-)  # fmt: skip
-
-
-def alphanumeric_capacity(version: int, error: str) -> int:
-    """Alphanumeric characters a QR code of `version` (1-40) and EC level holds."""
-    table = _ALPHANUMERIC_CAPACITY.get(error.upper())
-    if table is None or not 1 <= version <= 40:
-        raise UsageError(f"QR version {version} with error level {error!r} does not exist.")
-    return table[version - 1]
-
-
-def base45_length(byte_count: int) -> int:
-    """Characters Base45 (RFC 9285) needs for `byte_count` bytes: 3 per pair, 2 for an odd one."""
-    return 3 * (byte_count // 2) + 2 * (byte_count % 2)
-
-
-def base45_max_bytes(char_count: int) -> int:
-    """Most bytes whose Base45 text fits in `char_count` characters."""
-    return 2 * (char_count // 3) + (1 if char_count % 3 == 2 else 0)
-
-
-def frame_text_length(block_size: int) -> int:
-    """Characters of a frame's text for block size B (prefix included)."""
-    return len(PREFIX) + base45_length(FRAME_OVERHEAD + block_size)
-
-
-def max_block_size(capacity_chars: int) -> int:
-    """Largest B whose frame text fits a QR code of `capacity_chars` alphanumeric characters."""
-    return base45_max_bytes(capacity_chars - len(PREFIX)) - FRAME_OVERHEAD
-
-
-def smallest_version(text_length: int, error: str) -> int:
-    """Smallest QR version at EC level `error` holding `text_length` alphanumeric characters."""
-    for version in range(1, 41):
-        if alphanumeric_capacity(version, error) >= text_length:
-            return version
-    raise UsageError(
-        f"{text_length} characters do not fit any QR code at error level {error}; "
-        "use a larger preset or a file transfer."
-    )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Preset:
-    """A QR version and EC level used for every frame of an animated transfer."""
-
-    name: str
-    version: int
-    error: str
-    note: str
-
-    @property
-    def capacity(self) -> int:
-        """Alphanumeric characters per code."""
-        return alphanumeric_capacity(self.version, self.error)
-
-    @property
-    def block_size(self) -> int:
-        """Message bytes per frame after prefix, Base45, header and CRC."""
-        return max_block_size(self.capacity)
-
-
-PRESETS: Final[Mapping[str, Preset]] = MappingProxyType(
-    {
-        "robust": Preset(name="robust", version=20, error="M", note="small codes for weak cameras"),
-        "default": Preset(
-            name="default", version=25, error="M", note="3 camera px/module at 375 px"
-        ),
-        "fast": Preset(name="fast", version=30, error="L", note="steady 1080p capture"),
-        "fast40": Preset(
-            name="fast40", version=40, error="L", note="largest code; tripod and 1080p+"
-        ),
-    }
-)
-DEFAULT_PRESET: Final = PRESETS["default"]
-
-
-def preset_named(name: str) -> Preset:
-    """Look a preset up by name, with a usage sentence for a typo."""
-    preset = PRESETS.get(name)
-    if preset is None:
-        names = ", ".join(PRESETS)
-        raise UsageError(f"Unknown QR preset {name!r}; choose one of {names}.")
-    return preset
-
-
-# --- Fountain coefficients ---------------------------------------------------------------
-
-
-def repair_coefficients(transfer_id: bytes, seq: int, k: int) -> int:
-    """Which blocks repair frame `seq` XORs, as an int whose bit i selects block i.
-
-    The bit stream is SHA-256(tid || seq || ctr) for ctr = 0, 1, ... (seq and ctr as
-    4-byte big-endian), concatenated; block i is bit (i mod 8), least significant first,
-    of stream byte i // 8. If no bit is set, block (seq mod K) is used alone.
-    """
-    byte_count = (k + 7) // 8
-    prefix = transfer_id + seq.to_bytes(4, "big")
-    chunks = [
-        hashlib.sha256(prefix + counter.to_bytes(4, "big")).digest()
-        for counter in range(-(-byte_count // DIGEST_SIZE))
-    ]
-    coefficients = int.from_bytes(b"".join(chunks)[:byte_count], "little") & ((1 << k) - 1)
-    return coefficients or 1 << (seq % k)
-
-
-def frame_coefficients(transfer_id: bytes, seq: int, k: int) -> int:
-    """Blocks carried by frame `seq`: block seq itself for a source frame, else a repair mix."""
-    return 1 << seq if seq < k else repair_coefficients(transfer_id, seq, k)
-
-
-def _set_bits(value: int) -> Iterable[int]:
-    while value:
-        lowest = value & -value
-        yield lowest.bit_length() - 1
-        value ^= lowest
-
-
-# --- Encoder -----------------------------------------------------------------------------
 
 
 def _flags(compression: Compression, content_type: ContentType) -> int:
@@ -325,7 +174,7 @@ class Encoder:
         if not 0 <= seq <= MAX_SEQ:
             raise UsageError(f"Frame number {seq} is outside 0..{MAX_SEQ}.")
         data = 0
-        for index in _set_bits(frame_coefficients(self.transfer_id, seq, self.k)):
+        for index in set_bits(frame_coefficients(self.transfer_id, seq, self.k)):
             data ^= self._blocks[index]
         tid = int.from_bytes(self.transfer_id, "big")
         header = HEADER.pack(FORMAT_VERSION, self._flags, tid, self.k, seq, len(self.message))
@@ -340,93 +189,6 @@ class Encoder:
     def frames(self, count: int) -> list[str]:
         """Frames 0..count-1: the K source frames first, then repair frames."""
         return [self.frame(seq) for seq in range(count)]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TransferPlan:
-    """How one document is shown: its encoder, the QR version and level, how many frames."""
-
-    encoder: Encoder
-    version: int
-    error: str
-    preset: Preset
-
-    @property
-    def k(self) -> int:
-        """Source blocks; frames needed with no loss."""
-        return self.encoder.k
-
-    @property
-    def is_static(self) -> bool:
-        """True when one code carries the whole document."""
-        return self.encoder.k == 1
-
-    @property
-    def export_count(self) -> int:
-        """Frames for a folder, GIF or HTML loop: K + max(ceil(K/2), 12), or 1 if static.
-
-        Enough for 20 % loss: ceil(K/2) extra frames leave 0.2K spare rows for large K,
-        and the floor of 12 keeps about 8 spare rows (failure odds ~2^-8) for small K.
-        """
-        return 1 if self.is_static else self.k + max(-(-self.k // 2), EXPORT_MIN_EXTRA)
-
-    def texts(self, count: int | None = None) -> list[str]:
-        """Frame texts 0..count-1 (default: `export_count`)."""
-        return self.encoder.frames(self.export_count if count is None else count)
-
-
-def plan(
-    document: bytes,
-    preset: Preset = DEFAULT_PRESET,
-    *,
-    content_type: ContentType = ContentType.OTHER,
-    compression: Compression = Compression.ZLIB,
-    single: bool = False,
-) -> TransferPlan:
-    """Choose block size and QR version for `document` under `preset`.
-
-    A message that fits one frame becomes a single code at the smallest version holding it
-    (at the preset's EC level). Otherwise every frame uses the preset's version, and B is
-    spread evenly, ceil(len/K), so the last block carries little padding.
-
-    With `single` the document must travel as ONE static code (a signatures document
-    going back over the air gap): the code grows up to version 40 at the preset's EC
-    level, and a document too large even for that is refused with one sentence.
-    """
-    payload = make_payload(document, compression)
-    message_length = DIGEST_SIZE + len(payload)
-    if single:
-        version, error = _single_code(frame_text_length(message_length), preset.error)
-        encoder = Encoder.from_payload(
-            payload, block_size=message_length, content_type=content_type, compression=compression
-        )
-        return TransferPlan(encoder=encoder, version=version, error=error, preset=preset)
-    k = -(-message_length // preset.block_size)
-    block_size = -(-message_length // k)
-    if k == 1:
-        version = smallest_version(frame_text_length(block_size), preset.error)
-    else:
-        version = preset.version
-    encoder = Encoder.from_payload(
-        payload, block_size=block_size, content_type=content_type, compression=compression
-    )
-    return TransferPlan(encoder=encoder, version=version, error=preset.error, preset=preset)
-
-
-def _single_code(text_length: int, error: str) -> tuple[int, str]:
-    """Smallest version at `error`, else at the next lower EC levels (a static code is filmed at leisure)."""
-    levels = "HQML"
-    for level in levels[levels.index(error) :]:
-        for version in range(1, 41):
-            if alphanumeric_capacity(version, level) >= text_length:
-                return version, level
-    raise UsageError(
-        f"The document needs {text_length} QR characters, more than one QR code holds; "
-        "carry it as a file instead."
-    )
-
-
-# --- Parsing -----------------------------------------------------------------------------
 
 
 class NotAFrame(MalformedInput):
@@ -608,15 +370,14 @@ class _Transfer:
         self.message_length = frame.message_length
         self.compression = frame.compression
         self.content_type = frame.content_type
-        self.pivots: dict[int, tuple[int, int]] = {}
-        """Rows (coefficients, data) keyed by their highest set coefficient bit."""
+        self.solver = Solver(frame.k)
         self.seen: set[int] = set()
         self.last_active = counter
         self.failure = ""
 
     @property
     def rank(self) -> int:
-        return len(self.pivots)
+        return self.solver.rank
 
     def mismatch(self, frame: Frame) -> str:
         """A sentence if `frame` disagrees with this transfer's K, B, length or flags."""
@@ -637,29 +398,6 @@ class _Transfer:
             f"frames (K={self.k}, B={self.block_size}, length {self.message_length}, flags "
             f"{mine:#04x}); it is ignored."
         )
-
-    def insert(self, coefficients: int, data: int) -> bool:
-        """Reduce a row against the pivots (at most K XORs); keep it if anything is left."""
-        while coefficients:
-            lead = coefficients.bit_length() - 1
-            pivot = self.pivots.get(lead)
-            if pivot is None:
-                self.pivots[lead] = (coefficients, data)
-                return True
-            coefficients ^= pivot[0]
-            data ^= pivot[1]
-        return False
-
-    def solve(self) -> bytes:
-        """Back-substitute (rank K) in ascending pivot order and join the blocks."""
-        solved: list[int] = []
-        for lead in range(self.k):
-            coefficients, data = self.pivots[lead]
-            for index in _set_bits(coefficients ^ (1 << lead)):
-                data ^= solved[index]
-            solved.append(data)
-        joined = b"".join(block.to_bytes(self.block_size, "big") for block in solved)
-        return joined[: self.message_length]
 
 
 class Decoder:
@@ -815,7 +553,7 @@ class Decoder:
         if len(transfer.seen) < 4 * transfer.k + 1024:
             transfer.seen.add(frame.seq)
         coefficients = frame_coefficients(transfer.transfer_id, frame.seq, transfer.k)
-        if not transfer.insert(coefficients, int.from_bytes(frame.data, "big")):
+        if not transfer.solver.insert(coefficients, int.from_bytes(frame.data, "big")):
             return _result(FrameStatus.DUPLICATE, transfer, frame)
         transfer.last_active = self._frames
         self._active = transfer
@@ -833,7 +571,7 @@ class Decoder:
         return _result(FrameStatus.COMPLETE, transfer, frame)
 
     def _rebuild(self, transfer: _Transfer) -> bytes:
-        message = transfer.solve()
+        message = transfer.solver.solve(transfer.block_size, transfer.message_length)
         digest, payload = message[:DIGEST_SIZE], message[DIGEST_SIZE:]
         if hashlib.sha256(payload).digest() != digest or digest[:4] != transfer.transfer_id:
             raise MalformedInput(

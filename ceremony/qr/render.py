@@ -33,7 +33,7 @@ from rich.live import Live
 from rich.text import Text
 
 from ceremony.core.errors import EnvironmentFailure, UsageError
-from ceremony.qr.frames import TransferPlan
+from ceremony.qr.capacity import TransferPlan
 
 MASK: Final = 0
 QUIET_ZONE: Final = 4

@@ -15,8 +15,9 @@ from rich.console import Console
 
 from ceremony.core.errors import UsageError
 from ceremony.core.words import digest_words
-from ceremony.qr.frames import ContentType, Decoder, preset_named
-from ceremony.qr.frames import plan as qr_plan
+from ceremony.qr.capacity import plan as qr_plan
+from ceremony.qr.capacity import preset_named
+from ceremony.qr.frames import ContentType, Decoder
 
 WEBCAM = "webcam"
 """The `--qr` value that reads from a camera (`webcam:N` picks camera N)."""

@@ -15,7 +15,8 @@ from pathlib import Path
 from PIL import Image, ImageFilter
 
 from ceremony.core.documents import Request
-from ceremony.qr.frames import ContentType, plan, preset_named
+from ceremony.qr.capacity import plan, preset_named
+from ceremony.qr.frames import ContentType
 from tests.e2e.rig import Rig
 from tests.notary_env import NotaryCli, NotaryServer
 

@@ -12,10 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ceremony.core.errors import MalformedInput, UsageError
+from ceremony.qr.capacity import (
+    PRESETS,
+    alphanumeric_capacity,
+    frame_text_length,
+    plan,
+    preset_named,
+)
+from ceremony.qr.fountain import repair_coefficients
 from ceremony.qr.frames import (
     DEFAULT_MAX_DOCUMENT,
     MAX_K,
-    PRESETS,
     Compression,
     ContentType,
     CorruptFrame,
@@ -24,14 +31,9 @@ from ceremony.qr.frames import (
     FrameRejected,
     FrameStatus,
     NotAFrame,
-    alphanumeric_capacity,
     decode_frames,
-    frame_text_length,
     inflate,
     parse_frame,
-    plan,
-    preset_named,
-    repair_coefficients,
 )
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,7 +15,8 @@ from PIL import Image, ImageFilter
 from rich.console import Console
 
 from ceremony.core.errors import EnvironmentFailure, MalformedInput, UsageError
-from ceremony.qr.frames import PRESETS, ContentType, Decoder, Progress, TransferPlan, plan
+from ceremony.qr.capacity import PRESETS, TransferPlan, plan
+from ceremony.qr.frames import ContentType, Decoder, Progress
 from ceremony.qr.progress import describe_progress, progress_bar
 from ceremony.qr.render import (
     QUIET_ZONE,

@@ -13,7 +13,8 @@ import secrets
 import pytest
 
 from ceremony.core.documents import RoleSignatures, SignaturesDocument
-from ceremony.qr.frames import ContentType, Decoder, plan, preset_named
+from ceremony.qr.capacity import plan, preset_named
+from ceremony.qr.frames import ContentType, Decoder
 from ceremony.qr.render import frame_image
 from ceremony.qr.scan import Backend, decode_image
 from ceremony.signing.private import PrivateKey, sign

@@ -15,7 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ceremony.qr.frames import ContentType, Decoder, plan, preset_named
+from ceremony.qr.capacity import plan, preset_named
+from ceremony.qr.frames import ContentType, Decoder
 from ceremony.qr.render import frame_image
 from ceremony.qr.scan import scan_paths
 
