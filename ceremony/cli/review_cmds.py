@@ -236,21 +236,26 @@ def show_review(result: ReviewResult, now: datetime, *, full: bool) -> None:
         err.print(f"warning: {w}", markup=False)
 
 
-FULL_HELP = "Print the full detail of every change (at a terminal it opens in a pager)."
+RequestArgument = Annotated[
+    Path | None, typer.Argument(help="The request file from the online half.")
+]
+QrInput = Annotated[
+    list[Path] | None,
+    typer.Option("--qr", help="Read the request from QR images/folders/GIF/video, or webcam[:N]."),
+]
+FullOption = Annotated[
+    bool,
+    typer.Option(
+        "--full", help="Print the full detail of every change (at a terminal it opens in a pager)."
+    ),
+]
 
 
 def review(
     ctx: typer.Context,
-    request: Annotated[
-        Path | None, typer.Argument(help="The request file from the online half.")
-    ] = None,
-    qr: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--qr", help="Read the request from QR images/folders/GIF/video, or webcam[:N]."
-        ),
-    ] = None,
-    full: Annotated[bool, typer.Option("--full", help=FULL_HELP)] = False,
+    request: RequestArgument = None,
+    qr: QrInput = None,
+    full: FullOption = False,
 ) -> None:
     """Verify a request against this machine's trust state and show exactly what would be signed.
 
@@ -327,18 +332,11 @@ def _ask_acknowledgements(result: ReviewResult, given: Acknowledgements) -> Ackn
 
 def sign(
     ctx: typer.Context,
-    request: Annotated[
-        Path | None, typer.Argument(help="The request file from the online half.")
-    ] = None,
+    request: RequestArgument = None,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write the signatures document here.")
     ] = None,
-    qr: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--qr", help="Read the request from QR images/folders/GIF/video, or webcam[:N]."
-        ),
-    ] = None,
+    qr: QrInput = None,
     qr_out: Annotated[
         Path | None,
         typer.Option("--qr-out", help="Also write the signatures as a QR code into DIR."),
@@ -379,7 +377,7 @@ def sign(
             "(after its signatures file was lost).",
         ),
     ] = False,
-    full: Annotated[bool, typer.Option("--full", help=FULL_HELP)] = False,
+    full: FullOption = False,
 ) -> None:
     """Review a request, confirm, sign with every key held here, and write the signatures.
 

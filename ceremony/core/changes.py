@@ -50,12 +50,11 @@ def _role_name(f: Fields, *, delegation: bool = False) -> str:
     return role
 
 
-@dataclass(frozen=True, slots=True)
-class AddTarget:
-    KIND: ClassVar[str] = "add-target"
+class _OnRole:
+    """A change to one targets role's own body: it re-signs that role, reading its parents."""
+
+    __slots__ = ()
     role: str
-    name: str
-    meta: FileMeta
 
     def touches(self) -> tuple[str, ...]:
         """The roles this change makes re-signed."""
@@ -64,6 +63,27 @@ class AddTarget:
     def reads(self) -> tuple[str, ...]:
         """The roles whose current body this change needs (it and its parents)."""
         return _chain(self.role)
+
+
+class _OnDelegation:
+    """A change to a delegation's definition, which lives in (and re-signs) its parent."""
+
+    __slots__ = ()
+    role: str
+
+    def touches(self) -> tuple[str, ...]:
+        return (parent_role(self.role),)
+
+    def reads(self) -> tuple[str, ...]:
+        return _chain(parent_role(self.role))
+
+
+@dataclass(frozen=True, slots=True)
+class AddTarget(_OnRole):
+    KIND: ClassVar[str] = "add-target"
+    role: str
+    name: str
+    meta: FileMeta
 
     def describe(self) -> str:
         custom = " with custom data" if self.meta.custom is not None else ""
@@ -93,18 +113,10 @@ class AddTarget:
 
 
 @dataclass(frozen=True, slots=True)
-class RemoveTarget:
+class RemoveTarget(_OnRole):
     KIND: ClassVar[str] = "remove-target"
     role: str
     name: str
-
-    def touches(self) -> tuple[str, ...]:
-        """The roles this change makes re-signed."""
-        return (self.role,)
-
-    def reads(self) -> tuple[str, ...]:
-        """The roles whose current body this change needs (it and its parents)."""
-        return _chain(self.role)
 
     def describe(self) -> str:
         return f"remove {self.name!r} from {self.role}"
@@ -118,7 +130,7 @@ class RemoveTarget:
 
 
 @dataclass(frozen=True, slots=True)
-class SetDelegation:
+class SetDelegation(_OnDelegation):
     """Create or replace a delegation (keys, threshold, paths) in its parent."""
 
     KIND: ClassVar[str] = "set-delegation"
@@ -126,13 +138,6 @@ class SetDelegation:
     keys: tuple[Key, ...]
     threshold: int
     paths: tuple[str, ...]
-
-    def touches(self) -> tuple[str, ...]:
-        """A delegation is defined in its parent: the parent is re-signed."""
-        return (parent_role(self.role),)
-
-    def reads(self) -> tuple[str, ...]:
-        return _chain(parent_role(self.role))
 
     def describe(self) -> str:
         paths = ", ".join(repr(p) for p in self.paths) if self.paths != ("",) else "all paths"
@@ -163,16 +168,9 @@ class SetDelegation:
 
 
 @dataclass(frozen=True, slots=True)
-class RemoveDelegation:
+class RemoveDelegation(_OnDelegation):
     KIND: ClassVar[str] = "remove-delegation"
     role: str
-
-    def touches(self) -> tuple[str, ...]:
-        """A delegation is defined in its parent: the parent is re-signed."""
-        return (parent_role(self.role),)
-
-    def reads(self) -> tuple[str, ...]:
-        return _chain(parent_role(self.role))
 
     def describe(self) -> str:
         return f"remove the delegation {self.role}"
