@@ -78,11 +78,14 @@ SERVER_ROLES = ("snapshot", "timestamp")
 def choose_base(
     files: Mapping[str, Envelope[Any]], changes: Sequence[Change]
 ) -> tuple[BaseFile, ...]:
-    """Every root (`root`, `N.root`), every served role the changes read, and the server's
-    snapshot and timestamp (so the offline half can check that the files belong together)."""
+    """Every root (`root`, `N.root`), every targets role served, and the server's snapshot
+    and timestamp (so the offline half can check that the files belong together)."""
     roots = [base_file("root", env) for name, env in files.items() if _is_root_name(name)]
     roots.sort(key=lambda b: b.version)
-    needed = sorted((roles_read(changes) - {"root"}) & set(files), key=role_order)
+    # Every targets role served, not only those the changes read: the offline half then
+    # sees any version it signed that was never published, whatever this request touches.
+    served = {name for name in files if not _is_root_name(name) and name not in SERVER_ROLES}
+    needed = sorted(served | (roles_read(changes) - {"root"}) & set(files), key=role_order)
     server = [base_file(role, files[role]) for role in SERVER_ROLES if role in files]
     return (*roots, *(base_file(role, files[role]) for role in needed), *server)
 

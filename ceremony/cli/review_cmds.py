@@ -148,7 +148,7 @@ def _review(home: Path, store: TrustStore, request: Request, now: datetime) -> R
         state,
         lambda d: store.body(request.gun, d),
         now,
-        holder=KeyStore(home).holder,
+        holder=functools.partial(KeyStore(home).holder, gun=request.gun),
         policy=Policy.load(home),
     )
 
@@ -425,7 +425,7 @@ def sign(
                 ),
             )
         result.check_acknowledgements(given)
-        keys = keys_to_sign(result, keystore.holder, again=again)
+        keys = keys_to_sign(result, again=again)
         if result.already is not None and not again and not keys:
             raise InputRejected(
                 f"Request {req.id} was already signed on this machine on "

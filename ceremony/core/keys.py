@@ -58,6 +58,7 @@ _BAD_INPUT = (
 # PEM (text framing only; the DER inside goes to cryptography / asn1crypto)
 
 _BEGIN = b"-----BEGIN "
+_PEM_BODY = re.compile(r"[A-Za-z0-9+/= \t\r]*")
 _TYPE_LINE = re.compile(rb"-----BEGIN ([^\r\n]*)-----[ \t\r]*\n")
 
 
@@ -112,12 +113,20 @@ def pem_blocks(data: bytes, *, what: str = "file") -> list[PemBlock]:
             text = data[line.end() : end + 1].decode("ascii")
         except UnicodeDecodeError as exc:
             raise MalformedInput(f"The {what} holds non-ASCII bytes in a PEM block.") from exc
-        lines = text.splitlines()
+        # Lines end at "\n" only, trimmed as Go's getLine trims them; the body may hold only
+        # base64, spaces, tabs and carriage returns, which is all Go skips.
+        lines = [line.rstrip(" \t\r") for line in text.split("\n")]
         headers: list[tuple[str, str]] = []
         while lines and ":" in lines[0]:
             name, _, value = lines.pop(0).partition(":")
-            headers.append((name.strip(), value.strip()))
-        compact = "".join("".join(lines).split())
+            headers.append((name.strip(" \t"), value.strip(" \t")))
+        joined = "".join(lines)
+        if _PEM_BODY.fullmatch(joined) is None:
+            raise MalformedInput(
+                f"The {what} has a {kind} block that is not valid base64 as Go reads it "
+                "(only base64, spaces and tabs may stand between its lines)."
+            )
+        compact = joined.replace(" ", "").replace("\t", "").replace("\r", "")
         try:
             body = base64.b64decode(compact, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -167,7 +176,7 @@ def _certificates(pem: bytes) -> list[x509.Certificate]:
             cert = x509.load_der_x509_certificate(block.body)
             _ = cert.extensions  # parsed lazily: a malformed extension fails here, not later
             certs.append(cert)
-        except ValueError as exc:
+        except (ValueError, TypeError, x509.DuplicateExtension) as exc:
             raise MalformedInput("The certificate bundle holds an unreadable certificate.") from exc
     return certs
 

@@ -23,7 +23,7 @@ EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
 EXIT_ABORTED = 4
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 WIDE = 4096
 
 
@@ -31,7 +31,8 @@ def output_console(*, stderr: bool = False) -> Console:
     """A console that never cuts ids or digests: off a terminal (pipe, file, log) it is very wide."""
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else WIDE
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    # No markup, highlighting or :emoji: codes: names from metadata are shown as they are.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width, emoji=False)
 
 
 def new_app(help_text: str) -> typer.Typer:

@@ -54,6 +54,7 @@ from ceremony.core.metadata import (
     Targets,
     Timestamp,
     body_bytes,
+    is_delegation_name,
     parent_role,
     parse_envelope,
     role_order,
@@ -181,6 +182,7 @@ class ReviewResult:
     policy_violations: tuple[str, ...] = ()
     base_timestamp: str | None = None  # "vN, expires T" of the base's timestamp
     root_keys: tuple[str, ...] = field(default=())  # labelled root keys of the new root
+    signable: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)  # held keys per role
 
     @property
     def bang_lines(self) -> tuple[str, ...]:
@@ -466,7 +468,7 @@ def review_request(
         bodies.update(_verify_targets_roles(base.roles, root_env.body))
         timestamp, snapshot = _verify_server_roles(base, root_env.body)
         base_timestamp = f"v{timestamp.version}, expires {timestamp.expires.format()}"
-        _check_base_is_whole(request, bodies, snapshot)
+        _check_base_is_whole(request, bodies, snapshot, state)
         for role, env in base.roles.items():
             versions[role] = env.body.version
             known_bodies.append(env.signed_map_bytes)
@@ -567,6 +569,8 @@ def review_request(
     if state is not None and already is None:
         _abandoned(state, request, computed, versions, trust_lines, needed)
 
+    signable = _signable(computed, bodies, holder, trust_lines)
+
     violations: tuple[str, ...] = ()
     if policy is not None:
         trusted_first = (tofu.body, root_env.body) if tofu is not None else ()
@@ -598,6 +602,7 @@ def review_request(
         violations,
         base_timestamp,
         tuple(root_keys),
+        signable,
     )
 
 
@@ -684,22 +689,110 @@ def _wildcard_lines(root: Root) -> list[Line]:
     return lines
 
 
-def _check_base_is_whole(request: Request, bodies: Mapping[str, Body], snapshot: Snapshot) -> None:
+def _check_base_is_whole(
+    request: Request, bodies: Mapping[str, Body], snapshot: Snapshot, state: TrustState | None
+) -> None:
     """Every role the changes read or re-sign that the server serves must be in the base:
-    left out, it would be planned as a new, empty role and signed over the real one."""
-    wanted = roles_read(request.changes) | set(touched_roles(request.changes))
-    for role in sorted(wanted - {"root"} - set(bodies)):
+    left out, it would be planned as a new, empty role and signed over the real one. So
+    must every served role this machine signed: left out, a request signed here but never
+    published could be hidden."""
+
+    def served(role: str) -> bool:
+        """Listed in the snapshot and delegated by its parent in the base (a removed
+        delegation stays listed in notary-server's snapshot)."""
         if role not in snapshot.meta:
-            continue
+            return False
         parent = bodies.get(parent_role(role)) if role != "targets" else None
-        delegated = role == "targets" or (
+        return role == "targets" or (
             isinstance(parent, Targets) and parent.delegations.role(role) is not None
         )
-        if delegated:
+
+    signed_here = (
+        {role for record in state.requests.values() for role in record.roles} if state else set()
+    )
+    for role in sorted(signed_here - {"root"} - set(bodies)):
+        if served(role):
+            raise _reject(
+                f"The request's base leaves out {role}, which the server serves and this "
+                "machine signed before; export it again."
+            )
+    wanted = roles_read(request.changes) | set(touched_roles(request.changes))
+    for role in sorted(wanted - {"root"} - set(bodies)):
+        if served(role):
             raise _reject(
                 f"The request's base leaves out {role}, which the server serves: it would be "
                 "signed over as a new, empty role; do not sign it."
             )
+
+
+def _may_sign(held: str, role: str) -> bool:
+    """A key signs only for the role it is held for: a root key root, a targets key targets,
+    a key held for one delegation that delegation, a delegation key only delegations."""
+    if held in ("root", "targets"):
+        return role == held
+    if held == "delegation":
+        return role not in ("root", "targets")
+    return is_delegation_name(held) and role == held
+
+
+def _targets_listing(bodies: Mapping[str, Body], computed: Plan) -> dict[str, set[str]]:
+    """Fingerprint -> every targets-type role that lists it (before and after the changes)."""
+    listing: dict[str, set[str]] = {}
+    after = {**bodies, **{role: rp.body for role, rp in computed.roles.items()}}
+    for body in (*bodies.values(), *after.values()):
+        for name, spec in _signer_specs(body).items():
+            if name == "root":
+                continue
+            for key in spec.keys.values():
+                listing.setdefault(describe_key(key).fingerprint, set()).add(name)
+    return listing
+
+
+def _signable(
+    computed: Plan, bodies: Mapping[str, Body], holder: Holder, lines: list[Line]
+) -> dict[str, tuple[Key, ...]]:
+    """Per role, the keys held here that may sign it.
+
+    A `targets` body names neither its role nor its repository, so a signature over
+    it is valid wherever the key is listed. A key therefore signs only for the
+    repository (the holder says) and the role it is held for; and a key held for
+    delegations in general signs none while another targets-type role lists it too,
+    since a body it signed for one could be replayed as the other.
+    """
+    listing = _targets_listing(bodies, computed)
+    out: dict[str, tuple[Key, ...]] = {}
+    for rp in computed.roles.values():
+        keys: dict[str, Key] = {}
+        for signer_set in rp.signers:
+            for kid, key in sorted(signer_set.keys.items()):
+                held = holder(key)
+                if held is None or kid in keys:
+                    continue
+                fp = describe_key(key).fingerprint
+                if not _may_sign(held, rp.role):
+                    lines.append(
+                        Line(
+                            f"key {fp[:16]}… is held here as a {held} key: it will not sign "
+                            f"{rp.role}",
+                            bang=True,
+                        )
+                    )
+                    continue
+                others = listing.get(fp, set()) - {rp.role}
+                if held == "delegation" and others:
+                    lines.append(
+                        Line(
+                            f"key {fp[:16]}… is listed for {rp.role} and for "
+                            f"{', '.join(sorted(others))}: a body it signed for one could be "
+                            f"replayed as another, so it will not sign {rp.role}",
+                            bang=True,
+                        )
+                    )
+                    continue
+                keys[kid] = key
+        if keys:
+            out[rp.role] = tuple(keys.values())
+    return out
 
 
 def _unique(needed: Sequence[Needed]) -> list[Needed]:
@@ -1002,7 +1095,7 @@ class SigningOutcome:
     skipped: tuple[str, ...] = ()  # key ids that had signed these bytes here already
 
 
-def keys_to_sign(result: ReviewResult, holder: Holder, *, again: bool) -> dict[str, list[Key]]:
+def keys_to_sign(result: ReviewResult, *, again: bool) -> dict[str, list[Key]]:
     """Per role, the held keys that will sign: all of them, or only those new to this request.
 
     A request signed here before is a replay: refused, unless a key that has not
@@ -1010,15 +1103,11 @@ def keys_to_sign(result: ReviewResult, holder: Holder, *, again: bool) -> dict[s
     or `again` re-signs the identical bytes after a lost signatures file.
     """
     out: dict[str, list[Key]] = {}
-    for rp in result.plan.roles.values():
-        done = set(result.already.roles[rp.role].keys) if result.already and not again else set()
-        keys: dict[str, Key] = {}
-        for signer_set in rp.signers:
-            for kid, key in sorted(signer_set.keys.items()):
-                if kid not in done and holder(key) is not None:
-                    keys.setdefault(kid, key)
+    for role, signable in result.signable.items():
+        done = set(result.already.roles[role].keys) if result.already and not again else set()
+        keys = [key for key in signable if key.key_id not in done]
         if keys:
-            out[rp.role] = list(keys.values())
+            out[role] = keys
     return out
 
 

@@ -40,7 +40,7 @@ def progress_bar(
         BarColumn(),
         TextColumn("{task.fields[summary]}"),
     )
-    with RichProgress(*columns, console=console or Console(stderr=True)) as bar:
+    with RichProgress(*columns, console=console or Console(stderr=True, emoji=False)) as bar:
         task = bar.add_task(description, total=None, summary="waiting for a frame")
 
         def update(progress: Progress) -> None:

@@ -266,7 +266,7 @@ def play_terminal(
     a terminal, gets frame 0 printed once and the call returns at once, never blocking a
     pipe. Repair frames never repeat, so a late or lossy receiver always gains.
     """
-    console = console or Console()
+    console = console or Console(emoji=False, highlight=False)
     _check_fps(fps)
     first = terminal_frame(plan.encoder.frame(0), version=plan.version, error=plan.error)
     if plan.is_static or not console.is_terminal or limit == 1:

@@ -64,7 +64,7 @@ def write_qr(
     # Signatures go back as one static code: nothing animated has to be filmed on the offline side.
     single = content_type is ContentType.SIGNATURES
     plan = qr_plan(document, preset_named(preset), content_type=content_type, single=single)
-    console = console or Console(stderr=True, highlight=False)
+    console = console or Console(stderr=True, highlight=False, emoji=False)
     name = "signatures" if content_type is ContentType.SIGNATURES else "request"
     written: list[Path]
     if fmt is QrFormat.PNG:
@@ -97,7 +97,7 @@ def read_qr(
 
     if not paths:
         raise UsageError("Name at least one QR image, folder, GIF or video with --qr.")
-    console = console or Console(stderr=True, highlight=False)
+    console = console or Console(stderr=True, highlight=False, emoji=False)
     decoder = Decoder(content_type=content_type)
     cameras = [str(p) for p in paths if str(p) == WEBCAM or str(p).startswith(WEBCAM + ":")]
     with progress_bar(console, description=f"Reading {content_type.label}") as on_progress:

@@ -253,11 +253,14 @@ class KeyStore:
             )
         return private
 
-    def holder(self, key: Key) -> str | None:
-        """The role this store holds the private half of metadata key `key` for, else None.
+    def holder(self, key: Key, gun: str) -> str | None:
+        """The role this store holds metadata key `key`'s private half for, in repository
+        `gun`; None if it is not held, or held only for other repositories.
 
-        Needs no passphrase: the review labels every key "held on this machine"
-        or "not held here" before anything is decrypted.
+        A `targets` body does not name its repository, so a key signs only for the
+        GUNs it is recorded for: what it signed for one repository must never be
+        replayable into another. Needs no passphrase: the review labels every key
+        before anything is decrypted.
         """
         try:
             cid = canonical_key_id(key)
@@ -265,10 +268,11 @@ class KeyStore:
             return None
         record = self.get(cid)
         if record is not None:
-            return record.role
+            return record.role if record.gun == gun else None
         path = self.key_path(cid)
         if path.is_file():
-            return read_key_file_headers(path.read_bytes()).role or "root"
+            headers = read_key_file_headers(path.read_bytes())
+            return (headers.role or "root") if headers.gun == gun else None
         return None
 
     def signer_for(self, key: Key, passphrase_for: PassphraseSource) -> Signer | None:

@@ -20,13 +20,20 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from ceremony.core.changes import AddTarget, ReplaceKeys, SetExpiry, SetVersion
+from ceremony.core.changes import (
+    AddTarget,
+    InitRepository,
+    RemoveTarget,
+    ReplaceKeys,
+    SetExpiry,
+    SetVersion,
+)
 from ceremony.core.documents import Request
 from ceremony.core.errors import MalformedInput
 from ceremony.core.gotime import GoTime
-from ceremony.core.keys import key_fingerprint, pem_blocks, public_key_of
+from ceremony.core.keys import describe_key, key_fingerprint, pem_blocks, pem_encode, public_key_of
 from ceremony.core.metadata import (
     DelegatedRole,
     Delegations,
@@ -45,9 +52,11 @@ from ceremony.core.plan import plan
 from ceremony.core.verify import parse_files
 from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.private import PrivateKey, sign
+from online.client.config import ServerConfig
+from online.client.http import TrustServer
 from online.flow import base_bodies, choose_base, default_expiry
 from tests.attacker import capture, edit, forge, with_changes, write
-from tests.e2e.rig import Rig, full_ceremony
+from tests.e2e.rig import Rig, expect_keys, full_ceremony
 from tests.e2e.test_ceremony_cli import export_change, publish_new
 from tests.e2e.test_trust import home, refused, review, signed
 from tests.notary_env import NotaryServer
@@ -342,3 +351,168 @@ def test_f8_target_meta_with_unknown_fields_is_refused_and_every_hash_is_shown(
     shown = with_changes(routine, [AddTarget(add.role, add.name, meta), *routine.changes[1:]])
     text = review(rig, write(rig.tmp / "sha512.json", shown), "--full")
     assert f"sha512 {'11' * 64}" in text
+
+
+# ---------------------------------------------------------------------------
+# second pass
+
+
+def _upload(server: NotaryServer, gun: str, files: dict[str, bytes]) -> None:
+    with TrustServer(ServerConfig(url=server.url, tls_ca=server.ca)) as client:
+        client.publish(gun, files)
+
+
+def test_r1_the_targets_key_never_signs_a_delegation_whose_body_could_become_targets(
+    published: Rig, notary_server: NotaryServer
+) -> None:
+    """A compromised online delegation key delegates a sub-role to the public targets key;
+    a body signed for it would be a valid top-level `targets` (a body names no role)."""
+    rig = published
+    ci = PrivateKey.generate_ecdsa()
+    (rig.tmp / "ci.pem").write_bytes(pem_encode("PUBLIC KEY", ci.public_key().public_bytes))
+    rig.run(
+        "ceremony-online",
+        "delegation",
+        "add",
+        rig.gun,
+        "targets/ci",
+        "--cert",
+        str(rig.tmp / "ci.pem"),
+        "--all-paths",
+    )
+    full_ceremony(
+        rig,
+        "ci",
+        None,
+        "--accept",
+        "targets/ci",
+        "--expect-key",
+        key_fingerprint(ci.public_key()),
+    )
+    files = capture(notary_server, rig.gun)
+    root = parse_any(files["root"]).body
+    targets_key = root.keys[root.roles["targets"].keyids[0]]
+    version = parse_any(files["targets"]).body.version
+    expiry = GoTime.from_datetime(NOW + timedelta(days=300))
+    ci_body = Targets(
+        expiry,
+        1,
+        {},
+        Delegations(
+            {targets_key.key_id: targets_key},
+            (DelegatedRole("targets/ci/x", (targets_key.key_id,), 1, ("",)),),
+        ),
+    )
+    _upload(notary_server, rig.gun, {"targets/ci": _signed(ci_body, ci, ci.public_key())})
+    files = capture(notary_server, rig.gun)
+    forged = write(
+        rig.tmp / "r1.json",
+        forge(
+            rig.gun,
+            files,
+            [
+                AddTarget("targets/ci/x", "latest", FileMeta.for_bytes(b"EVIL\n")),
+                SetVersion("targets/ci/x", version + 50),
+            ],
+        ),
+    )
+    text = review(rig, forged)
+    assert "is held here as a targets key: it will not sign targets/ci/x" in text
+    assert "holds none of the keys" in refused(rig, forged)
+
+
+def test_r2_keys_sign_only_for_the_repository_they_are_held_for(
+    published: Rig, notary_server: NotaryServer
+) -> None:
+    """An init of another GUN built from this repository's public keys: a targets body signed
+    for it would be a valid `targets` here, so nothing may sign it."""
+    rig = published
+    files = capture(notary_server, rig.gun)
+    root = parse_any(files["root"]).body
+    own_root = root.keys[root.roles["root"].keyids[0]]
+    own_targets = root.keys[root.roles["targets"].keyids[0]]
+    other_gun = "example.com/r2/elsewhere"
+    forged = write(
+        rig.tmp / "r2.json",
+        forge(
+            other_gun,
+            None,
+            [
+                InitRepository(
+                    (_certificate_for(own_root, other_gun),),
+                    1,
+                    (own_targets,),
+                    1,
+                    PrivateKey.generate_ecdsa().public_key(),
+                    PrivateKey.generate_ecdsa().public_key(),
+                ),
+                AddTarget("targets", "latest", FileMeta.for_bytes(b"EVIL\n")),
+                SetVersion("targets", 50),
+            ],
+        ),
+    )
+    text = review(rig, forged)
+    assert "held on this machine" not in text.split("Changes to who can sign")[1]
+    assert "--expect-key" in refused(rig, forged)
+    fps = [key_fingerprint(own_root), key_fingerprint(own_targets)]
+    assert "holds none of the keys" in refused(rig, forged, *expect_keys(*fps))
+
+
+def test_r3_a_withheld_signed_request_cannot_be_hidden_by_leaving_its_role_out(
+    published: Rig, notary_server: NotaryServer
+) -> None:
+    rig = published
+    files = capture(notary_server, rig.gun)
+    revoke = write(rig.tmp / "revoke.json", forge(rig.gun, files, [RemoveTarget("targets", "a")]))
+    signed(rig, revoke)  # and the online machine withholds it
+    refresh = forge(
+        rig.gun, files, [SetExpiry("root", GoTime.from_datetime(NOW + timedelta(days=3000)))]
+    )
+    assert "targets" in {b.role for b in refresh.base}  # the honest online half includes it
+    assert "ABANDONED OR HIDDEN REQUEST" in review(rig, write(rig.tmp / "honest.json", refresh))
+    stripped = replace(refresh, base=tuple(b for b in refresh.base if b.role != "targets"))
+    stripped = replace(stripped, id=Request.content_id(stripped._content()))
+    path = write(rig.tmp / "stripped.json", stripped)
+    assert "leaves out targets, which the server serves and this machine signed" in refused(
+        rig, path
+    )
+
+
+def test_r4_pem_whitespace_go_does_not_skip_is_refused() -> None:
+    pem = make_root_certificate(PrivateKey.generate_ecdsa(), "example.com/x", NOW).public_bytes
+    lines = pem.split(b"\n")
+    lines[2] = lines[2][:10] + b"\x0b" + lines[2][10:]  # a vertical tab: Python skips it, Go not
+    with pytest.raises(MalformedInput, match="not valid base64 as Go reads it"):
+        pem_blocks(b"\n".join(lines) + pem)
+
+
+def test_r5_a_certificate_with_a_duplicated_extension_is_one_sentence() -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=9))
+        .add_extension(x509.UnrecognizedExtension(ObjectIdentifier("1.2.3.4"), b"\x05\x00"), False)
+        .add_extension(x509.UnrecognizedExtension(ObjectIdentifier("1.2.3.5"), b"\x05\x00"), False)
+        .sign(private, hashes.SHA256())
+    )
+    der = cert.public_bytes(serialization.Encoding.DER).replace(
+        b"\x06\x03\x2a\x03\x05", b"\x06\x03\x2a\x03\x04"
+    )
+    key = Key("ecdsa-x509", base64.b64encode(pem_encode("CERTIFICATE", der)).decode())
+    with pytest.raises(MalformedInput):
+        describe_key(key)
+
+
+def test_r6_names_are_shown_without_emoji_codes_replaced(published: Rig) -> None:
+    rig = published
+    name = "release-1.0:white_check_mark:verified:lock:"
+    rig.run("ceremony-online", "add", rig.gun, name, "--sha256", "ab" * 32, "--length", "1")
+    request = rig.tmp / "emoji.json"
+    rig.run("ceremony-online", "export", rig.gun, "--out", str(request))
+    assert f"+ target {name}" in review(rig, request, "--full")

@@ -70,7 +70,7 @@ class Keyholder:
 
     def sign(self, request: Request) -> bytes:
         result = review_request(request, self.state, lambda _d: None, self.now, holder=self.holder)
-        keys = keys_to_sign(result, self.holder, again=False)
+        keys = keys_to_sign(result, again=False)
 
         def signer_for(key: Key) -> FileSigner | None:
             private = self._private(key)
