@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from ceremony.cli import home_of
 from ceremony.cli._prompts import get_passphrase
@@ -43,14 +41,11 @@ def _say(text: str) -> None:
     err_console.print(text, markup=False, highlight=False)
 
 
-def _show_record(record: KeyRecord) -> None:
-    _say(f"  {record.role} key {record.canonical_id}")
-    _say(
-        f"  fingerprint (SHA-256 of the public key, for the ceremony record): {key_fingerprint(record.public)}"
-    )
-    _say(f"  stored in {record.location}")
-    if record.certificate is not None:
-        _say(f"  root certificate: {describe_key(record.certificate).summary()}")
+def _show_record(store: KeyStore, record: KeyRecord) -> None:
+    for line in store.describe(record):
+        _say(f"  {line}")
+    _say(f"  lives in {printable(store.location(record))}")
+    _say("  (write the fingerprint on the ceremony record: other keyholders confirm it with it)")
 
 
 @key_app.command("generate")
@@ -64,7 +59,7 @@ def generate(
     passphrase = get_passphrase(role.value, new=True)
     record = store.generate(role.value, check_gun(gun), passphrase, utc_now())
     _say(f"Generated a new {role.value} key for {gun}:")
-    _show_record(record)
+    _show_record(store, record)
     typer.echo(record.canonical_id)
 
 
@@ -80,18 +75,14 @@ def list_keys(ctx: typer.Context) -> None:
             markup=False,
         )
         return
-    table = Table(title=Text(f"Keys in {store.home}"), title_justify="left")
-    table.add_column("Key ID (canonical)", no_wrap=True)
-    table.add_column("Role")
-    table.add_column("GUN")
-    table.add_column("Location", overflow="fold")
+    console.print(f"Keys in {printable(str(store.home))}", markup=False)
     for record in records:
-        location = (
-            str(record.location) if record.location.is_file() else f"{record.location} (missing)"
-        )
-        cells = (record.canonical_id, record.role, record.gun or "-", location)
-        table.add_row(*(Text(printable(cell)) for cell in cells))  # literal: never markup
-    console.print(table)
+        console.print("", markup=False)
+        for line in store.describe(record):
+            console.print(printable(line), markup=False)
+        console.print(f"  lives in {printable(store.location(record))}", markup=False)
+        if record.retired is not None:
+            console.print(f"  RETIRED {record.retired}: its private half was removed", markup=False)
 
 
 @key_app.command("fingerprint")
@@ -148,7 +139,7 @@ def import_keys(
             _say(f"{path.name}: this key is already in the store.")
         else:
             _say(f"Imported {path.name}:")
-            _show_record(record)
+            _show_record(store, record)
         known.add(record.canonical_id)
         typer.echo(record.canonical_id)
 

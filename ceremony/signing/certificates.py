@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from asn1crypto import algos as asn1_algos
@@ -24,6 +23,7 @@ from ceremony.core.keys import (
 )
 from ceremony.core.metadata import Key, b64encode
 from ceremony.signing.private import PrivateKey
+from ceremony.signing.signer import RawSign
 
 
 def make_root_certificate(
@@ -31,10 +31,6 @@ def make_root_certificate(
 ) -> Key:
     """A self-signed root certificate as Notary makes it (§3.4), as an x509 metadata key."""
     return certify(private.public_key(), private.sign_raw, gun, now, years)
-
-
-RawSign = Callable[[bytes], tuple[str, bytes]]
-"""Sign a message the Notary way: returns (method, signature bytes), e.g. ("ecdsa", r‖s)."""
 
 
 def _asn1_time(when: datetime) -> asn1_x509.Time:

@@ -5,10 +5,15 @@ Layout (HOME is `--home`, default ~/.ceremony)::
     HOME/private/            0700  usable as a notary trust dir's private/ folder
     HOME/private/<id>.key    0600  Notary key file, named by canonical id
     HOME/keys/               0700  public index: no secrets, no passphrase needed
-    HOME/keys/<id>.json      0600  role, GUN, public key, root certificate key
+    HOME/keys/<id>.json      0600  one record per key (see `KeyRecord`)
 
-Every write is atomic. Passphrases are asked for through a `PassphraseSource`
-(`alias -> passphrase`, the alias being the key's role); this module never
+A record is one key and everything public about it: its role, where its private half
+lives (a signer URI: `file:` for a key file, `pkcs11:` for a token), and the
+repositories it serves, each with its own root certificate for a root key (one root
+key commonly serves many GUNs, notary-formats.md §3.4). A key signs only for the GUNs
+its record lists.
+
+Every write is atomic. Secrets come from a `PassphraseSource`; this module never
 prompts and never reads the clock (`now` is passed in).
 """
 
@@ -18,8 +23,8 @@ import json
 import os
 import re
 import stat
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,82 +32,122 @@ from typing import Any
 from ceremony.core.documents import PublicKeyEntry, PublicKeysDocument, is_role_alias
 from ceremony.core.errors import HomeDamaged, InputRejected, MalformedInput, UsageError
 from ceremony.core.fields import Fields, read_home_file
-from ceremony.core.keys import canonical_key_id, check_root_certificate, describe_key
+from ceremony.core.gun import check_gun
+from ceremony.core.keys import (
+    canonical_key_id,
+    check_root_certificate,
+    describe_key,
+    key_fingerprint,
+)
 from ceremony.core.metadata import Key, is_delegation_name
 from ceremony.edge.fsutil import atomic_write, private_dir
-from ceremony.signing.certificates import make_root_certificate
-from ceremony.signing.filekey import file_uri
+from ceremony.signing.certificates import certify, make_root_certificate
+from ceremony.signing.filekey import FILE_SCHEME
 from ceremony.signing.keyfile import decode_key_file, encode_key_file, read_key_file_headers
 from ceremony.signing.private import PrivateKey
-from ceremony.signing.signer import PassphraseSource, Signer, signer_from_uri
+from ceremony.signing.signer import PassphraseSource, Signer, raw_signer_from_uri, signer_from_uri
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 GENERATABLE_ROLES = ("root", "targets", "snapshot", "delegation")
 MIN_ID_PREFIX = 6
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
+BACKUP_KINDS = ("file", "shares", "none")
 
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
-    """A key the store holds: where it lives and its public halves (no secret)."""
+    """A key the store holds: where its private half lives, and its public halves (no secret)."""
 
     canonical_id: str
     role: str
-    gun: str | None
-    location: Path
-    public: Key
-    certificate: Key | None = None
+    public: Key  # the bare key
+    uri: str  # the signer: "file:<id>.key" (in HOME/private) or "pkcs11:…"
+    guns: Mapping[str, Key | None] = field(default_factory=dict)  # GUN -> root certificate
+    backup: str = "file"  # "file": the key file is its backup; "shares": made; "none": impossible
+    retired: str | None = None  # when its private half was removed (the record stays)
 
     @property
-    def metadata_key(self) -> Key:
-        """The key as metadata lists it: the certificate for root, else the bare key."""
-        return self.certificate if self.certificate is not None else self.public
+    def fingerprint(self) -> str:
+        return key_fingerprint(self.public)
+
+    @property
+    def on_token(self) -> bool:
+        return self.uri.startswith("pkcs11:")
+
+    def certificate(self, gun: str) -> Key | None:
+        return self.guns.get(gun)
+
+    def metadata_key(self, gun: str) -> Key:
+        """The key as `gun`'s metadata lists it: its root certificate for that GUN, else bare."""
+        certificate = self.guns.get(gun)
+        return certificate if certificate is not None else self.public
 
     def to_index(self) -> dict[str, Any]:
         return {
-            "version": INDEX_VERSION,
+            "backup": self.backup,
             "canonical_id": self.canonical_id,
-            "role": self.role,
-            "gun": self.gun,
+            "guns": {g: (c.to_dict() if c is not None else None) for g, c in self.guns.items()},
             "public": self.public.to_dict(),
-            "certificate": self.certificate.to_dict() if self.certificate else None,
+            "retired": self.retired,
+            "role": self.role,
+            "uri": self.uri,
+            "version": INDEX_VERSION,
         }
 
     @classmethod
-    def from_index(cls, f: Fields, location: Path) -> KeyRecord:
-        if f.integer("version") != INDEX_VERSION:
+    def from_index(cls, f: Fields) -> KeyRecord:
+        version = f.integer("version")
+        if version not in (1, INDEX_VERSION):
             raise f.fail("has a format this version of the tool does not know")
         cid, role = f.hex("canonical_id", 64), f.text("role")
-        gun = f.optional("gun")
-        if not role or (gun is not None and not isinstance(gun, str)):
-            raise f.fail("has a malformed role or GUN")
+        if not role:
+            raise f.fail("has an empty role")
         try:
             public = Key.from_dict(f.raw("public"), f"{f.where}'s public key")
-            cert = f.optional("certificate")
-            certificate = (
-                Key.from_dict(cert, f"{f.where}'s certificate") if cert is not None else None
-            )
+            if version == 1:  # one GUN, one certificate
+                gun, cert = f.optional("gun"), f.optional("certificate")
+                raw_guns: dict[str, Any] = {gun: cert} if isinstance(gun, str) else {}
+                uri, backup, retired = f"{FILE_SCHEME}{cid}.key", "file", None
+            else:
+                raw_guns = f.mapping("guns")
+                uri, backup, retired = f.text("uri"), f.text("backup"), f.optional("retired")
+            guns = {
+                check_gun(g, f.where): (
+                    Key.from_dict(c, f"{f.where}'s certificate for {g}") if c is not None else None
+                )
+                for g, c in raw_guns.items()
+            }
         except MalformedInput as exc:
             raise HomeDamaged(exc.message) from exc
         f.done()
-        if public.key_id != cid or (
-            certificate is not None and canonical_key_id(certificate) != cid
+        if public.key_id != cid or any(
+            c is not None and canonical_key_id(c) != cid for c in guns.values()
         ):
             raise f.fail("does not match its key id; remove it and import the key again")
-        return cls(cid, role, gun, location, public, certificate)
+        if backup not in BACKUP_KINDS or (retired is not None and not isinstance(retired, str)):
+            raise f.fail("has a malformed backup or retirement")
+        return cls(cid, role, public, uri, guns, backup, retired)
 
 
 def _check_role(role: str) -> None:
     if role not in GENERATABLE_ROLES and not is_delegation_name(role):
         raise UsageError(
-            f"Cannot make a key for role {role!r}: use root, targets, snapshot, delegation or targets/<name>."
+            f"Cannot make a key for role {role!r}: use root, targets, snapshot, delegation or "
+            "targets/<name>."
+        )
+
+
+def _check_passphrase(passphrase: str) -> None:
+    if not passphrase:
+        raise UsageError(
+            "An empty passphrase would leave the key unprotected; choose a passphrase."
         )
 
 
 @dataclass(frozen=True, slots=True)
 class KeyStore:
-    """Notary-format private keys plus a public index, under one home directory."""
+    """Key records, and Notary-format key files for the keys kept in files, in one home."""
 
     home: Path
 
@@ -120,6 +165,19 @@ class KeyStore:
     def _index_path(self, canonical_id: str) -> Path:
         return self.index_dir / f"{canonical_id}.json"
 
+    def file_of(self, record: KeyRecord) -> Path | None:
+        """The key file of a record kept in a file (None for a token)."""
+        if not record.uri.startswith(FILE_SCHEME):
+            return None
+        return self.private_dir / record.uri.removeprefix(FILE_SCHEME)
+
+    def location(self, record: KeyRecord) -> str:
+        """Where the private half lives, for people: a file, or a token."""
+        path = self.file_of(record)
+        if path is None:
+            return record.uri
+        return str(path) if path.is_file() else f"{path} (missing)"
+
     # -- writing ------------------------------------------------------------
 
     def _prepare_dirs(self) -> None:
@@ -130,39 +188,39 @@ class KeyStore:
             if stat.S_IMODE(directory.stat().st_mode) & 0o077:
                 os.chmod(directory, 0o700)
 
-    def _write_index(self, record: KeyRecord) -> None:
+    def save(self, record: KeyRecord) -> KeyRecord:
+        """Write a record (atomically); the private half must already be where its URI says."""
+        self._prepare_dirs()
         text = json.dumps(record.to_index(), indent=2, sort_keys=True) + "\n"
         atomic_write(self._index_path(record.canonical_id), text.encode("utf-8"))
+        return record
 
-    def _store(
+    def store_file_key(
         self,
         private: PrivateKey,
         role: str,
-        gun: str | None,
+        guns: Mapping[str, Key | None],
         passphrase: str,
-        certificate: Key | None,
     ) -> KeyRecord:
-        """Write the key file (Notary format) first, then its index entry."""
+        """Write the key file (Notary format, 0600) first, then its record."""
+        _check_passphrase(passphrase)
         self._prepare_dirs()
         cid = private.canonical_id
-        data = encode_key_file(private, role=role, gun=gun, passphrase=passphrase)
+        header_gun = next(iter(guns)) if role == "targets" and len(guns) == 1 else None
+        data = encode_key_file(private, role=role, gun=header_gun, passphrase=passphrase)
         atomic_write(self.key_path(cid), data, mode=0o600)
-        record = KeyRecord(cid, role, gun, self.key_path(cid), private.public_key(), certificate)
-        self._write_index(record)
-        return record
+        record = KeyRecord(cid, role, private.public_key(), f"{FILE_SCHEME}{cid}.key", dict(guns))
+        return self.save(record)
 
     def generate(self, role: str, gun: str | None, passphrase: str, now: datetime) -> KeyRecord:
-        """A new P-256 key for `role`; a root key also gets its certificate (CN=GUN)."""
+        """A new P-256 key in a file for `role`; a root key also gets its certificate (CN=GUN)."""
         _check_role(role)
-        if role in ("root", "targets", "snapshot") and not gun:
-            raise UsageError(f"A {role} key belongs to one GUN: give --gun.")
-        if not passphrase:
-            raise UsageError(
-                "An empty passphrase would leave the key unprotected; choose a passphrase."
-            )
+        if not gun:
+            raise UsageError(f"A {role} key serves a repository: give --gun.")
+        _check_passphrase(passphrase)
         private = PrivateKey.generate_ecdsa()
-        certificate = make_root_certificate(private, gun, now) if role == "root" and gun else None
-        return self._store(private, role, gun, passphrase, certificate)
+        certificate = make_root_certificate(private, gun, now) if role == "root" else None
+        return self.store_file_key(private, role, {gun: certificate}, passphrase)
 
     def import_key_file(
         self,
@@ -171,14 +229,17 @@ class KeyStore:
         *,
         role: str | None = None,
         gun: str | None = None,
+        certificates: Mapping[str, Key] | None = None,
         now: datetime | None = None,
     ) -> KeyRecord:
         """Store a Notary/Docker key file, re-encrypted in Notary's format.
 
-        The role comes from the file's `role:` header (else `role`); the
-        passphrase from `passphrase_for(role)` opens an encrypted file and
-        protects the stored copy. A root key with a GUN and `now` also gets its
-        certificate. A key already in the store is left as it is.
+        The role comes from the file's `role:` header (else `role`), the GUN from its
+        `gun:` header (else `gun`). The passphrase from `passphrase_for(role)` opens an
+        encrypted file and protects the stored copy. A root key keeps the existing
+        `certificates` given (GUN -> certificate, e.g. from a trust dir's root.json);
+        only a root key with a GUN and no certificate for it gets a new one. A key
+        already in the store gains the GUNs and certificates given.
         """
         headers = read_key_file_headers(data)
         alias = headers.role or role
@@ -189,19 +250,38 @@ class KeyStore:
         if not is_role_alias(alias):
             raise MalformedInput("The key file's role header is not a role name.")
         passphrase = passphrase_for(alias)
-        if not passphrase:
-            raise UsageError(
-                "An empty passphrase would leave the key unprotected; choose a passphrase."
-            )
+        _check_passphrase(passphrase)
         private = decode_key_file(data, passphrase)
+        guns: dict[str, Key | None] = dict(certificates or {})
+        key_gun = headers.gun or gun
+        if key_gun and key_gun not in guns:
+            guns[key_gun] = (
+                make_root_certificate(private, key_gun, now)
+                if alias == "root" and now is not None
+                else None
+            )
         existing = self.get(private.canonical_id)
         if existing is not None:
-            return existing
-        key_gun = headers.gun or gun
-        certificate = None
-        if alias == "root" and key_gun and now is not None:
-            certificate = make_root_certificate(private, key_gun, now)
-        return self._store(private, alias, key_gun, passphrase, certificate)
+            added = {g: c for g, c in guns.items() if g not in existing.guns}
+            return (
+                self.save(replace(existing, guns={**existing.guns, **added})) if added else existing
+            )
+        return self.store_file_key(private, alias, guns, passphrase)
+
+    def certify(
+        self, record: KeyRecord, gun: str, passphrase_for: PassphraseSource, now: datetime
+    ) -> KeyRecord:
+        """Make `record`'s root key serve `gun` too: a new certificate (CN = gun) signed by the
+        key wherever it lives (a key file or a token)."""
+        if record.role != "root":
+            raise UsageError(
+                f"Only a root key is certified for a GUN; {record.canonical_id[:12]} is a {record.role} key."
+            )
+        if record.certificate(gun) is not None:
+            return record
+        sign_raw = raw_signer_from_uri(self._absolute(record.uri), record.public, passphrase_for)
+        certificate = certify(record.public, sign_raw, gun, now)
+        return self.save(replace(record, guns={**record.guns, gun: certificate}))
 
     # -- reading ------------------------------------------------------------
 
@@ -213,21 +293,22 @@ class KeyStore:
 
     def _load(self, path: Path) -> KeyRecord:
         f = read_home_file(path.read_bytes(), f"key index file {path.name}")
-        record = KeyRecord.from_index(f, Path())
+        record = KeyRecord.from_index(f)
         if path.stem != record.canonical_id:
             raise f.fail("does not match its key id; remove it and import the key again")
-        return replace(record, location=self.key_path(record.canonical_id))
+        return record
 
     def records(self) -> list[KeyRecord]:
-        """Every indexed key, by GUN, role and id."""
+        """Every indexed key, by role and id."""
         if not self.index_dir.is_dir():
             return []
         found = [self._load(p) for p in sorted(self.index_dir.glob("*.json"))]
-        return sorted(found, key=lambda r: (r.gun or "", r.role, r.canonical_id))
+        order = {"root": 0, "targets": 1}
+        return sorted(found, key=lambda r: (order.get(r.role, 2), r.role, r.canonical_id))
 
     def resolve(self, key_id: str) -> KeyRecord:
-        """The record for a canonical id, a certificate key id, or a unique id prefix."""
-        wanted = key_id.strip().lower()
+        """The record for a canonical id, a fingerprint, a certificate key id, or a prefix."""
+        wanted = key_id.strip().lower().replace(":", "")
         if len(wanted) < MIN_ID_PREFIX or not _HEX.match(wanted):
             raise UsageError(
                 f"{key_id!r} is not a key id: give at least {MIN_ID_PREFIX} hex digits."
@@ -236,7 +317,8 @@ class KeyStore:
             r
             for r in self.records()
             if r.canonical_id.startswith(wanted)
-            or (r.certificate is not None and r.certificate.key_id.startswith(wanted))
+            or r.fingerprint.startswith(wanted)
+            or any(c is not None and c.key_id.startswith(wanted) for c in r.guns.values())
         ]
         if not matches:
             raise InputRejected(f"No key {key_id} is in the store; see `ceremony key list`.")
@@ -245,11 +327,17 @@ class KeyStore:
         return matches[0]
 
     def private_key(self, record: KeyRecord, passphrase_for: PassphraseSource) -> PrivateKey:
-        """Decrypt a stored key (WrongPassphrase if the passphrase does not open it)."""
-        private = decode_key_file(record.location.read_bytes(), passphrase_for(record.role))
+        """Decrypt a key kept in a file (WrongPassphrase if the passphrase does not open it)."""
+        path = self.file_of(record)
+        if path is None:
+            raise UsageError(
+                f"Key {record.canonical_id[:12]} lives on a token; its private half never leaves it."
+            )
+        private = decode_key_file(path.read_bytes(), passphrase_for(record.role))
         if private.canonical_id != record.canonical_id:
             raise MalformedInput(
-                f"The key file for {record.canonical_id[:12]} holds a different key; restore it from backup."
+                f"The key file for {record.canonical_id[:12]} holds a different key; restore it "
+                "from a backup."
             )
         return private
 
@@ -258,9 +346,9 @@ class KeyStore:
         `gun`; None if it is not held, or held only for other repositories.
 
         A `targets` body does not name its repository, so a key signs only for the
-        GUNs it is recorded for: what it signed for one repository must never be
-        replayable into another. Needs no passphrase: the review labels every key
-        before anything is decrypted.
+        GUNs its record lists: what it signed for one repository must never be
+        replayable into another. Needs no secret: the review labels every key before
+        anything is decrypted.
         """
         try:
             cid = canonical_key_id(key)
@@ -268,22 +356,17 @@ class KeyStore:
             return None
         record = self.get(cid)
         if record is not None:
-            return record.role if record.gun == gun else None
+            return record.role if gun in record.guns and record.retired is None else None
         path = self.key_path(cid)
-        if path.is_file():
+        if path.is_file():  # a bare Notary key file copied in (a trust dir's private/)
             headers = read_key_file_headers(path.read_bytes())
             return (headers.role or "root") if headers.gun == gun else None
         return None
 
-    def signer_for(self, key: Key, passphrase_for: PassphraseSource) -> Signer | None:
-        """A signer for metadata key `key` (e.g. a root certificate key), or None if not held.
-
-        Keys are found by canonical id, in the index or as a bare Notary key file
-        in private/ (so a copied notary trust dir works too); the signer is the
-        backend the key's URI names.
-        """
-        uri = self.uri_for(key)
-        return signer_from_uri(uri, key, passphrase_for) if uri is not None else None
+    def _absolute(self, uri: str) -> str:
+        if uri.startswith(FILE_SCHEME):
+            return f"{FILE_SCHEME}{self.private_dir / uri.removeprefix(FILE_SCHEME)}"
+        return uri
 
     def uri_for(self, key: Key) -> str | None:
         """The signer URI of the key held here for metadata key `key`, or None."""
@@ -291,31 +374,19 @@ class KeyStore:
             cid = canonical_key_id(key)
         except MalformedInput:
             return None
+        record = self.get(cid)
+        if record is not None:
+            return None if record.retired is not None else self._absolute(record.uri)
         path = self.key_path(cid)
-        if self.get(cid) is not None or path.is_file():
-            return file_uri(path)
-        return None
+        return f"{FILE_SCHEME}{path}" if path.is_file() else None
 
-    # -- certificates and export ---------------------------------------------
+    def signer_for(self, key: Key, passphrase_for: PassphraseSource) -> Signer | None:
+        """A signer for metadata key `key` (e.g. a root certificate key), or None if not held;
+        the backend is the one the key's URI names."""
+        uri = self.uri_for(key)
+        return signer_from_uri(uri, key, passphrase_for) if uri is not None else None
 
-    def ensure_certificate(
-        self, record: KeyRecord, gun: str, passphrase_for: PassphraseSource, now: datetime
-    ) -> KeyRecord:
-        """A root record with a certificate for `gun`, made (and stored) if it has none."""
-        if record.role != "root":
-            return record
-        if record.certificate is not None:
-            description = describe_key(record.certificate)
-            if description.common_name != gun:
-                raise InputRejected(
-                    f"Root key {record.canonical_id[:12]} has a certificate for "
-                    f"{description.common_name!r}, not {gun!r}; use a separate root key per GUN."
-                )
-            return record
-        private = self.private_key(record, passphrase_for)
-        updated = replace(record, gun=gun, certificate=make_root_certificate(private, gun, now))
-        self._write_index(updated)
-        return updated
+    # -- export ---------------------------------------------------------------
 
     def public_keys(
         self,
@@ -325,28 +396,53 @@ class KeyStore:
         passphrase_for: PassphraseSource,
         now: datetime,
     ) -> PublicKeysDocument:
-        """The public keys document for `gun`: the given keys, or every key recorded for it.
+        """The public keys document for `gun`: the given keys, or every live key serving it.
 
-        Root keys without a certificate get one (this needs their passphrase).
+        A root key named with `key_ids` but not yet certified for `gun` gets its
+        certificate now (that needs the key: its passphrase or PIN).
         """
         selected = (
             [self.resolve(k) for k in key_ids]
             if key_ids
-            else [r for r in self.records() if r.gun == gun]
+            else [r for r in self.records() if gun in r.guns and r.retired is None]
         )
         if not selected:
             raise InputRejected(
-                f"No keys for {gun} are in the store; generate or import one, or name keys with --key."
+                f"No keys for {gun} are in the store; generate or import one, or name keys "
+                "with --key."
             )
         entries: list[PublicKeyEntry] = []
-        for record in dict.fromkeys(selected):
-            current = self.ensure_certificate(record, gun, passphrase_for, now)
-            key = current.metadata_key
-            if current.role == "root":
-                problem = check_root_certificate(key, gun, now)
+        for record in {r.canonical_id: r for r in selected}.values():
+            current = record
+            if record.role == "root":
+                current = self.certify(record, gun, passphrase_for, now)
+                problem = check_root_certificate(current.metadata_key(gun), gun, now)
                 if problem:
                     raise InputRejected(
                         f"Root key {current.canonical_id[:12]} cannot be exported: {problem}."
                     )
-            entries.append(PublicKeyEntry(current.role, current.canonical_id, key))
+            elif gun not in record.guns:
+                current = self.save(replace(record, guns={**record.guns, gun: None}))
+            entries.append(
+                PublicKeyEntry(current.role, current.canonical_id, current.metadata_key(gun))
+            )
         return PublicKeysDocument(gun, tuple(entries))
+
+    def describe(self, record: KeyRecord) -> list[str]:
+        """Lines that identify a key for people (each within 80 columns but for long names):
+        its fingerprint and id, then each GUN it serves with its root certificate."""
+        lines = [
+            f"{record.role} key",
+            f"  fingerprint {record.fingerprint}",
+            f"  id          {record.canonical_id}",
+        ]
+        for gun, certificate in sorted(record.guns.items()):
+            lines.append(f"  serves      {gun}")
+            if certificate is not None:
+                d = describe_key(certificate)
+                expiry = d.not_after.date().isoformat() if d.not_after else "?"
+                lines.append(f"              root certificate SHA-256 (expires {expiry}):")
+                lines.append(f"              {d.certificate_sha256}")
+        if not record.guns:
+            lines.append("  serves      no repository yet")
+        return lines

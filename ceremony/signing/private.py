@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
-from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed
+from ceremony.core.errors import InputRejected
 from ceremony.core.keys import (
     MIN_RSA_BITS,
     PSS_SALT_LENGTH,
     SUPPORTED_CURVES,
-    canonical_key_id,
-    verify_signature,
 )
 from ceremony.core.metadata import Key, Signature, b64encode
+from ceremony.signing.signer import sign_metadata
 
 NativePrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -101,26 +100,5 @@ class PrivateKey:
 
 
 def sign(private: PrivateKey, key: Key, message: bytes) -> Signature:
-    """Sign `message` for metadata key `key`, then verify the result before returning it.
-
-    `keyid` is `key.key_id` (for a root key that is the certificate's id). The
-    immediate check catches a wrong key or a faulty signer while the ceremony
-    is still in the room.
-    """
-    try:
-        matches = canonical_key_id(key) == private.canonical_id
-    except MalformedInput:
-        matches = False
-    if not matches:
-        raise VerificationFailed(
-            f"Key {key.key_id[:12]} is not the public half of private key "
-            f"{private.canonical_id[:12]}; nothing was signed."
-        )
-    method, raw = private.sign_raw(message)
-    signature = Signature(key.key_id, method, raw)
-    if not verify_signature(key, signature, message):
-        raise VerificationFailed(
-            f"The signature just made with key {key.key_id[:12]} does not verify; "
-            "do not use this key until the cause is found."
-        )
-    return signature
+    """A metadata signature by a key held in memory, verified as it is made."""
+    return sign_metadata(private, key, message)

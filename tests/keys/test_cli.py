@@ -34,13 +34,15 @@ def test_generate_list_export(tmp_path: Path) -> None:
 
     listed = run_ceremony(home, "key", "list", env=clean_env())
     assert listed.returncode == 0 and listed.stderr == ""
-    rows = {
-        line.split()[1]: line
-        for line in listed.stdout.splitlines()
-        if re.search("[0-9a-f]{64}", line)
+    blocks = {  # one block per key: "<role> key FINGERPRINT (id ID)", what it serves, where
+        re.search(r"  id +([0-9a-f]{64})", block).group(1): block  # type: ignore[union-attr]
+        for block in listed.stdout.split("\n\n")[1:]
     }
-    assert set(rows) == {root_id, targets_id}
-    assert "root" in rows[root_id] and GUN in rows[root_id] and f"{root_id}.key" in rows[root_id]
+    assert set(blocks) == {root_id, targets_id}
+    root_block = blocks[root_id]
+    assert root_block.startswith("root key") and f"serves      {GUN}" in root_block
+    assert "root certificate SHA-256" in root_block and f"{root_id}.key" in root_block
+    assert all(len(line) <= 80 for line in root_block.splitlines() if "lives in" not in line)
 
     out = tmp_path / "public-keys.json"
     exported = run_ceremony(

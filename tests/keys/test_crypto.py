@@ -26,9 +26,8 @@ from ceremony.core.keys import (
 )
 from ceremony.core.metadata import Key, Signature
 from ceremony.signing.certificates import make_root_certificate
-from ceremony.signing.filekey import FileSigner
 from ceremony.signing.private import PrivateKey, sign
-from ceremony.signing.signer import Signer
+from ceremony.signing.signer import KeySigner, Signer
 from tests.keys.conftest import GUN, NOW
 
 # RFC 8032 §7.1, test 1: an external known answer for Ed25519.
@@ -213,7 +212,7 @@ def test_sign_refuses_a_key_that_is_not_the_public_half(ec_key: PrivateKey) -> N
     with pytest.raises(VerificationFailed, match="not the public half"):
         sign(ec_key, other, MESSAGE)
     with pytest.raises(VerificationFailed):
-        FileSigner(ec_key, other)
+        KeySigner(ec_key, other)
     with pytest.raises(VerificationFailed):
         sign(ec_key, Key("ecdsa-x509", b64(b"junk")), MESSAGE)
 
@@ -231,7 +230,7 @@ def test_sign_verifies_what_it_made(ec_key: PrivateKey, monkeypatch: pytest.Monk
 
 def test_file_signer_uses_the_certificate_key_id(ec_key: PrivateKey) -> None:
     cert = make_root_certificate(ec_key, GUN, NOW)
-    signer = FileSigner(ec_key, cert)
+    signer = KeySigner(ec_key, cert)
     assert isinstance(signer, Signer)
     signature = signer.sign(MESSAGE)
     assert signature.keyid == cert.key_id != ec_key.canonical_id

@@ -21,7 +21,6 @@ from ceremony.core.keys import (
 )
 from ceremony.core.metadata import Key
 from ceremony.signing.certificates import make_root_certificate
-from ceremony.signing.filekey import FileSigner
 from ceremony.signing.keyfile import (
     KeyFileHeaders,
     WrongPassphrase,
@@ -31,6 +30,7 @@ from ceremony.signing.keyfile import (
 )
 from ceremony.signing.keystore import KeyStore
 from ceremony.signing.private import PrivateKey
+from ceremony.signing.signer import KeySigner
 from tests.keys.conftest import GUN, NOW
 
 SECRET = "store-passphrase-1234"
@@ -60,20 +60,20 @@ def test_generate_root_layout_and_permissions(tmp_path: Path) -> None:
     store = KeyStore(tmp_path / "home")
     record = store.generate("root", GUN, SECRET, NOW)
     cid = record.canonical_id
-    assert record.location == tmp_path / "home" / "private" / f"{cid}.key"
-    assert mode(record.location) == 0o600
+    assert store.file_of(record) == tmp_path / "home" / "private" / f"{cid}.key"
+    assert mode(store.file_of(record)) == 0o600
     index = tmp_path / "home" / "keys" / f"{cid}.json"
     assert mode(index) == 0o600
     for directory in (store.home, store.private_dir, store.index_dir):
         assert mode(directory) == 0o700
-    data = record.location.read_bytes()
+    data = store.file_of(record).read_bytes()
     assert read_key_file_headers(data) == KeyFileHeaders("root", None, True)
     private = decode_key_file(data, SECRET)
     assert private.canonical_id == cid == record.public.key_id
-    assert record.certificate is not None and record.metadata_key == record.certificate
-    assert canonical_key_id(record.certificate) == cid
-    assert check_root_certificate(record.certificate, GUN, NOW) is None
-    assert describe_key(record.certificate).not_after == NOW + timedelta(days=3650)
+    assert record.certificate(GUN) is not None and record.metadata_key(GUN) == record.certificate(GUN)
+    assert canonical_key_id(record.certificate(GUN)) == cid
+    assert check_root_certificate(record.certificate(GUN), GUN, NOW) is None
+    assert describe_key(record.certificate(GUN)).not_after == NOW + timedelta(days=3650)
     assert not list(store.private_dir.glob(".*.tmp"))
     assert store.records() == [record]
 
@@ -82,14 +82,14 @@ def test_generate_targets_and_delegation_headers(tmp_path: Path) -> None:
     store = KeyStore(tmp_path)
     targets = store.generate("targets", GUN, SECRET, NOW)
     delegation = store.generate("delegation", GUN, SECRET, NOW)
-    assert read_key_file_headers(targets.location.read_bytes()) == KeyFileHeaders(
+    assert read_key_file_headers(store.file_of(targets).read_bytes()) == KeyFileHeaders(
         "targets", GUN, True
     )
-    assert read_key_file_headers(delegation.location.read_bytes()) == KeyFileHeaders(
+    assert read_key_file_headers(store.file_of(delegation).read_bytes()) == KeyFileHeaders(
         "delegation", None, True
     )
-    assert targets.certificate is None and delegation.certificate is None
-    assert delegation.gun == GUN  # kept in the index, not in the Notary file
+    assert targets.certificate(GUN) is None and delegation.certificate(GUN) is None
+    assert GUN in delegation.guns  # kept in the index, not in the Notary file
     assert {r.role for r in store.records()} == {"targets", "delegation"}
 
 
@@ -123,8 +123,8 @@ def test_get_and_resolve(tmp_path: Path) -> None:
     assert store.get("0" * 64) is None and store.get("../etc") is None
     assert store.resolve(root.canonical_id[:10]) == root
     assert store.resolve(targets.canonical_id.upper()) == targets
-    assert root.certificate is not None
-    assert store.resolve(root.certificate.key_id) == root
+    assert root.certificate(GUN) is not None
+    assert store.resolve(root.certificate(GUN).key_id) == root
     with pytest.raises(UsageError, match="hex digits"):
         store.resolve("abc")
     with pytest.raises(UsageError):
@@ -158,13 +158,13 @@ def test_import_encrypted_targets_file(tmp_path: Path, ec_key: PrivateKey) -> No
     asked = Passphrases()
     record = store.import_key_file(original, asked)
     assert asked.asked == ["targets"]
-    assert (record.canonical_id, record.role, record.gun) == (ec_key.canonical_id, "targets", GUN)
-    stored = record.location.read_bytes()
+    assert (record.canonical_id, record.role, list(record.guns)) == (ec_key.canonical_id, "targets", [GUN])
+    stored = store.file_of(record).read_bytes()
     assert stored != original  # re-encrypted (fresh salt and IV) ...
     assert (
         decode_key_file(stored, SECRET).canonical_id == ec_key.canonical_id
     )  # ... same passphrase
-    assert mode(record.location) == 0o600
+    assert mode(store.file_of(record)) == 0o600
     again = store.import_key_file(original, Passphrases())
     assert again == record and len(store.records()) == 1
 
@@ -173,10 +173,10 @@ def test_import_plain_root_key_gets_a_certificate(tmp_path: Path, rsa_key: Priva
     store = KeyStore(tmp_path)
     plain = encode_key_file(rsa_key, role="root", gun=None, passphrase=None)
     record = store.import_key_file(plain, Passphrases(), gun=GUN, now=NOW)
-    assert record.certificate is not None and record.certificate.keytype == "rsa-x509"
-    assert read_key_file_headers(record.location.read_bytes()).encrypted
+    assert record.certificate(GUN) is not None and record.certificate(GUN).keytype == "rsa-x509"
+    assert read_key_file_headers(store.file_of(record).read_bytes()).encrypted
     assert (
-        decode_key_file(record.location.read_bytes(), SECRET).canonical_id == rsa_key.canonical_id
+        decode_key_file(store.file_of(record).read_bytes(), SECRET).canonical_id == rsa_key.canonical_id
     )
 
 
@@ -207,22 +207,22 @@ def test_import_needs_a_role_and_the_right_passphrase(tmp_path: Path, ed_key: Pr
 def test_signer_for_root_certificate_key(tmp_path: Path) -> None:
     store = KeyStore(tmp_path)
     record = store.generate("root", GUN, SECRET, NOW)
-    assert record.certificate is not None
+    assert record.certificate(GUN) is not None
     asked = Passphrases()
-    signer = store.signer_for(record.certificate, asked)
-    assert isinstance(signer, FileSigner) and asked.asked == ["root"]
+    signer = store.signer_for(record.certificate(GUN), asked)
+    assert isinstance(signer, KeySigner) and asked.asked == ["root"]
     signature = signer.sign(b"payload")
-    assert signature.keyid == record.certificate.key_id
-    assert verify_signature(record.certificate, signature, b"payload")
+    assert signature.keyid == record.certificate(GUN).key_id
+    assert verify_signature(record.certificate(GUN), signature, b"payload")
     # A certificate made elsewhere for the same key (e.g. by notary) also finds it.
-    private = decode_key_file(record.location.read_bytes(), SECRET)
+    private = decode_key_file(store.file_of(record).read_bytes(), SECRET)
     foreign_cert = make_root_certificate(private, GUN, NOW - timedelta(days=1))
     other_signer = store.signer_for(foreign_cert, Passphrases())
     assert other_signer is not None and other_signer.key == foreign_cert
     assert store.signer_for(PrivateKey.generate_ecdsa().public_key(), Passphrases()) is None
     assert store.signer_for(Key("ecdsa-x509", "AAAA"), Passphrases()) is None
     with pytest.raises(WrongPassphrase):
-        store.signer_for(record.certificate, Passphrases("nope-nope"))
+        store.signer_for(record.certificate(GUN), Passphrases("nope-nope"))
 
 
 def test_signer_for_a_bare_notary_key_file(tmp_path: Path, ec_key: PrivateKey) -> None:
@@ -265,7 +265,7 @@ def test_public_keys_document(tmp_path: Path) -> None:
         ("root", root.canonical_id),
         ("targets", targets.canonical_id),
     ]
-    assert document.for_role("root")[0].key == root.certificate
+    assert document.for_role("root")[0].key == root.certificate(GUN)
     data = document.to_bytes()
     assert PublicKeysDocument.from_bytes(data) == document
     parsed = json.loads(data)
@@ -278,8 +278,13 @@ def test_public_keys_document(tmp_path: Path) -> None:
         store.public_keys("example.com/none", passphrase_for=asked, now=NOW)
     with pytest.raises(InputRejected, match="expired"):
         store.public_keys(GUN, passphrase_for=asked, now=NOW + timedelta(days=4000))
-    with pytest.raises(InputRejected, match="separate root key"):
-        store.public_keys("example.com/other", [root.canonical_id], passphrase_for=asked, now=NOW)
+    # One root key serves many repositories: named for another GUN, it is certified for it too.
+    other = store.public_keys("example.com/other", [root.canonical_id], passphrase_for=asked, now=NOW)
+    (entry,) = other.keys
+    assert describe_key(entry.key).common_name == "example.com/other"
+    both = store.get(root.canonical_id)
+    assert both is not None and set(both.guns) == {GUN, "example.com/other"}
+    assert describe_key(entry.key).fingerprint == describe_key(root.certificate(GUN)).fingerprint
 
 
 def test_export_makes_the_missing_root_certificate(tmp_path: Path, ec_key: PrivateKey) -> None:
@@ -287,14 +292,14 @@ def test_export_makes_the_missing_root_certificate(tmp_path: Path, ec_key: Priva
     record = store.import_key_file(
         encode_key_file(ec_key, role="root", gun=None, passphrase=SECRET), Passphrases()
     )
-    assert record.certificate is None and record.gun is None
+    assert record.certificate(GUN) is None and record.guns == {}
     asked = Passphrases()
     document = store.public_keys(GUN, [record.canonical_id], passphrase_for=asked, now=NOW)
     assert asked.asked == ["root"]
     (entry,) = document.keys
     assert entry.key.keytype == "ecdsa-x509" and describe_key(entry.key).common_name == GUN
     stored = store.get(record.canonical_id)
-    assert stored is not None and stored.certificate == entry.key and stored.gun == GUN
+    assert stored is not None and stored.certificate(GUN) == entry.key and list(stored.guns) == [GUN]
     with pytest.raises(WrongPassphrase):
         other = KeyStore(tmp_path / "b")
         rec = other.import_key_file(

@@ -112,8 +112,8 @@ def test_ceremony_cli_imports_a_notary_root_key(
     assert imported.stdout == root_file.stem + "\n"
     listed = run_ceremony(home, "key", "list", env=env)
     assert listed.returncode == 0
-    row = next(line for line in listed.stdout.splitlines() if root_file.stem in line)
-    assert "root" in row and gun in row
+    block = listed.stdout.split(f"id          {root_file.stem}")[1].split("lives in")[0]
+    assert "root key" in listed.stdout and f"serves      {gun}" in block
     # The stored copy is a Notary key file named by the same canonical id.
     stored = home / "private" / root_file.name
     assert decode_key_file(stored.read_bytes(), PASSPHRASE).canonical_id == root_file.stem

@@ -30,8 +30,8 @@ from ceremony.offline.review import (
 )
 from ceremony.offline.trust import TrustState
 from ceremony.signing.certificates import make_root_certificate
-from ceremony.signing.filekey import FileSigner
 from ceremony.signing.private import PrivateKey
+from ceremony.signing.signer import KeySigner
 from online.home import Home
 from online.operations import export_request, publish_documents, repository_status, stage_init
 from tests.server_double import ServerDouble
@@ -72,9 +72,9 @@ class Keyholder:
         result = review_request(request, self.state, lambda _d: None, self.now, holder=self.holder)
         keys = keys_to_sign(result, again=False)
 
-        def signer_for(key: Key) -> FileSigner | None:
+        def signer_for(key: Key) -> KeySigner | None:
             private = self._private(key)
-            return None if private is None else FileSigner(private, key)
+            return None if private is None else KeySigner(private, key)
 
         given = Acknowledgements(  # a keyholder who checked everything against the record
             keys=tuple(n.names[0] for n in result.needed if n.kind == "key"),
