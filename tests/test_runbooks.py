@@ -21,7 +21,9 @@ def blocks(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("runbook", RUNBOOKS, ids=[p.stem for p in RUNBOOKS])
-def test_runbook_commands_run(runbook: Path, notary_server: NotaryServer, new_gun, tmp_path: Path) -> None:
+def test_runbook_commands_run(
+    runbook: Path, notary_server: NotaryServer, new_gun, tmp_path: Path
+) -> None:
     steps = blocks(runbook)
     assert steps, f"{runbook.name} has no ```sh blocks"
     bindir = str(Path(sys.executable).parent)
@@ -50,7 +52,9 @@ def test_runbook_commands_run(runbook: Path, notary_server: NotaryServer, new_gu
             text=True,
             timeout=300,
         )
-        assert proc.returncode == 0, f"{runbook.name} block {i} failed:\n{script}\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == 0, (
+            f"{runbook.name} block {i} failed:\n{script}\n{proc.stdout}\n{proc.stderr}"
+        )
         outputs.append(proc.stdout)
     if runbook.stem == "first-ceremony":
         assert "app-1.0" in outputs[-1]
