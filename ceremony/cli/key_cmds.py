@@ -15,7 +15,7 @@ import typer
 
 from ceremony.cli import home_of
 from ceremony.cli._prompts import get_passphrase
-from ceremony.core.errors import printable
+from ceremony.core.errors import UsageError, printable
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.core.keys import describe_key, key_fingerprint
@@ -103,19 +103,39 @@ def fingerprint(
 def import_keys(
     ctx: typer.Context,
     files: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
             help="Notary or Docker private key files.", exists=True, dir_okay=False, readable=True
         ),
-    ],
+    ] = None,
     role: Annotated[
         str | None, typer.Option("--role", help="Role for files without a role: header.")
     ] = None,
     gun: Annotated[
         str | None, typer.Option("--gun", help="GUN for keys whose file names none (e.g. root).")
     ] = None,
+    trust_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-dir",
+            help="Import every key of a Docker/Notary trust dir (~/.docker/trust, ~/.notary), "
+            "root keys with their certificates.",
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    """Import private key files; print each imported key's id."""
+    """Import private key files, or a whole trust dir; print each imported key's id."""
+    if trust_dir is not None:
+        if files or role or gun:
+            raise UsageError(
+                "--trust-dir imports a whole trust dir: give no files, --role or --gun."
+            )
+        from ceremony.cli.trustdir_cmds import import_from_trust_dir
+
+        import_from_trust_dir(home_of(ctx), trust_dir)
+        return
+    if not files:
+        raise UsageError("Give key files to import, or --trust-dir DIR.")
     store = KeyStore(home_of(ctx))
     known = {r.canonical_id for r in store.records()}
     now = utc_now()
