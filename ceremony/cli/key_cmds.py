@@ -21,6 +21,8 @@ from ceremony.core.gun import check_gun
 from ceremony.core.keys import describe_key, key_fingerprint
 from ceremony.edge.clikit import err_console, new_app, output_console
 from ceremony.edge.fsutil import atomic_write, read_input
+from ceremony.offline.retirement import TrustedRoots, retired_lines
+from ceremony.offline.trust import TrustStore
 from ceremony.signing.keyfile import read_key_file_headers
 from ceremony.signing.keystore import KeyRecord, KeyStore
 
@@ -76,6 +78,7 @@ def list_keys(ctx: typer.Context) -> None:
         )
         return
     console.print(f"Keys in {printable(str(store.home))}", markup=False)
+    roots = TrustedRoots(TrustStore(store.home))
     for record in records:
         console.print("", markup=False)
         for line in store.describe(record):
@@ -83,6 +86,9 @@ def list_keys(ctx: typer.Context) -> None:
         console.print(f"  lives in {printable(store.location(record))}", markup=False)
         if record.retired is not None:
             console.print(f"  RETIRED {record.retired}: its private half was removed", markup=False)
+        else:
+            for line in retired_lines(record, roots):
+                console.print(printable(line), markup=False)
 
 
 @key_app.command("fingerprint")
