@@ -35,6 +35,7 @@ def test_runbook_commands_run(runbook: Path, notary_server: NotaryServer, new_gu
         "CEREMONY_TLS_CA": str(notary_server.ca),
         "NOTARY_ROOT_PASSPHRASE": PASSPHRASE,
         "NOTARY_TARGETS_PASSPHRASE": PASSPHRASE,
+        "NOTARY_SNAPSHOT_PASSPHRASE": PASSPHRASE,  # the real notary client's own snapshot key
         "NOTARY_DELEGATION_PASSPHRASE": PASSPHRASE,
         "WORK": str(tmp_path / "usb"),
     }
