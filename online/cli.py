@@ -621,12 +621,10 @@ def publish(
 @app.command("check-liveness")
 def check_liveness(
     ctx: typer.Context,
+    gun: Annotated[str, typer.Option("--gun", help="The repository (GUN) whose keys to check.")],
     proofs: Annotated[
         list[Path] | None, typer.Argument(help="Liveness proofs from `ceremony key check`.")
     ] = None,
-    gun: Annotated[
-        str, typer.Option("--gun", help="The repository (GUN) whose keys to check.")
-    ] = "",
     nonce: Annotated[
         str | None,
         typer.Option(
@@ -647,8 +645,6 @@ def check_liveness(
     from online.liveness import check_liveness as check
     from online.liveness import read_proof
 
-    if not gun:
-        raise UsageError("Say which repository the proofs are for with --gun GUN.")
     if not proofs and not qr:
         raise UsageError("Give liveness proof files, or --qr with an image of the proof's QR code.")
     gun = _gun(gun)

@@ -11,7 +11,8 @@ Both layouts are read (notary-formats.md §4.1):
 A root key keeps its identity: its certificates come from the trust directory's
 own metadata cache (`tuf/<gun>/metadata/root.json`, what the notary client
 trusted) or from this machine's trust state, matched by canonical key id, and no
-new certificate is made. One root key commonly serves many GUNs (§3.4): it keeps
+new certificate is made. A certificate is taken only from a root its key signed:
+an edited cache cannot pin another certificate on the key. One root key commonly serves many GUNs (§3.4): it keeps
 every certificate found. Snapshot and timestamp keys are left where they are: the
 ceremony publishes with the server holding them.
 """
@@ -25,8 +26,8 @@ from pathlib import Path
 
 from ceremony.core.errors import CeremonyError, InputRejected, MalformedInput, UsageError
 from ceremony.core.gun import check_gun
-from ceremony.core.keys import canonical_key_id, check_root_certificate
-from ceremony.core.metadata import Key, Root, parse_envelope
+from ceremony.core.keys import canonical_key_id, check_root_certificate, verify_signature
+from ceremony.core.metadata import Envelope, Key, Root, parse_envelope
 from ceremony.edge.fsutil import read_input
 from ceremony.offline.trust import TrustStore
 from ceremony.signing.keyfile import decode_key_file, read_key_file_headers
@@ -84,12 +85,21 @@ def find_key_files(trust_dir: Path) -> list[TrustDirKey]:
     return found
 
 
-def _root_certificates(root: Root, gun: str) -> dict[str, tuple[int, Key]]:
-    """canonical id -> (rank, certificate) for `gun`'s root: rank 0 if the root role lists
-    it, 1 for a certificate kept in `keys` after a rotation."""
-    listed = set(root.roles["root"].keyids) if "root" in root.roles else set()
+def _root_certificates(root: Envelope[Root], gun: str) -> dict[str, tuple[int, Key]]:
+    """canonical id -> (rank, certificate) for `gun`'s root: each certificate for `gun` whose
+    key signed this root (so the key holder made or accepted it); rank 0 if the root role
+    lists it, 1 for a certificate kept in `keys` after a rotation."""
+    body = root.body
+    listed = set(body.roles["root"].keyids) if "root" in body.roles else set()
+    signers = {
+        sig.keyid
+        for sig in root.signatures
+        if sig.keyid in body.keys
+        and verify_signature(body.keys[sig.keyid], sig, root.signed_map_bytes)
+    }
     found: dict[str, tuple[int, Key]] = {}
-    for kid, key in root.keys.items():
+    for kid in signers:
+        key = body.keys[kid]
         if not key.is_x509 or check_root_certificate(key, gun, None) is not None:
             continue
         try:
@@ -115,7 +125,7 @@ class CertificateSources:
         ranked: dict[str, dict[str, tuple[int, Key]]] = {}
         notes: list[str] = []
 
-        def add(gun: str, root: Root, offset: int) -> None:
+        def add(gun: str, root: Envelope[Root], offset: int) -> None:
             for cid, (rank, key) in _root_certificates(root, gun).items():
                 slot = ranked.setdefault(cid, {})
                 if gun not in slot or rank + offset < slot[gun][0]:
@@ -124,7 +134,7 @@ class CertificateSources:
         for gun in trust.guns():
             state = trust.load(gun)
             if state is not None:
-                add(gun, state.root.body, 0)
+                add(gun, state.root, 0)
         tuf = trust_dir / "tuf"
         for path in sorted(tuf.rglob(_META_ROOT)) if tuf.is_dir() else []:
             folder = path.parent.parent.relative_to(tuf).as_posix()
@@ -134,7 +144,7 @@ class CertificateSources:
             except CeremonyError as exc:
                 notes.append(f"skipped {path.relative_to(trust_dir)}: {exc.message}")
                 continue
-            add(gun, root.body, 10)
+            add(gun, root, 10)
         by_key = {cid: {g: k for g, (_, k) in guns.items()} for cid, guns in ranked.items()}
         return cls(by_key, tuple(notes))
 

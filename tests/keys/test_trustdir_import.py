@@ -9,6 +9,7 @@ certificate is made.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -218,6 +219,21 @@ def test_a_root_key_without_any_certificate_says_so(
     assert "no certificate for it was found" in proc.stderr
     record = KeyStore(home).get(root_id)
     assert record is not None and dict(record.guns) == {}  # nothing invented
+
+    # A cache whose root the key did not sign (edited, signatures stripped) pins nothing.
+    edited = tmp_path / "edited-trust"
+    shutil.copytree(notary_cli.trust_dir, edited)
+    cached = edited / "tuf" / gun / "metadata" / "root.json"
+    envelope = json.loads(cached.read_bytes())
+    for signature in envelope["signatures"]:
+        raw = bytearray(base64.b64decode(signature["sig"]))
+        raw[0] ^= 1
+        signature["sig"] = base64.b64encode(bytes(raw)).decode()
+    cached.write_text(json.dumps(envelope, separators=(",", ":")))
+    proc = run_ceremony(tmp_path / "third", "key", "import", "--trust-dir", str(edited), env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped" not in proc.stderr  # the cache was read; its root just is not signed
+    assert "no certificate for it was found" in proc.stderr
 
 
 def test_refusals(notary_cli: NotaryCli, new_gun, tmp_path: Path) -> None:
