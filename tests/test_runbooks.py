@@ -37,6 +37,7 @@ def test_runbook_commands_run(
         "CEREMONY_TLS_CA": str(notary_server.ca),
         "NOTARY_ROOT_PASSPHRASE": PASSPHRASE,
         "NOTARY_TARGETS_PASSPHRASE": PASSPHRASE,
+        "NOTARY_SNAPSHOT_PASSPHRASE": PASSPHRASE,  # the real notary client's own snapshot key
         "NOTARY_DELEGATION_PASSPHRASE": PASSPHRASE,
         "WORK": str(tmp_path / "usb"),
     }
