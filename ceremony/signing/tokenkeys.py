@@ -5,12 +5,15 @@ module path) and backup state `"none"`: its private half never leaves the token.
 A root key's certificate (CN = GUN) is signed by the token key and stored on the
 token too, with the key's CKA_ID, so another machine adopting the token finds it.
 Keys made here are labelled `notary ROLE GUN`, which is how adoption knows their
-role and repository without being told.
+role and repository without being told. `put_on_token` writes an existing key onto a
+token (restoring from backup shares, or generating with shares): its record says which
+backup exists.
 """
 
 from __future__ import annotations
 
 import secrets as random
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -19,15 +22,17 @@ from ceremony.core.gun import check_gun, gun_problem
 from ceremony.core.keys import check_root_certificate, describe_key
 from ceremony.core.metadata import Key, is_delegation_name
 from ceremony.signing.certificates import certify
-from ceremony.signing.keystore import GENERATABLE_ROLES, KeyRecord, KeyStore
+from ceremony.signing.keystore import BACKUP_KINDS, GENERATABLE_ROLES, KeyRecord, KeyStore
 from ceremony.signing.pkcs11 import (
     TokenKey,
     discard_token_key,
     generate_token_key,
     scan_token,
     store_certificate,
+    write_private_key,
 )
 from ceremony.signing.pkcs11uri import Pkcs11Uri
+from ceremony.signing.private import PrivateKey
 from ceremony.signing.signer import PassphraseSource, sign_metadata
 
 LABEL_PREFIX = "notary"
@@ -200,3 +205,33 @@ def adopt_token_keys(
         )
         new.add(cid)
     return Adoption(tuple(records), frozenset(new), tuple(notes))
+
+
+def put_on_token(
+    store: KeyStore,
+    private: PrivateKey,
+    role: str,
+    guns: Mapping[str, Key | None],
+    uri: Pkcs11Uri,
+    secrets: PassphraseSource,
+    *,
+    backup: str,
+) -> KeyRecord:
+    """Write an existing P-256 key onto a token (non-extractable, with its root certificates)
+    and record it there: for a key restored from backup shares, or generated in memory so
+    that shares could be made (`backup="shares"`). The caller then forgets its copy."""
+    if not _valid_role(role):
+        raise UsageError(f"Cannot put a key for role {role!r} on a token.")
+    if backup not in BACKUP_KINDS:
+        raise UsageError(f"{backup!r} is not a backup state ({', '.join(BACKUP_KINDS)}).")
+    label = token_label(role, min(guns)) if guns else f"{LABEL_PREFIX} {role}"
+    certificates = tuple(c for c in guns.values() if c is not None)
+    key = write_private_key(uri, private, secrets, label=label, certificates=certificates)
+    try:
+        record = KeyRecord(
+            private.canonical_id, role, key.public, str(key.uri), dict(guns), backup=backup
+        )
+        return store.save(record)
+    except BaseException:
+        discard_token_key(key)
+        raise

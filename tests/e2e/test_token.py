@@ -161,14 +161,19 @@ def test_root_generated_on_softhsm_signs_a_ceremony_the_notary_client_lists(
 
 _WRITE = """
 import sys
+from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
-from ceremony.signing.pkcs11 import write_private_key
+from ceremony.signing.keystore import KeyStore
 from ceremony.signing.pkcs11uri import Pkcs11Uri
 from ceremony.signing.private import PrivateKey
-private = PrivateKey(ec.derive_private_key(int(sys.argv[1], 16), ec.SECP256R1()))
-key = write_private_key(Pkcs11Uri.parse(sys.argv[2]), private, lambda alias: sys.argv[3], label="restored")
-print(key.public.key_id)
-print(key.uri)
+from ceremony.signing.tokenkeys import put_on_token
+value, uri, pin, home, gun = sys.argv[1:]
+private = PrivateKey(ec.derive_private_key(int(value, 16), ec.SECP256R1()))
+record = put_on_token(
+    KeyStore(Path(home)), private, "targets", {gun: None}, Pkcs11Uri.parse(uri), lambda alias: pin,
+    backup="shares",
+)
+print(record.canonical_id)
 """
 
 
@@ -257,40 +262,57 @@ def test_import_token_adopts_keys_made_on_the_token(
 def test_a_key_written_to_the_token_keeps_its_id_and_signs(
     notary_server: NotaryServer, notary_cli: NotaryCli, new_gun, tmp_path: Path
 ) -> None:
-    """`write_private_key` (the restore path): an existing key goes onto the token as a
-    non-extractable key under a new CKA_ID, is adopted with the same key id, and signs."""
+    """`put_on_token` / `write_private_key` (the restore path, and generation with backup
+    shares): an existing key goes onto the token as a non-extractable key, keeps its key
+    id, is recorded with its backup state, is adopted elsewhere by its label, and signs."""
     rig, hsm = token_rig(notary_server, tmp_path, new_gun())
     root_id = generate_on_token(rig, "root")
     secret = ec.generate_private_key(ec.SECP256R1())
     value = format(secret.private_numbers().private_value, "x")
+    home = tmp_path / "offline"
     proc = subprocess.run(
-        [sys.executable, "-c", _WRITE, value, f"{TOKEN}?module-path={MODULE}", PIN],
+        [
+            sys.executable,
+            "-c",
+            _WRITE,
+            value,
+            f"{TOKEN}?module-path={MODULE}",
+            PIN,
+            str(home),
+            rig.gun,
+        ],
         env={**rig.env},
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    key_id, uri = proc.stdout.split()
-    restored = [o for o in hsm.objects(LABEL) if o["label"] == "restored"]
-    assert {o["class"] for o in restored} == {2, 3}
-    (private,) = [o for o in restored if o["class"] == CKO_PRIVATE_KEY]
-    assert private["sensitive"] is True and private["extractable"] is False
-    assert private["local"] is False  # honest: it was made elsewhere
-    adopted = rig.run(
-        "ceremony", "key", "import-token", "--token", uri, "--role", "targets", "--gun", rig.gun
-    ).stdout.split()
-    assert adopted == [key_id]
+    key_id = proc.stdout.strip()
     spki = secret.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    assert public_der(record(rig, key_id)) == spki
+    written = record(rig, key_id)
+    assert public_der(written) == spki
+    assert written["backup"] == "shares" and written["role"] == "targets"
+    assert str(written["uri"]).startswith(f"pkcs11:token={LABEL};serial=")
+    assert_no_private_key_file(home)
+    restored = [o for o in hsm.objects(LABEL) if o["label"] == f"notary targets {rig.gun}"]
+    assert {o["class"] for o in restored} == {2, 3}
+    (private,) = [o for o in restored if o["class"] == CKO_PRIVATE_KEY]
+    assert private["sensitive"] is True and private["extractable"] is False
+    assert private["local"] is False  # the token says honestly that it was made elsewhere
+
+    # Another machine adopts both keys by their labels alone.
+    carol = rig.offline(tmp_path / "carol")
+    adopted = rig.run_env(carol, "ceremony", "key", "import-token", "--token", TOKEN).stdout
+    assert sorted(adopted.split()) == sorted([root_id, key_id])
+    assert record(rig, key_id, tmp_path / "carol")["role"] == "targets"
+
     request = init_request(rig)
     signatures = tmp_path / "init.sig"
     rig.run("ceremony", "sign", str(request), "--out", str(signatures), "--yes")
     rig.run("ceremony-online", "publish", str(signatures))
     assert set(notary_cli.list_targets(rig.gun)) == {"v1"}
-    assert root_id in rig.run("ceremony", "key", "list").stdout
 
 
 # -- (c) refusals: one sentence, the right exit code, nothing written ----------------
