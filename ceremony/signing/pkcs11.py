@@ -271,21 +271,25 @@ def _p256_spki(spki: bytes) -> bytes | None:
 
 
 def _spki_from_point(params: bytes, point: bytes) -> bytes:
-    """An SPKI from CKA_EC_PARAMS and CKA_EC_POINT (DER OCTET STRING, or raw on some tokens)."""
-    raw = point
-    if not (len(point) == 65 and point[0] == 4):
-        raw = bytes(asn1_core.OctetString.load(point))
-    return bytes(
-        asn1_keys.PublicKeyInfo(
-            {
-                "algorithm": {
-                    "algorithm": "ec",
-                    "parameters": asn1_keys.ECDomainParameters.load(params),
-                },
-                "public_key": raw,
-            }
-        ).dump()
-    )
+    """An SPKI from CKA_EC_PARAMS and CKA_EC_POINT (DER OCTET STRING, or raw on some tokens);
+    empty when they do not parse (the caller then looks elsewhere)."""
+    try:
+        raw = point
+        if not (len(point) == 65 and point[0] == 4):
+            raw = bytes(asn1_core.OctetString.load(point))
+        return bytes(
+            asn1_keys.PublicKeyInfo(
+                {
+                    "algorithm": {
+                        "algorithm": "ec",
+                        "parameters": asn1_keys.ECDomainParameters.load(params),
+                    },
+                    "public_key": raw,
+                }
+            ).dump()
+        )
+    except (ValueError, TypeError):
+        return b""
 
 
 def _objects(session: pkcs11.Session, attrs: dict[Attribute, Any]) -> list[pkcs11.Object]:

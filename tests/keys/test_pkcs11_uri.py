@@ -96,3 +96,27 @@ def test_wrong_pin_sentence_says_what_the_flags_tell(flags: int, says: str) -> N
     message = wrong_pin_message("token 'a'", int(flags))
     assert says in message
     assert message.count(".") == 1 and message.endswith(".")
+
+
+def test_public_half_from_an_ec_point_raw_or_wrapped() -> None:
+    """CKA_EC_POINT is a DER OCTET STRING by the standard; some tokens give the raw point."""
+    from asn1crypto.core import OctetString
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ceremony.signing.pkcs11 import P256_PARAMS, _p256_spki, _spki_from_point
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    spki = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    raw = public.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    assert _p256_spki(_spki_from_point(P256_PARAMS, raw)) == spki
+    assert _p256_spki(_spki_from_point(P256_PARAMS, OctetString(raw).dump())) == spki
+    assert _p256_spki(_spki_from_point(P256_PARAMS, b"\x04\x01junk")) is None
+    p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
+    assert _p256_spki(p384.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )) is None
