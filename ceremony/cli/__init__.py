@@ -42,13 +42,21 @@ def home_of(ctx: typer.Context) -> Path:
 
 
 def _register() -> None:
-    from ceremony.cli import key_cmds, liveness_cmds, retire_cmds, review_cmds, trust_cmds
+    from ceremony.cli import (
+        key_cmds,
+        liveness_cmds,
+        retire_cmds,
+        review_cmds,
+        token_cmds,
+        trust_cmds,
+    )
 
     app.command("review")(review_cmds.review)
     app.command("sign")(review_cmds.sign)
     app.command("verify")(review_cmds.verify)
     key_cmds.key_app.command("check")(liveness_cmds.check)
     key_cmds.key_app.command("retire")(retire_cmds.retire)
+    key_cmds.key_app.command("import-token")(token_cmds.import_token)
     app.add_typer(key_cmds.key_app, name="key")
     app.add_typer(trust_cmds.trust_app, name="trust")
 

@@ -15,6 +15,7 @@ import typer
 
 from ceremony.cli import home_of
 from ceremony.cli._prompts import get_passphrase
+from ceremony.cli.token_cmds import ModuleOption, TokenOption, generate_on_token
 from ceremony.core.errors import UsageError, printable
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
@@ -55,11 +56,18 @@ def generate(
     ctx: typer.Context,
     role: Annotated[NewKeyRole, typer.Argument(help="root, targets or delegation.")],
     gun: Annotated[str, typer.Option("--gun", help="The repository (GUN) the key is for.")],
+    token: TokenOption = None,
+    pkcs11_module: ModuleOption = None,
 ) -> None:
     """Generate a P-256 key (and for root, its certificate CN=GUN); print its id."""
     store = KeyStore(home_of(ctx))
-    passphrase = get_passphrase(role.value, new=True)
-    record = store.generate(role.value, check_gun(gun), passphrase, utc_now())
+    if token is not None:
+        record = generate_on_token(
+            store, role.value, check_gun(gun), token, pkcs11_module, utc_now()
+        )
+    else:
+        passphrase = get_passphrase(role.value, new=True)
+        record = store.generate(role.value, check_gun(gun), passphrase, utc_now())
     _say(f"Generated a new {role.value} key for {gun}:")
     _show_record(store, record)
     typer.echo(record.canonical_id)
