@@ -36,11 +36,11 @@ from ceremony.core.keys import (
     pem_blocks,
     pem_encode,
 )
-from ceremony.core.metadata import Key, b64encode
+from ceremony.core.metadata import Key, b64encode, is_delegation_name
 from ceremony.edge.fsutil import atomic_write
 from ceremony.offline.sheets import KeyFacts, ShareSheet, parse_sheet, sheet_pdf, sheet_text
 from ceremony.offline.trust import TrustStore
-from ceremony.signing.keystore import KeyRecord, KeyStore
+from ceremony.signing.keystore import GENERATABLE_ROLES, KeyRecord, KeyStore
 from ceremony.signing.private import PrivateKey
 from ceremony.signing.shares import (
     check_split,
@@ -210,6 +210,10 @@ def backup_key(
 def read_sheets(texts: Sequence[tuple[str, str]]) -> list[ShareSheet]:
     """Sheets from (where, text) pairs; all must be of one key and one set."""
     sheets = [parse_sheet(text, where) for where, text in texts]
+    for (where, _), sheet in zip(texts, sheets, strict=True):
+        role = sheet.key.role
+        if role not in GENERATABLE_ROLES and not is_delegation_name(role):
+            raise MalformedInput(f"{where} names a role no key is held for; it is damaged.")
     for (where, _), sheet in zip(texts[1:], sheets[1:], strict=True):
         if sheet.key.canonical_id != sheets[0].key.canonical_id:
             raise InputRejected(

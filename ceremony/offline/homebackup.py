@@ -258,12 +258,14 @@ def _newer_in_home(home: TrustState, archive: TrustState) -> str | None:
         for role, signed in sorted(record.roles.items()):
             newest = archive.newest_signed(role)
             if signed.version > newest:
-                return (
-                    f"it signed {role} v{signed.version} (request {request_id[:12]}), the "
-                    f"archive's newest signed {role} is v{newest}"
+                archive_has = (
+                    f"the archive's newest signed {role} is v{newest}"
                     if newest
-                    else f"it signed {role} v{signed.version} (request {request_id[:12]}), "
-                    f"which the archive never signed"
+                    else f"the archive never signed {role}"
+                )
+                return (
+                    f"it signed {role} v{signed.version} in request {request_id[:12]}; "
+                    f"{archive_has}"
                 )
     for request_id, record in home.requests.items():
         other = archive.requests.get(request_id)
@@ -358,8 +360,8 @@ def plan_restore(home: Path, archive: HomeArchive) -> RestorePlan:
     if newer:
         raise InputRejected(
             "Nothing was restored: this home already holds newer records than the archive for "
-            + "; and for ".join(newer)
-            + " (restoring it would make this machine forget what it signed)."
+            + ", and for ".join(newer)
+            + ", and restoring it would make this machine forget what it signed."
         )
     return RestorePlan(
         tuple(writes + key_writes + record_writes + state_writes),

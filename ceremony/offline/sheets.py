@@ -23,6 +23,7 @@ from typing import Final
 from PIL import Image, ImageDraw, ImageFont
 
 from ceremony.core.errors import MalformedInput
+from ceremony.core.gun import check_gun
 from ceremony.core.keys import canonical_key_id
 from ceremony.core.metadata import Key, b64encode
 from ceremony.qr.render import matrix_image
@@ -205,6 +206,10 @@ def parse_sheet(text: str, where: str) -> ShareSheet:
             )
         guns[gun] = certificate
 
+    if one("algorithm") not in ("ecdsa", "ed25519"):
+        raise MalformedInput(f"{where} names an algorithm shares cannot hold.")
+    for gun in guns:
+        check_gun(gun, where)
     facts = KeyFacts(cid, fingerprint, one("role"), one("algorithm"), guns)
     return ShareSheet(
         facts,
