@@ -205,6 +205,7 @@ def key_restore(
     sheets = custody.read_sheets(_read_sheets(files)) if files else []
     facts: KeyFacts | None = sheets[0].key if sheets else None
     key_guns: list[str] = []
+    given: list[Key] = []
     if facts is not None:
         if role is not None or gun or algorithm is not None or certificate:
             raise UsageError(
@@ -223,6 +224,12 @@ def key_restore(
         key_role, key_guns, algorithm_name = _typed_facts(role, gun or [], algorithm)
         if expect_key is not None:
             custody.check_expected(expect_key)
+        given = [
+            custody.certificate_from_file(read_input(p, "certificate file"), p.name)
+            for p in certificate or []
+        ]
+        if key_role == "root":
+            custody.check_certificate_sources(store.home, key_guns, given)
 
     shares = [list(s.words) for s in sheets]
     if stdin:
@@ -241,10 +248,6 @@ def key_restore(
         custody.check_facts(private, facts)
         guns = dict(facts.guns)
     elif key_role == "root":
-        given = [
-            custody.certificate_from_file(read_input(p, "certificate file"), p.name)
-            for p in certificate or []
-        ]
         guns = dict(custody.certificates_for(store.home, private.canonical_id, key_guns, given))
     else:
         guns = dict.fromkeys(key_guns)

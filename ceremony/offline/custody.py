@@ -281,6 +281,24 @@ def certificate_from_file(data: bytes, where: str) -> Key:
     raise MalformedInput(f"{where} does not hold a certificate Notary can use.")
 
 
+def _no_certificate(gun: str) -> UsageError:
+    return UsageError(
+        f"No root certificate of this key for {gun} is known here: give it with "
+        "--certificate FILE (it is printed on the share sheet), or restore the home's "
+        "trust state first."
+    )
+
+
+def check_certificate_sources(home: Path, guns: Sequence[str], given: Sequence[Key]) -> None:
+    """Before any share is typed: every GUN of a root key needs a certificate file or a
+    trust state to find its certificate in."""
+    named = {describe_key(c).common_name for c in given}
+    trust = TrustStore(home)
+    for gun in guns:
+        if gun not in named and trust.load(gun) is None:
+            raise _no_certificate(gun)
+
+
 def certificates_for(
     home: Path,
     canonical_id: str,
@@ -309,11 +327,7 @@ def certificates_for(
             listed = state.root.body.keys.values() if state is not None else ()
             found = next((k for k in listed if _canonical(k) == canonical_id), None)
         if found is None:
-            raise UsageError(
-                f"No root certificate of this key for {gun} is known here: give it with "
-                "--certificate FILE (it is printed on the share sheet), or restore the home's "
-                "trust state first."
-            )
+            raise _no_certificate(gun)
         out[gun] = found
     return out
 
