@@ -43,6 +43,7 @@ def home_of(ctx: typer.Context) -> Path:
 
 def _register() -> None:
     from ceremony.cli import (
+        backup_cmds,
         key_cmds,
         liveness_cmds,
         retire_cmds,
@@ -59,6 +60,12 @@ def _register() -> None:
     key_cmds.key_app.command("import-token")(token_cmds.import_token)
     app.add_typer(key_cmds.key_app, name="key")
     app.add_typer(trust_cmds.trust_app, name="trust")
+    key_cmds.key_app.command("backup")(backup_cmds.key_backup)
+    key_cmds.key_app.command("restore")(backup_cmds.key_restore)
+    backup_cmds.backup_app.command("home")(backup_cmds.backup_home)
+    backup_cmds.restore_app.command("home")(backup_cmds.restore_home)
+    app.add_typer(backup_cmds.backup_app, name="backup")
+    app.add_typer(backup_cmds.restore_app, name="restore")
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
