@@ -332,10 +332,18 @@ class TargetFiles(Mapping[str, FileMeta]):
         sha256 = entry["hashes"].get("sha256")
         return entry["length"], base64.b64decode(sha256).hex() if sha256 else ""
 
-    def same_entry(self, name: str, other: TargetFiles) -> bool:
-        """Whether `name` is recorded identically here and in `other`."""
-        mine, theirs = self._raw.get(name), other._raw.get(name)
-        return mine is theirs or mine == theirs
+    def differences(self, newer: TargetFiles) -> tuple[list[str], list[str], list[str]]:
+        """Names `newer` adds, removes and records differently (set operations on the JSON,
+        and an identity check first: entries a plan did not touch are the same objects)."""
+        mine, theirs = self._raw, newer._raw
+        added = list(theirs.keys() - mine.keys())
+        removed = list(mine.keys() - theirs.keys())
+        changed = [
+            name
+            for name, entry in theirs.items()
+            if (old := mine.get(name, entry)) is not entry and old != entry
+        ]
+        return added, removed, changed
 
     def edit(self) -> dict[str, Any]:
         """A mutable copy of the JSON entries, for `with_entries` after changes."""

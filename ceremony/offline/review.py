@@ -99,13 +99,7 @@ class TargetsDiff:
 
     @classmethod
     def between(cls, old: TargetFiles, new: TargetFiles) -> TargetsDiff:
-        added, changed = [], []
-        for name in new:
-            if name not in old:
-                added.append(name)
-            elif not old.same_entry(name, new):
-                changed.append(name)
-        removed = [name for name in old if name not in new]
+        added, removed, changed = old.differences(new)
         return cls(old, new, tuple(sorted(added)), tuple(sorted(removed)), tuple(sorted(changed)))
 
     @property
