@@ -33,7 +33,7 @@ from ceremony.core.gun import check_gun
 from ceremony.core.keys import key_from_pem
 from ceremony.core.metadata import FileMeta, is_delegation_name
 from ceremony.edge.clikit import new_app, output_console, run_app
-from ceremony.edge.fsutil import atomic_write, read_input
+from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
 from online.changelist import canonical_custom, read_changelist, translate
@@ -263,7 +263,7 @@ def add(
         if custom is not None:
             raise UsageError("--custom applies to one target; it cannot be combined with --from.")
         try:
-            text = read_input(from_list, "target list").decode("utf-8")
+            text = read_input(from_list, "target list", cap=MAX_BULK_INPUT).decode("utf-8")
         except UnicodeDecodeError:
             raise InputRejected(f"{from_list} is not UTF-8 text; nothing was staged.") from None
         changes = parse_target_list(text, str(from_list), role)

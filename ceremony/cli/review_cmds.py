@@ -21,7 +21,7 @@ from ceremony.core.gotime import GoTime, utc_now
 from ceremony.core.keys import describe_key
 from ceremony.core.verify import RepositoryReport, TargetEntry, verify_repository
 from ceremony.edge.clikit import output_console, write_lines
-from ceremony.edge.fsutil import atomic_write, read_input
+from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.offline.policy import Policy
 from ceremony.offline.review import (
     MIN_ACK_PREFIX,
@@ -59,7 +59,7 @@ def load_metadata_dir(directory: Path) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for path in sorted(directory.rglob("*.json")):
         name = path.relative_to(directory).as_posix()[: -len(".json")]
-        files[name] = read_input(path, "metadata file")
+        files[name] = read_input(path, "metadata file", cap=MAX_BULK_INPUT)
     return files
 
 
@@ -184,7 +184,7 @@ def read_request(request: Path | None, qr: list[Path] | None) -> Request:
         return Request.from_bytes(read_qr(qr, ContentType.REQUEST))
     if request is None:
         raise UsageError("Give a request file, or --qr with images of the request's QR codes.")
-    return Request.from_bytes(read_input(request, "request"))
+    return Request.from_bytes(read_input(request, "request", cap=MAX_BULK_INPUT))
 
 
 def _review(home: Path, store: TrustStore, request: Request, now: datetime) -> ReviewResult:
