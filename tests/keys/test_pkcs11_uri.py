@@ -87,7 +87,10 @@ def test_pin_requests_are_told_apart_from_key_passphrases() -> None:
     ("flags", "says"),
     [
         (TokenFlag.USER_PIN_LOCKED | TokenFlag.USER_PIN_COUNT_LOW, "has now locked it"),
-        (TokenFlag.USER_PIN_FINAL_TRY | TokenFlag.USER_PIN_COUNT_LOW, "one more wrong PIN locks it"),
+        (
+            TokenFlag.USER_PIN_FINAL_TRY | TokenFlag.USER_PIN_COUNT_LOW,
+            "one more wrong PIN locks it",
+        ),
         (TokenFlag.USER_PIN_COUNT_LOW, "few tries are left"),
         (TokenFlag.TOKEN_INITIALIZED, "does not say how many tries are left"),
     ],
@@ -117,6 +120,11 @@ def test_public_half_from_an_ec_point_raw_or_wrapped() -> None:
     assert _p256_spki(_spki_from_point(P256_PARAMS, OctetString(raw).dump())) == spki
     assert _p256_spki(_spki_from_point(P256_PARAMS, b"\x04\x01junk")) is None
     p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
-    assert _p256_spki(p384.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )) is None
+    assert (
+        _p256_spki(
+            p384.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        is None
+    )
