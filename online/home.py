@@ -415,8 +415,18 @@ class RepositoryHome:
         return [e for e in entries if isinstance(e, dict)]
 
 
+_ROUND_TRIP_CHUNK = 4096
+
+
 def _check_round_trip(encoded: Sequence[Mapping[str, Any]]) -> None:
-    """Refuse a change that could not be read back, rather than stage a file that breaks later."""
+    """Refuse a change that could not be read back, rather than stage a file that breaks later.
+
+    In chunks: a million staged targets are read back without a second copy of them all."""
+    for start in range(0, len(encoded), _ROUND_TRIP_CHUNK):
+        _check_read_back(encoded[start : start + _ROUND_TRIP_CHUNK])
+
+
+def _check_read_back(encoded: Sequence[Mapping[str, Any]]) -> None:
     parsed = parse_json(encode_canonical(list(encoded)), what="staged changes")
     for item in parsed:
         try:

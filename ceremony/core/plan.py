@@ -106,8 +106,16 @@ def _effective_paths(role: str, bodies: Mapping[str, Body]) -> tuple[str, ...] |
     return tuple(p for p in spec.paths if any(p.startswith(q) for q in above))
 
 
-def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
+def plan(
+    base: Mapping[str, Body],
+    changes: Sequence[Change],
+    *,
+    encoded: Sequence[Mapping[str, Any]] | None = None,
+) -> Plan:
     """Apply `changes` to the verified `base` bodies (role -> body) and say who must sign what.
+
+    `encoded` is the changes' JSON form when the caller already made it (`Request.changes_data`):
+    an added target's entry is then that JSON, not a fresh copy per target.
 
     `base` must hold "root" (unless the changes initialise a repository), and the
     current body of every targets role a change touches or whose delegations it
@@ -132,7 +140,7 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
             return Targets(expires=_placeholder_expiry(role, expiries), version=0)
         raise ChangeError(f"The request's base does not include {role}, which the changes need.")
 
-    for change in changes:
+    for index, change in enumerate(changes):
         if isinstance(change, InitRepository):
             if "root" in bodies:
                 raise ChangeError("The repository already exists; it cannot be initialised again.")
@@ -182,7 +190,9 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
                     raise ChangeError(
                         f"{change.name!r} is outside the paths delegated to {change.role}."
                     )
-                working[change.name] = change.meta.to_dict()
+                working[change.name] = (
+                    change.meta.to_dict() if encoded is None else encoded[index]["meta"]
+                )
             else:
                 if change.name not in working:
                     raise ChangeError(f"{change.role} has no target {change.name!r} to remove.")
