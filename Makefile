@@ -43,7 +43,7 @@ demo: system-deps $(STAMP)
 
 bench: system-deps $(STAMP)
 	$(PY) bench/qr.py
-	$(PY) bench/ceremony_bench.py
+	$(PY) bench/scale.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,15 +39,8 @@ from ceremony.core.gun import gun_folder
 from ceremony.core.metadata import Envelope, Root, parse_envelope
 from ceremony.edge.fsutil import atomic_write, locked, private_dir
 
-HOME_ENV = "CEREMONY_ONLINE_HOME"
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
-
-
-def default_home() -> Path:
-    """`$CEREMONY_ONLINE_HOME`, else `~/.ceremony-online`."""
-    env = os.environ.get(HOME_ENV)
-    return Path(env) if env else Path.home() / ".ceremony-online"
 
 
 def _damaged(path: Path, why: str) -> HomeDamaged:

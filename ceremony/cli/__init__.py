@@ -5,12 +5,13 @@ Every command is registered explicitly below, in the order `--help` lists them.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
-from ceremony.edge.clikit import new_app, run_app
+from ceremony.edge.clikit import Overview, new_app, run_app
 
 app = new_app("Offline half of the Notary signing ceremony: keys, review, signing, verification.")
 
@@ -68,6 +69,40 @@ def _register() -> None:
     app.add_typer(backup_cmds.restore_app, name="restore")
 
 
+# `ceremony --help` without importing a command (tests/test_cold_start.py keeps it exact).
+OVERVIEW = Overview(
+    commands=(
+        (
+            "review",
+            "Verify a request against this machine's trust state and show exactly what "
+            "would be signed.",
+        ),
+        (
+            "sign",
+            "Review a request, confirm, sign with every key held here, and write the signatures.",
+        ),
+        ("verify", "Verify a Notary metadata folder from its root down and print what it holds."),
+        (
+            "key",
+            "Offline keys: generate, list, import Notary/Docker key files, export public keys.",
+        ),
+        (
+            "trust",
+            "The trust this machine keeps per repository (GUN): list it, show it, or forget it.",
+        ),
+        ("backup", "Back up the whole offline home into one encrypted archive."),
+        (
+            "restore",
+            "Restore the offline home from an encrypted archive (merging, never forgetting).",
+        ),
+    ),
+    value_options=frozenset({"--home"}),
+)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
-    _register()
+    if OVERVIEW.wanted(sys.argv[1:] if argv is None else argv):
+        OVERVIEW.draw(app)
+    else:
+        _register()
     run_app(app, argv)
