@@ -26,10 +26,11 @@ from online.signers import (
     RELEASES,
     check_fits,
     check_signer_name,
-    current_bodies,
+    check_still_verifies,
+    current_state,
     delegations_of,
     find_delegation,
-    published_bodies,
+    published_state,
     resolve_key,
     signer_add_changes,
     signer_remove_changes,
@@ -149,8 +150,8 @@ def signer_remove(
     name = check_signer_name(name)
     g = _globals(ctx)
     with g.connect() as server:
-        bodies = current_bodies(Home(g.home), server, gun, utc_now())
-    removal = signer_remove_changes(bodies, name, key or (), remove_releases=remove_releases)
+        state = current_state(Home(g.home), server, gun, utc_now())
+    removal = signer_remove_changes(gun, state, name, key or (), remove_releases=remove_releases)
     for k in removal.removed:
         out.print(f"signer {name} loses key {describe_key(k).summary()}", markup=False)
     for k in removal.kept_in_releases:
@@ -178,7 +179,7 @@ def delegation_list(
     gun = _gun(gun)
     g = _globals(ctx)
     with g.connect() as server:
-        bodies = published_bodies(Home(g.home), server, gun, utc_now())
+        bodies = published_state(Home(g.home), server, gun, utc_now()).bodies
     if not bodies:
         raise InputRejected(f"{gun} does not exist on the server: check the GUN.")
     found = delegations_of(bodies)
@@ -232,8 +233,8 @@ def delegation_update(
         raise UsageError("A path cannot be both added and removed.")
     g = _globals(ctx)
     with g.connect() as server:
-        bodies = current_bodies(Home(g.home), server, gun, utc_now())
-    current = find_delegation(bodies, role)
+        state = current_state(Home(g.home), server, gun, utc_now())
+    current = find_delegation(state.bodies, role)
     if current is None:
         raise InputRejected(
             f"{gun} does not delegate {role}: create it with `ceremony-online delegation add`."
@@ -244,6 +245,9 @@ def delegation_update(
     change = UpdateDelegation(
         role, add_keys=tuple(added), remove_keys=removed, add_paths=adds, remove_paths=removes
     )
-    check_fits(bodies, [change], utc_now())  # refused now, not at export
+    check_fits(state.bodies, [change], utc_now())  # refused now, not at export
+    if removed:
+        remaining = [k.key_id for k in current.keys if k.key_id not in removed]
+        check_still_verifies(gun, state, role, remaining, current.threshold)
     _say_keys(role, added)
     _stage(ctx, gun, [change])

@@ -152,7 +152,8 @@ class SignerRemoval:
 
 
 def signer_remove_changes(
-    bodies: Mapping[str, Body],
+    gun: str,
+    state: State,
     name: str,
     key_refs: Sequence[str] = (),
     *,
@@ -165,6 +166,7 @@ def signer_remove_changes(
     one signer never silently removes another. Leaving releases with no key is refused
     unless `remove_releases` (then releases is deleted, and `docker pull` reads targets).
     """
+    bodies = state.bodies
     role = signer_role(name)
     signer = find_delegation(bodies, role)
     if signer is None or signer.parent != "targets":
@@ -204,6 +206,8 @@ def signer_remove_changes(
                 f"threshold of {releases.threshold}: add another signer first."
             )
         elif out_of_releases:
+            remaining = [k.key_id for k in releases.keys if k.key_id not in out_of_releases]
+            check_still_verifies(gun, state, RELEASES, remaining, releases.threshold)
             changes.append(UpdateDelegation(RELEASES, remove_keys=out_of_releases))
     deletes = len(chosen_ids) == len(signer.keys)
     if deletes:
@@ -215,6 +219,8 @@ def signer_remove_changes(
                 f"Removing those keys would leave {role} with {remaining} key(s), fewer than "
                 f"its threshold of {signer.threshold}: remove the whole signer instead."
             )
+        remaining = [k.key_id for k in signer.keys if k.key_id not in chosen_ids]
+        check_still_verifies(gun, state, role, remaining, signer.threshold)
         changes.append(UpdateDelegation(role, remove_keys=tuple(k.key_id for k in chosen)))
     return SignerRemoval(tuple(changes), tuple(chosen), tuple(kept), deletes)
 
@@ -223,34 +229,65 @@ def signer_remove_changes(
 # reading the state (the edge: the server and the home)
 
 
-def published_bodies(home: Home, server: Server, gun: str, now: datetime) -> dict[str, Body]:
-    """Root and every targets role the server serves, verified from the home's anchor."""
+@dataclass(frozen=True, slots=True)
+class State:
+    """Root and the targets roles (role -> body), and which keys validly signed each file
+    the server serves (a role staged but not published has none)."""
+
+    bodies: Mapping[str, Body]
+    signed_by: Mapping[str, tuple[str, ...]]
+
+
+def published_state(home: Home, server: Server, gun: str, now: datetime) -> State:
+    """What the server serves, verified from the home's anchor (empty if GUN is new)."""
     fetched = fetch(home.repository(gun), server, now)
     if fetched is None:
-        return {}
-    return {
+        return State({}, {})
+    bodies = {
         name: env.body
         for name, env in fetched.envelopes.items()
         if name == "root" or isinstance(env.body, Targets)
     }
+    return State(bodies, {r.name: r.signed_by for r in fetched.report.roles})
 
 
-def current_bodies(home: Home, server: Server, gun: str, now: datetime) -> dict[str, Body]:
+def current_state(home: Home, server: Server, gun: str, now: datetime) -> State:
     """What is published with the changes staged in this home applied: the state the
     next export would produce."""
-    bodies = published_bodies(home, server, gun, now)
+    state = published_state(home, server, gun, now)
     staged = [s.change for s in home.repository(gun).staged()]
-    if not bodies and not staged:
+    if not state.bodies and not staged:
         raise InputRejected(
             f"{gun} does not exist on the server and nothing is staged for it: check the GUN, "
             "or stage its creation with `ceremony-online init`."
         )
     if not staged:
-        return bodies
-    planned = plan(bodies, with_default_expiries(staged, now))
-    return {**bodies, **{role: rp.body for role, rp in planned.roles.items()}}
+        return state
+    planned = plan(state.bodies, with_default_expiries(staged, now))
+    bodies = {**state.bodies, **{role: rp.body for role, rp in planned.roles.items()}}
+    return State(bodies, state.signed_by)
 
 
 def check_fits(bodies: Mapping[str, Body], changes: Sequence[Change], now: datetime) -> None:
     """Refuse (ChangeError, one sentence) changes that do not apply to the current state."""
     plan(bodies, with_default_expiries(changes, now))
+
+
+def check_still_verifies(
+    gun: str, state: State, role: str, remaining: Sequence[str], threshold: int
+) -> None:
+    """Refuse removing keys whose signatures the served file of `role` needs.
+
+    After the removal, the file the server serves would no longer verify (Notary's
+    clients skip it, so `docker pull` loses its tags) until a remaining key re-signs
+    it. Notary's way is a witness by a remaining signer, done first.
+    """
+    signed = state.signed_by.get(role)
+    if signed is None:
+        return
+    if len(set(signed) & set(remaining)) < threshold:
+        raise InputRejected(
+            f"The served {role} is signed with the key(s) being removed and would no longer "
+            f"verify: have a remaining signer of {role} re-sign it first (`notary witness "
+            f"{gun} {role}`, then `notary publish {gun}`), then remove them."
+        )
