@@ -206,20 +206,19 @@ def signer_remove_changes(
                 f"threshold of {releases.threshold}: add another signer first."
             )
         elif out_of_releases:
-            remaining = [k.key_id for k in releases.keys if k.key_id not in out_of_releases]
-            check_still_verifies(gun, state, RELEASES, remaining, releases.threshold)
+            kept_ids = [k.key_id for k in releases.keys if k.key_id not in out_of_releases]
+            check_still_verifies(gun, state, RELEASES, kept_ids, releases.threshold)
             changes.append(UpdateDelegation(RELEASES, remove_keys=out_of_releases))
     deletes = len(chosen_ids) == len(signer.keys)
     if deletes:
         changes.append(RemoveDelegation(role))
     else:
-        remaining = len(signer.keys) - len(chosen_ids)
-        if remaining < signer.threshold:
-            raise InputRejected(
-                f"Removing those keys would leave {role} with {remaining} key(s), fewer than "
-                f"its threshold of {signer.threshold}: remove the whole signer instead."
-            )
         remaining = [k.key_id for k in signer.keys if k.key_id not in chosen_ids]
+        if len(remaining) < signer.threshold:
+            raise InputRejected(
+                f"Removing those keys would leave {role} with {len(remaining)} key(s), fewer "
+                f"than its threshold of {signer.threshold}: remove the whole signer instead."
+            )
         check_still_verifies(gun, state, role, remaining, signer.threshold)
         changes.append(UpdateDelegation(role, remove_keys=tuple(k.key_id for k in chosen)))
     return SignerRemoval(tuple(changes), tuple(chosen), tuple(kept), deletes)
