@@ -125,6 +125,7 @@ def test_signer_add_lets_the_notary_client_sign_releases_and_remove_locks_the_ke
         notary_cli, gun, "targets/releases", "v2", b"release 2\n", rig.tmp, check=False
     )
     assert late.returncode != 0, late.stdout
+    assert "could not find necessary signing keys" in late.stderr
     assert "v2" not in notary_cli.list_targets(gun, "targets/releases")
     assert "v1" in notary_cli.list_targets(gun, "targets/releases")
 
