@@ -120,6 +120,12 @@ def signer_add(
     name = check_signer_name(name)
     keys = _read_keys(key, "--key")
     _say_keys(f"signer {name}", keys)
+    if any(k.is_x509 for k in keys):
+        err.print(
+            "Note: a certificate key signs with the notary client, but `docker trust sign` "
+            "finds only bare public keys (as `docker trust key generate` writes).",
+            markup=False,
+        )
     _stage(ctx, gun, signer_add_changes(name, keys))
 
 

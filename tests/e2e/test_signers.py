@@ -50,6 +50,13 @@ def ceremony(rig: Rig, name: str, *acknowledge: str) -> str:
         "ceremony", "sign", str(request), "--out", str(signatures), "--yes", code=1
     )  # --yes never acknowledges a change to who can sign
     assert "--accept" in refused.stderr or "--expect-key" in refused.stderr, refused.stderr
+    pairs = list(zip(acknowledge[::2], acknowledge[1::2], strict=True))
+    accepts = [arg for flag, value in pairs if flag == "--accept" for arg in (flag, value)]
+    if len(accepts) < len(acknowledge):  # keys to confirm: accepting the roles is not enough
+        unconfirmed = rig.run(
+            "ceremony", "sign", str(request), "--out", str(signatures), "--yes", *accepts, code=1
+        )
+        assert "--expect-key" in unconfirmed.stderr, unconfirmed.stderr
     rig.run("ceremony", "sign", str(request), "--out", str(signatures), "--yes", *acknowledge)
     rig.run("ceremony-online", "publish", str(signatures))
     return "\n".join(line for line in review.splitlines() if line.startswith("! "))
@@ -206,3 +213,25 @@ def test_signer_names_follow_docker(
 def test_removing_an_unknown_signer_is_one_sentence(published: Rig) -> None:
     proc = published.run("ceremony-online", "signer", "remove", published.gun, "nobody", code=1)
     assert "There is no signer nobody" in one_sentence(proc)
+
+
+def test_a_certificate_is_accepted_with_a_note_and_stages_both_roles(
+    notary_server: NotaryServer, tmp_path: Path
+) -> None:
+    rig = Rig(notary_server, tmp_path, "example.com/signers/cert")
+    key, _, _ = signer_key(rig, "ci")
+    cert = tmp_path / "ci.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-key", str(key), "-days", "365", "-subj", "/CN=ci",
+         "-out", str(cert)],
+        check=True, capture_output=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    proc = rig.run("ceremony-online", "signer", "add", rig.gun, "ci", "--key", str(cert))
+    assert "docker trust sign" in proc.stderr  # a certificate works with notary, not docker
+    fingerprint = key_fingerprint(key_from_pem(cert.read_bytes()))
+    assert fingerprint in proc.stdout
+    staged = [line for line in proc.stdout.splitlines() if line.startswith("staged #")]
+    assert len(staged) == 2
+    assert "update targets/ci: add key(s)" in staged[0]
+    assert "update targets/releases: add key(s)" in staged[1]
+    assert "if missing, create it with threshold 1 for (all paths)" in staged[1]
