@@ -167,9 +167,7 @@ def test_delegation_update_adds_a_key_and_a_path_the_notary_client_then_uses(
     assert "b/tool" in notary_cli.list_targets(gun, "targets/ci")
 
     # Removing by fingerprint (as `delegation list` shows it) leaves the other key.
-    rig.run(
-        "ceremony-online", "delegation", "update", gun, "targets/ci", "--remove-key", first_fp
-    )
+    rig.run("ceremony-online", "delegation", "update", gun, "targets/ci", "--remove-key", first_fp)
     bangs = ceremony(rig, "drop", "--accept", "targets/ci")
     assert f"! targets: - targets/ci key {first_fp} (not held here)" in bangs
     listed = json.loads(rig.run("ceremony-online", "delegation", "list", gun, "--json").stdout)
