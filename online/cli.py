@@ -36,6 +36,7 @@ from ceremony.edge.clikit import new_app, output_console, run_app
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
+from online import signer_cmds
 from online.changelist import canonical_custom, read_changelist, translate
 from online.cli_root import Globals, app, globals_of
 from online.client.config import ServerConfig
@@ -51,8 +52,11 @@ from online.operations import (
     stage_init,
 )
 
-delegation_app = new_app("Add or remove a delegation (defined in its parent role).")
+delegation_app = new_app("Delegations (defined in their parent role): list, add, update, remove.")
 app.add_typer(delegation_app, name="delegation")
+app.add_typer(signer_cmds.signer_app, name="signer")
+delegation_app.command("list")(signer_cmds.delegation_list)
+delegation_app.command("update")(signer_cmds.delegation_update)
 
 out = output_console()
 err = output_console(stderr=True)

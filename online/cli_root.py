@@ -84,11 +84,10 @@ def globals_of(ctx: typer.Context) -> Globals:
 
 # `ceremony-online --help` without importing a command (tests/test_cold_start.py keeps it exact).
 OVERVIEW = Overview(
-    commands=(
+    commands=(  # overview: begin
         (
             "init",
-            "Stage a new repository: offline root and targets keys, server-held snapshot and "
-            "timestamp.",
+            "Stage a new repository: offline root and targets keys, server-held snapshot and timestamp.",
         ),
         ("add", "Stage adding target(s) to targets or a delegation."),
         ("remove", "Stage removing a target."),
@@ -111,12 +110,16 @@ OVERVIEW = Overview(
             "check-liveness",
             "Which keys the published repository lists are proven to work, and can each role sign?",
         ),
-        ("delegation", "Add or remove a delegation (defined in its parent role)."),
+        ("delegation", "Delegations (defined in their parent role): list, add, update, remove."),
+        (
+            "signer",
+            "Docker signers: a signer's keys sign in targets/NAME and targets/releases (as `docker trust signer add/remove`).",
+        ),
         (
             "requests",
             "Exported requests: list them, or cancel one so the next export makes a new one.",
         ),
-    ),
+    ),  # overview: end
     value_options=frozenset({"--home", "--server", "--tls-ca"}),
 )
 

@@ -34,6 +34,7 @@ def test_overview_is_the_full_help(name: str, argv: list[str]) -> None:
     full = _run(f"{FULL[name]}; app({argv!r}, prog_name={name!r})")
     quick = _run(f"import sys; sys.argv = [{name!r}, *{argv!r}]; {QUICK[name]}; main()")
     assert "Commands:" in full.stdout + full.stderr  # no arguments: help on stderr, exit 2
+    # on a mismatch: .venv/bin/python scripts/update_overview.py
     assert (quick.stdout, quick.stderr, quick.returncode) == (
         full.stdout,
         full.stderr,

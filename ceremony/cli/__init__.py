@@ -71,11 +71,10 @@ def _register() -> None:
 
 # `ceremony --help` without importing a command (tests/test_cold_start.py keeps it exact).
 OVERVIEW = Overview(
-    commands=(
+    commands=(  # overview: begin
         (
             "review",
-            "Verify a request against this machine's trust state and show exactly what "
-            "would be signed.",
+            "Verify a request against this machine's trust state and show exactly what would be signed.",
         ),
         (
             "sign",
@@ -95,7 +94,7 @@ OVERVIEW = Overview(
             "restore",
             "Restore the offline home from an encrypted archive (merging, never forgetting).",
         ),
-    ),
+    ),  # overview: end
     value_options=frozenset({"--home"}),
 )
 
