@@ -7,7 +7,7 @@ bodies it needs (`reads`). `ceremony.core.plan` applies them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -483,6 +483,14 @@ def _plain(value: Any) -> Any:
 
 
 def change_from_dict(d: Any) -> Change:
+    return read_change(d)[0]
+
+
+def read_change(d: Any) -> tuple[Change, Mapping[str, Any]]:
+    """The typed change, and its JSON form: the parsed `d` itself when the typed change
+    writes exactly it (a million staged targets are not held twice), else what it writes
+    (custom data kept as read, `RawJSON`). Anything the typed change would not write back
+    is refused."""
     if not isinstance(d, dict):
         raise MalformedInput("A change must be a JSON object.")
     kind = d.get("type")
@@ -493,9 +501,12 @@ def change_from_dict(d: Any) -> Change:
     f.text("type")
     change: Change = cls.from_dict(f)
     f.done()
-    if _plain(change.to_dict()) != d:
+    made = change.to_dict()
+    if made == d:
+        return change, d
+    if _plain(made) != d:
         raise MalformedInput(f"The {kind} change has unexpected or non-canonical fields.")
-    return change
+    return change, made
 
 
 def _chain(role: str) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ceremony.core.canonical import encode_canonical, parse_json
-from ceremony.core.changes import Change, change_from_dict
+from ceremony.core.changes import Change, read_change
 from ceremony.core.errors import MalformedInput, VerificationFailed
 from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
@@ -317,17 +317,16 @@ class Request:
             GoTime.parse(created)
         except ValueError as exc:
             raise MalformedInput("The request's creation time is malformed.") from exc
-        raw_changes = f.array("changes")
-        changes = tuple(change_from_dict(c) for c in raw_changes)
+        read = [read_change(c) for c in f.array("changes")]
         request = cls(
             f.hex("id", 32),
             f.hex("nonce", 32),
             gun,
             created,
             tuple(BaseFile.from_dict(b) for b in f.array("base")),
-            changes,
+            tuple(change for change, _ in read),
             tuple(Expectation.from_dict(e) for e in f.array("expect")),
-            _as_read(changes, raw_changes),
+            tuple(data for _, data in read),
         )
         f.done()
         if cls.content_id(request._content()) != request.id:
@@ -341,17 +340,6 @@ class Request:
         if not request.expect:
             raise MalformedInput("The request asks for no signatures.")
         return request
-
-
-def _as_read(changes: tuple[Change, ...], raw: list[Any]) -> tuple[Mapping[str, Any], ...]:
-    """The changes' JSON form, from the typed changes: what is hashed and planned is what was
-    reviewed. Where a change's JSON equals what was read, the parsed copy is kept (a million
-    targets are not held twice); the request's bytes are then checked against it whole."""
-    out: list[Mapping[str, Any]] = []
-    for change, read in zip(changes, raw, strict=True):
-        made = change.to_dict()
-        out.append(read if made == read else made)
-    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
