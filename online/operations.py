@@ -324,8 +324,8 @@ def publish_documents(
                         "signatures made for the request that replaced it."
                     )
                 loaded[key] = (request, replan(request))
-            request, result = loaded[key]
-            check_signatures(result, combine(request, [doc]))
+                del request  # `loaded` holds it; `_publish_one` lets it go
+            check_signatures(loaded[key][1], combine(loaded[key][0], [doc]))
             if repo.save_signatures(doc):
                 say(f"Kept a new signatures document for request {doc.request_id}.")
             if key not in targets:
@@ -334,21 +334,22 @@ def publish_documents(
             first_error = first_error or exc
     if first_error is not None:
         raise first_error
-    return [
-        _publish_one(home.repository(gun), server, *loaded[(gun, rid)], now, say)
-        for gun, rid in targets
-    ]
+    return [_publish_one(home, server, loaded, key, now, say) for key in targets]
 
 
 def _publish_one(
-    repo: RepositoryHome,
+    home: Home,
     server: Server,
-    request: Request,
-    result: Planned,
+    loaded: dict[tuple[str, str], tuple[Request, Planned]],
+    key: tuple[str, str],
     now: datetime,
     say: Say,
 ) -> PublishResult:
-    gun = repo.gun
+    """Publish the request `key` names, taking it out of `loaded` (so that its memory can go
+    before the staged changes are read back)."""
+    gun = key[0]
+    repo = home.repository(gun)
+    request, result = loaded.pop(key)
     with _publishing(repo):
         record = repo.record(request.id)
         if record.published is not None:
@@ -394,17 +395,20 @@ def _publish_one(
         versions = {role: rp.body.version for role, rp in result.roles.items()}
         published = Published(GoTime.from_datetime(now).format(), versions)
         repo.mark_published(request.id, published)
+        entry = {
+            "at": published.at,
+            "request_id": request.id,
+            "request_digest": request.digest,
+            "versions": dict(versions),
+            "signatures_documents": len(collected),
+        }
+        request_id = request.id
+        # A million staged targets are read back to drop them: let go of the request, its
+        # plan and the metadata first, so the two are never in memory together.
+        del request, result, upload, before, before_files, after, after_files, signatures
         dropped = repo.unstage(record.staged_ids)
-        repo.log(
-            {
-                "at": published.at,
-                "request_id": request.id,
-                "request_digest": request.digest,
-                "versions": dict(versions),
-                "signatures_documents": len(collected),
-            }
-        )
-    return PublishResult(gun, request.id, versions, False, dropped)
+        repo.log(entry)
+    return PublishResult(gun, request_id, versions, False, dropped)
 
 
 def _read_back(
