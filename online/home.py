@@ -305,6 +305,16 @@ class RepositoryHome:
                 merged[role] = max(version, merged.get(role, 0))
             _write_json(self.path / "trust" / "versions.json", merged)
 
+    def set_aside_trust(self, suffix: str) -> Path | None:
+        """Move the trust anchor folder aside (kept, renamed) so a new repository can start."""
+        with self.locked():
+            folder = self._anchor_path.parent
+            if not folder.exists():
+                return None
+            target = folder.with_name(f"trust.{suffix}")
+            folder.rename(target)
+            return target
+
     # -- requests -----------------------------------------------------------
 
     def _request_path(self, request_id: str) -> Path:

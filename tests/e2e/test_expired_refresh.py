@@ -32,7 +32,7 @@ def test_expired_targets_are_refreshed(
         changes = refresh_changes(home, server, rig.gun, later, [])
         assert [c.role for c in changes] == ["targets"]
         home.repository(rig.gun).stage(changes)
-        request = export_request(home, server, rig.gun, later)
+        request = export_request(home, server, rig.gun, later, accept_expired_timestamp=True)
     assert [(e.role, e.version) for e in request.expect] == [("targets", 2)]
     path = tmp_path / "refresh.request.json"
     path.write_bytes(request.to_bytes())
