@@ -31,8 +31,8 @@ class Rule:
     """What to do with requests whose method and path match."""
 
     pattern: str  # a regex searched in the request path
-    action: str  # drip, cut, reset, status, redirect, replace, missing, endless
-    value: Any = None  # the status code, Location, or bytes (or a callable upstream -> bytes)
+    action: str  # drip, cut, reset, status, redirect, replace, missing, endless, hook
+    value: Any = None  # status code, Location, bytes (or callable upstream -> bytes), hook
     method: str = "GET"
     times: int | None = None  # how many matches to act on (None: every one)
 
@@ -108,8 +108,16 @@ class LyingProxy:
                     for k, v in self.headers.items()
                     if k.lower() in ("content-type", "authorization")
                 }
+                if rule is not None and rule.action == "hook":
+                    rule.value()  # e.g. kill a process behind the server, then pass through
+                    rule = None
                 if rule is None:
-                    status, _, data = proxy.upstream(method, self.path, body, headers)
+                    try:
+                        status, _, data = proxy.upstream(method, self.path, body, headers)
+                    except OSError:  # the server behind died: break the connection like it
+                        self.close_connection = True
+                        self.connection.close()
+                        return
                     self._send(status, data)
                     self.wfile.write(data)
                     return

@@ -64,6 +64,8 @@ TOKEN_MAX_LENGTH = 1 * 1024 * 1024
 
 _USER_AGENT = "notary-ceremony-online/0.1"
 _PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
+# notary-server reports a dead notary-signer as an INVALID_UPDATE carrying the gRPC error
+_SIGNER_DOWN = re.compile(r"rpc error|code = Unavailable|unable to reach trust server", re.I)
 _UPDATE_KINDS = {
     "ErrBadRoot": "bad root",
     "ErrBadTargets": "bad targets",
@@ -536,6 +538,21 @@ def _error_for(answer: _Answer, gun: str, what: str, url: str) -> CeremonyError:
             inner = detail.get("Error")
             if isinstance(inner, dict) and inner.get("Msg"):
                 reason = _compact(inner["Msg"])
+        if detail is None:
+            # A real rejection names its kind in the detail; notary-server answers this
+            # bare form when its own storage fails (PostgreSQL down), after we checked
+            # every signature and threshold here.
+            return EnvironmentFailure(
+                f"The trust server at {url} refused the update of {gun} without a reason, as "
+                "notary-server does when its database fails: ask its operator to check it, "
+                "then publish again (everything is kept)."
+            )
+        if _SIGNER_DOWN.search(reason):
+            return EnvironmentFailure(
+                f"The trust server at {url} could not reach its signing service (notary-signer) "
+                f"for the update of {gun}: ask its operator to check it, then publish again "
+                "(everything is kept)."
+            )
         return InputRejected(f"The trust server rejected the update of {gun} ({kind}): {reason}.")
     if status == 409:
         return InputRejected(
