@@ -38,7 +38,7 @@ from ceremony.core.errors import CeremonyError, HomeDamaged, InputRejected
 from ceremony.core.fields import Fields
 from ceremony.core.gun import gun_folder
 from ceremony.core.metadata import Envelope, Root, parse_envelope
-from ceremony.edge.fsutil import atomic_write, locked, private_dir
+from ceremony.edge.fsutil import atomic_write, locked, private_dir, sweep_temporaries
 
 HOME_ENV = "CEREMONY_ONLINE_HOME"
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -210,6 +210,7 @@ class RepositoryHome:
         if not marker.is_file():
             atomic_write(marker, self.gun.encode("utf-8"), mode=0o644)
         with locked(self.path / ".lock"):
+            sweep_temporaries(self.path, keep=(".gun",))  # left by a writer killed mid-write
             yield
 
     # -- staged changes -----------------------------------------------------
