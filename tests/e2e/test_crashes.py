@@ -10,6 +10,7 @@ may be left in either home. The real `notary list` checks the server at the end.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -123,3 +124,50 @@ def test_key_generate_killed_leaves_no_invisible_key(
         for key in keys:  # every key file on disk is one `key list` shows
             assert key.stem in listed, (key, listed)
     rig.run("ceremony", "key", "generate", "targets", "--gun", rig.gun)
+
+
+def test_two_signs_at_once_on_one_offline_home_lose_no_update(
+    notary_server: NotaryServer, new_gun, tmp_path: Path
+) -> None:
+    from ceremony.core.gun import gun_folder
+    from ceremony.offline.trust import TrustState
+
+    rig = publish_new(notary_server, tmp_path, new_gun())
+    requests = []
+    for name in ("b", "c"):  # two online homes, two different requests on the same base
+        env = dict(rig.env, CEREMONY_ONLINE_HOME=str(tmp_path / f"online-{name}"))
+        (tmp_path / f"{name}.txt").write_text(name)
+        rig.run_env(env, "ceremony-online", "add", rig.gun, name, str(tmp_path / f"{name}.txt"))
+        request = tmp_path / f"{name}.request.json"
+        rig.run_env(env, "ceremony-online", "export", rig.gun, "--out", str(request))
+        requests.append(request)
+    procs = [
+        subprocess.Popen(
+            ["ceremony", "sign", str(r), "--out", str(r.with_suffix(".sig")), "--yes"],
+            env=rig.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in requests
+    ]
+    results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes in ([0, 0], [0, 1]), results
+    for code, err in results:
+        if code:
+            assert len([line for line in err.splitlines() if line.startswith("error: ")]) == 1
+    state_file = tmp_path / "offline" / "trust" / gun_folder(rig.gun) / "state.json"
+    state = TrustState.from_bytes(state_file.read_bytes())
+    signed = {
+        r.stem.removesuffix(".request")
+        for r, (code, _) in zip(requests, results, strict=True)
+        if code == 0
+    }
+    recorded = {
+        name
+        for name, r in zip(("b", "c"), requests, strict=True)
+        if json.loads(r.read_text())["id"] in state.requests
+    }
+    assert recorded == signed  # every signing that succeeded is recorded: no lost update
