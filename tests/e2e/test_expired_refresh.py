@@ -39,7 +39,10 @@ def test_expired_targets_are_refreshed(
 
     review = rig.run("ceremony", "review", str(path), "--full").stdout
     assert "(content unchanged: re-signed with a new version and expiry)" in review
-    rig.run("ceremony", "sign", str(path), "--out", str(tmp_path / "refresh.sig"), "--yes")
+    # made three years ahead of this clock, on a timestamp expired by then: both flagged
+    assert "! the base timestamp expired at" in review and "days ahead of this machine" in review
+    sign = ["ceremony", "sign", str(path), "--out", str(tmp_path / "refresh.sig"), "--yes"]
+    rig.run(*sign, "--accept", "timestamp")
     rig.run("ceremony-online", "publish", str(tmp_path / "refresh.sig"))
     assert "a" in notary_cli.list_targets(rig.gun)
     targets = notary_server.fetch(rig.gun, "targets.json")
