@@ -8,6 +8,7 @@ The freeze case moves the online machine's clock 20 days on with `faketime`.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -26,9 +27,33 @@ pytestmark = pytest.mark.notary
 LIBFAKETIME = next(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"), None)
 
 
+# Tests that change what the server or the homes hold get their own repository; the
+# others only read, and share one (a ceremony takes a while on a busy machine).
+FRESH = {
+    "test_a_frozen_timestamp_is_refused_and_only_an_acknowledgement_goes_on",
+    "test_a_rolled_back_timestamp_is_refused",
+    "test_409_on_publish_says_conflict_and_the_rerun_publishes",
+    "test_a_vanished_repository_is_loud_and_init_over_it_needs_acknowledgement",
+}
+
+
+@pytest.fixture(scope="module")
+def shared_rig(notary_server: NotaryServer, tmp_path_factory: pytest.TempPathFactory) -> Rig:
+    return publish_new(
+        notary_server, tmp_path_factory.mktemp("lying"), "example.com/test/lying-shared"
+    )
+
+
 @pytest.fixture
-def rig(notary_server: NotaryServer, new_gun, tmp_path: Path) -> Rig:
-    return publish_new(notary_server, tmp_path, new_gun())
+def rig(
+    request: pytest.FixtureRequest, notary_server: NotaryServer, new_gun, tmp_path: Path
+) -> Rig:
+    if request.node.originalname in FRESH:
+        return publish_new(notary_server, tmp_path, new_gun())
+    shared: Rig = request.getfixturevalue("shared_rig")
+    mine = copy.copy(shared)
+    mine.env = dict(shared.env)
+    return mine
 
 
 @pytest.fixture
