@@ -171,3 +171,26 @@ def test_two_signs_at_once_on_one_offline_home_lose_no_update(
         if json.loads(r.read_text())["id"] in state.requests
     }
     assert recorded == signed  # every signing that succeeded is recorded: no lost update
+
+
+def test_two_online_commands_at_once_on_one_home_lose_no_update(
+    notary_server: NotaryServer, tmp_path: Path
+) -> None:
+    rig = Rig(notary_server, tmp_path, "example.com/test/crash-two-adds")
+    lists = []
+    for name in ("x", "y"):
+        listing = tmp_path / f"{name}.txt"
+        listing.write_text("".join(f"{name}{i:05d} {i:064x} {i + 1}\n" for i in range(5_000)))
+        lists.append(listing)
+    procs = [
+        subprocess.Popen(
+            ["ceremony-online", "add", rig.gun, "--from", str(listing)],
+            env=rig.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for listing in lists
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    assert _staged(rig) == 10_000  # the lock serialised them: neither write was lost
