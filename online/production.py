@@ -171,6 +171,41 @@ def production_stack(directory: Path) -> Iterator[ProductionStack]:
         stop_production(stack)
 
 
+def serve_production(directory: Path, say: Callable[[str], None]) -> None:
+    """Start the stack, `say` its env lines, and run until SIGINT or SIGTERM; then stop it.
+
+    For a foreground command (`ceremony-online local-server --production`): returns
+    normally after a signal, with every process stopped.
+
+    Raises:
+        EnvironmentFailure: the stack did not start, or one of its processes died.
+    """
+    stop = {"signal": False}
+
+    def on_signal(_number: int, _frame: object) -> None:
+        stop["signal"] = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stack: ProductionStack | None = None
+    try:
+        stack = start_production(directory)
+        for line in stack.env_lines:
+            say(line)
+        while not stop["signal"]:
+            for name, proc in stack.processes.items():
+                if proc.poll() is not None:
+                    raise EnvironmentFailure(
+                        f"{name} exited with status {proc.returncode}: see "
+                        f"{stack.directory / 'logs' / (name + '.log')}; the others were stopped."
+                    )
+            time.sleep(0.2)
+    finally:
+        if stack is not None:
+            stop_production(stack)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def restart(stack: ProductionStack, name: str) -> ProductionStack:
     """Start one process of the stack again (after it died or was stopped), same ports and data."""
     stop_process(stack.processes[name], signal.SIGINT if name == "postgres" else signal.SIGTERM)

@@ -7,7 +7,13 @@ the process is back.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +24,7 @@ from tests.e2e.rig import Rig, full_ceremony, one_sentence, stage_text_target
 from tests.e2e.test_ceremony_cli import publish_new
 from tests.lying_proxy import start_proxy
 from tests.notary_env import NotaryCli, NotaryServer
-from tests.production.conftest import Running, as_notary_server
+from tests.production.conftest import Running, as_notary_server, stack_dir
 
 pytestmark = pytest.mark.notary
 
@@ -125,3 +131,32 @@ def test_a_process_killed_mid_publish_loses_nothing(
         assert "Staged changes: 0" in rig.run("ceremony-online", "status", rig.gun).stdout
     finally:
         proxy.stop()  # type: ignore[attr-defined]
+
+
+def test_serve_production_runs_until_sigterm_and_leaves_no_process() -> None:
+    directory = stack_dir()
+    script = (
+        "import sys; from pathlib import Path; from online.production import serve_production; "
+        "serve_production(Path(sys.argv[1]), print)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(directory)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("CEREMONY_SERVER=https://127.0.0.1:"), proc.stderr
+        assert proc.stdout.readline().startswith("CEREMONY_TLS_CA=")
+        ports = json.loads((directory / "ports.json").read_text())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        for port in ports.values():  # nothing listens any more
+            with socket.socket() as s:
+                assert s.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(directory, ignore_errors=True)
