@@ -86,7 +86,10 @@ def test_the_stack_restarts_on_its_folder_keeping_data_and_keys(
         assert set(NotaryCli(server, tmp_path / "trust").list_targets(rig.gun)) == {"a", "b"}
     finally:
         stop_production(stack)
-    assert not (stack.directory / "pg" / "postmaster.pid").exists()
+    try:
+        assert not (stack.directory / "pg" / "postmaster.pid").exists()
+    finally:
+        shutil.rmtree(stack.directory, ignore_errors=True)
 
 
 def _prepared(running: Running, tmp_path: Path, gun: str) -> tuple[Rig, Path, object]:
