@@ -5,7 +5,11 @@ FIXED mask (`MASK`): the research (qr-transfer.md §1.4) found a fixed mask deco
 as the automatic choice and renders about 4x faster. The QR version and EC level come from
 the `TransferPlan`, so all frames of an animation have the same size.
 
-The encoder is `qrcode` (with `mask_pattern` fixed), not segno: segno imports
+The encoder is Project Nayuki's `qrcodegen`, which takes exactly what a frame needs: one
+alphanumeric segment, a fixed version (min = max), a fixed EC level (no boost) and a fixed
+mask. python-qrcode 8.2 is not used for frames: its Reed-Solomon division fails with
+"glog(0)" whenever a data block is all zero bits (a run of Base45 "0"s, as zero-padded
+blocks give), so some documents could not be exported. segno is not used either: it imports
 `xml.sax.saxutils`, which imports `urllib.request` and with it `ssl` and `http.client`,
 and the offline half must never load a networking module (tests/test_airgap.py draws a
 code to prove it).
@@ -55,35 +59,37 @@ _DARK_BYTE: Final = bytes([255]) + bytes(255)
 
 def qr_matrix(text: str, *, version: int, error: str) -> Matrix:
     """The module matrix of `text` as one alphanumeric segment with the fixed mask."""
-    import qrcode
-    import qrcode.constants
-    import qrcode.exceptions
-    import qrcode.util
+    from qrcodegen import DataTooLongError, QrCode, QrSegment
 
     levels = {
-        "L": qrcode.constants.ERROR_CORRECT_L,
-        "M": qrcode.constants.ERROR_CORRECT_M,
-        "Q": qrcode.constants.ERROR_CORRECT_Q,
-        "H": qrcode.constants.ERROR_CORRECT_H,
+        "L": QrCode.Ecc.LOW,
+        "M": QrCode.Ecc.MEDIUM,
+        "Q": QrCode.Ecc.QUARTILE,
+        "H": QrCode.Ecc.HIGH,
     }
     if error not in levels or not 1 <= version <= 40:
         raise UsageError(f"There is no QR code version {version}-{error}.")
-    code = qrcode.QRCode(
-        version=version, error_correction=levels[error], mask_pattern=MASK, border=0
-    )
+    if not QrSegment.is_alphanumeric(text):
+        raise UsageError(
+            "The text cannot be drawn as an alphanumeric QR code: it holds characters outside "
+            "0-9, A-Z, space and $%*+-./:."
+        )
     try:
-        code.add_data(qrcode.util.QRData(text, mode=qrcode.util.MODE_ALPHA_NUM))
-        code.make(fit=False)
-    except qrcode.exceptions.DataOverflowError:
+        code = QrCode.encode_segments(
+            [QrSegment.make_alphanumeric(text)],
+            levels[error],
+            minversion=version,
+            maxversion=version,
+            mask=MASK,
+            boostecl=False,
+        )
+    except DataTooLongError:
         raise UsageError(
             f"A frame of {len(text)} characters does not fit a version {version}-{error} QR "
             "code; choose a larger preset."
         ) from None
-    except (ValueError, TypeError) as error_:
-        raise UsageError(
-            f"The text cannot be drawn as an alphanumeric QR code: {error_}."
-        ) from None
-    return [bytes(1 if cell else 0 for cell in row) for row in code.get_matrix()]
+    size = code.get_size()
+    return [bytes(code.get_module(x, y) for x in range(size)) for y in range(size)]
 
 
 def matrix_image(
