@@ -69,5 +69,4 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    _register()
-    run_app(app, argv)
+    run_app(app, argv, prepare=_register)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 import typer
 from rich.console import Console
+from typer.exceptions import TyperException
 
 from ceremony.core.errors import CeremonyError
 
@@ -76,21 +77,44 @@ def fail(error: CeremonyError) -> NoReturn:
     sys.exit(error.exit_code)
 
 
-def run_app(app: typer.Typer, argv: list[str] | None = None) -> NoReturn:
-    """Run a typer app, translating every failure once."""
+INTERRUPTED = "error: interrupted; nothing was written."
+_TYPER_INTERRUPT_CODE = 130
+"""typer turns a KeyboardInterrupt into this exit code; no command returns it itself."""
+
+
+def run_app(
+    app: typer.Typer, argv: list[str] | None = None, *, prepare: Callable[[], None] | None = None
+) -> NoReturn:
+    """Run a typer app, translating every failure once.
+
+    Ctrl-C (and Ctrl-D at a prompt) exits 4 with "interrupted; nothing was written." wherever
+    it comes: in `prepare` (command registration), in a passphrase or yes/no prompt (click
+    turns those into `Abort`), or mid-command (typer turns those into exit 130). A command
+    whose normal stop is Ctrl-C catches KeyboardInterrupt itself and never gets here.
+    """
     debug = os.environ.get("CEREMONY_DEBUG") == "1"
     try:
-        # typer/click handle their own usage errors (exit 2) in standalone mode.
-        app(args=argv, standalone_mode=True)
+        if prepare is not None:
+            prepare()
+        # Not standalone: click's Abort and usage errors come back here to be translated.
+        code = app(args=argv, standalone_mode=False)
     except SystemExit:
         raise
+    except typer.Abort:
+        _interrupted()
+    except TyperException as exc:  # typer's (vendored click's) usage errors: exit 2
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"error: {exc.format_message()}", markup=False)
+        sys.exit(exc.exit_code)
     except CeremonyError as exc:
         if debug:
             raise
         fail(exc)
     except KeyboardInterrupt:
-        err_console.print("error: interrupted; nothing was written.")
-        sys.exit(EXIT_ABORTED)
+        _interrupted()
     except OSError as exc:
         if debug:
             raise
@@ -109,4 +133,16 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> NoReturn:
             markup=False,
         )
         sys.exit(EXIT_REJECTED)
-    sys.exit(EXIT_OK)
+    if code == _TYPER_INTERRUPT_CODE:
+        _interrupted()
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _interrupted() -> NoReturn:
+    """The one answer to Ctrl-C: a new line (the prompt may be mid-line), the sentence, exit 4."""
+    try:
+        err_console.print()
+        err_console.print(INTERRUPTED, markup=False)
+    except (KeyboardInterrupt, OSError):  # a second Ctrl-C or a closed stderr: still exit 4
+        pass
+    sys.exit(EXIT_ABORTED)
