@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -14,11 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ceremony.cli import home_of
-from ceremony.cli._prompts import confirm, get_passphrase, interactive
+from ceremony.cli._prompts import KeySecret, confirm, interactive, unlock
 from ceremony.core.documents import Request
 from ceremony.core.errors import InputRejected, UsageError, printable
 from ceremony.core.gotime import GoTime, utc_now
-from ceremony.core.keys import describe_key
+from ceremony.core.keys import canonical_key_id, describe_key
+from ceremony.core.metadata import Key
 from ceremony.core.verify import RepositoryReport, TargetEntry, verify_repository
 from ceremony.edge.clikit import output_console, write_lines
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
@@ -35,6 +36,10 @@ from ceremony.offline.review import (
 )
 from ceremony.offline.trust import TrustStore
 from ceremony.qr.transfer import digest_phrase
+
+if TYPE_CHECKING:
+    from ceremony.signing.keystore import KeyStore
+    from ceremony.signing.signer import Signer
 
 out = output_console()
 err = output_console(stderr=True)
@@ -488,12 +493,10 @@ def sign(
         given = _ask_acknowledgements(result, given)
         confirm(f"Sign {', '.join(result.plan.roles)} for {req.gun}?", assume_yes=yes)
 
-        def passphrase_for(alias: str) -> str:
-            return get_passphrase(alias, new=False)
-
+        signers = unlock_signers(result, keys, keystore)
         outcome = sign_review(
             result,
-            lambda key: keystore.signer_for(key, passphrase_for),
+            lambda key: signers.get(key.key_id),
             keys,
             given,
             GoTime.from_datetime(now).format(),
@@ -531,3 +534,34 @@ def sign(
             f"note: this machine holds no key for {role}; another keyholder must sign it.",
             markup=False,
         )
+
+
+def unlock_signers(
+    result: ReviewResult, keys: Mapping[str, Sequence[Key]], keystore: KeyStore
+) -> dict[str, Signer]:
+    """Open every key that will sign before anything is signed, each asked for by name.
+
+    Each prompt names the role, old or new (in a rotation) and the key's canonical id (the
+    id `ceremony key list` and `notary key list` show); a key is opened once however many
+    roles it signs.
+    """
+    signers: dict[str, Signer] = {}
+    opened: dict[str, Signer | None] = {}
+    for role, role_keys in keys.items():
+        base = result.root.body.roles.get(role)
+        old_ids = set(base.keyids) if base is not None and result.first_contact != "init" else set()
+        rotating = any(key.key_id not in old_ids for key in role_keys) and bool(old_ids)
+        for key in role_keys:
+            cid = canonical_key_id(key)
+            if cid not in opened:
+                age = ("old" if key.key_id in old_ids else "new") if rotating else ""
+                secret = KeySecret(role, cid[:16], age=age)
+                opened[cid] = unlock(functools.partial(_open_signer, keystore, key), secret)
+            signer = opened[cid]
+            if signer is not None:
+                signers[key.key_id] = signer
+    return signers
+
+
+def _open_signer(keystore: KeyStore, key: Key, secret: KeySecret) -> Signer | None:
+    return keystore.signer_for(key, secret)

@@ -28,15 +28,18 @@ class PtyProcess:
         )
         os.close(slave)
         self.output = ""
+        self._cursor = 0
 
     def read_until(self, text: str, timeout: float = 60) -> str:
-        """Read until `text` shows (or fail with all that was shown)."""
+        """Read until `text` shows after the previous match (or fail with all that was shown);
+        returns the output from the previous match to the end of this one."""
         deadline = time.monotonic() + timeout
-        while text not in self.output:
+        while (found := self.output.find(text, self._cursor)) < 0:
             remaining = deadline - time.monotonic()
             assert remaining > 0, f"{text!r} never appeared; output so far:\n{self.output}"
             self._read(min(remaining, 0.5))
-        return self.output
+        start, self._cursor = self._cursor, found + len(text)
+        return self.output[start : self._cursor]
 
     def send(self, data: bytes) -> None:
         os.write(self.master, data)
@@ -46,7 +49,11 @@ class PtyProcess:
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None and time.monotonic() < deadline:
             self._read(0.2)
-        code = self.proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        try:
+            code = self.proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"still running; output so far:\n{self.output}") from None
         for _ in range(20):
             if not self._read(0.05):
                 break
