@@ -26,20 +26,20 @@ from ceremony.core.changes import (
     ReplaceKeys,
     SetDelegation,
 )
-from ceremony.core.documents import PublicKeysDocument, SignaturesDocument
+from ceremony.core.documents import PublicKeysDocument, Request, SignaturesDocument
 from ceremony.core.errors import CeremonyError, InputRejected, UsageError, VerificationFailed
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.core.keys import key_from_pem
 from ceremony.core.metadata import FileMeta, is_delegation_name
-from ceremony.edge.clikit import new_app, output_console, run_app
+from ceremony.edge.clikit import JsonOption, new_app, output_console, print_json, run_app
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
 from online.changelist import canonical_custom, read_changelist, translate
 from online.client.config import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, ServerConfig
 from online.client.http import TrustServer
-from online.home import HOME_ENV, Home, StagedChange, default_home
+from online.home import HOME_ENV, Home, RequestRecord, StagedChange, default_home
 from online.operations import (
     cancel_request,
     export_request,
@@ -535,6 +535,23 @@ def export(
         raise UsageError("Say where the request goes: --out FILE and/or --qr-out DIR.")
     g = _globals(ctx)
     gun = _gun(gun)
+
+    def deliver(request: Request) -> None:
+        """Write the file and QR files before the request is kept (a failure keeps nothing)."""
+        data = request.to_bytes(thin=thin)
+        if out_file is not None:
+            write_request(out_file, data)
+        if qr_out is not None and fmt is not QrFormat.TERMINAL:
+            write_qr(
+                data,
+                qr_out,
+                ContentType.REQUEST,
+                preset=preset.value,
+                fmt=fmt,
+                console=err,
+                caption=qr_caption(gun, request),
+            )
+
     with g.connect() as server:
         request = export_request(
             Home(g.home),
@@ -543,18 +560,17 @@ def export(
             utc_now(),
             thin=thin,
             say=lambda text: err.print(text, markup=False),
+            deliver=deliver,
         )
-    data = request.to_bytes(thin=thin)
-    if out_file is not None:
-        write_request(out_file, data)
-    if qr_out is not None or fmt is QrFormat.TERMINAL:
+    if fmt is QrFormat.TERMINAL:
         write_qr(
-            data,
-            qr_out or Path("."),
+            request.to_bytes(thin=thin),
+            Path("."),
             ContentType.REQUEST,
             preset=preset.value,
             fmt=fmt,
             console=err,
+            caption=qr_caption(gun, request),
         )
     digest = request.digest
     out.print(f"request: {request.id}", markup=False)
@@ -567,6 +583,11 @@ def export(
         "sign it offline with `ceremony sign`.",
         markup=False,
     )
+
+
+def qr_caption(gun: str, request: Request) -> str:
+    """What every QR output shows beside the code: GUN, request id and the words to compare."""
+    return f"{gun}  request {request.id}  words: {digest_phrase(request.digest)}"
 
 
 def write_request(path: Path, data: bytes) -> None:
@@ -697,19 +718,44 @@ app.add_typer(requests_app, name="requests")
 def requests_list(
     ctx: typer.Context,
     gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
+    as_json: JsonOption = False,
 ) -> None:
-    """Every request exported for GUN: its id, the versions it signs and its state."""
+    """Every request exported for GUN: its id, words, the versions it signs and its state."""
     repo = _home(ctx).repository(_gun(gun))
     records = repo.records()
+    if as_json:
+        rows = [
+            {
+                "id": rec.id,
+                "digest": rec.digest,
+                "words": digest_phrase(rec.digest),
+                "exported": rec.exported,
+                "thin": rec.thin,
+                "versions": dict(sorted(rec.versions.items())),
+                "signatures_documents": len(repo.signatures(rec.id)),
+                "state": _record_state(rec),
+                "detail": rec.state,
+            }
+            for rec in records
+        ]
+        print_json({"gun": gun, "requests": rows})
+        return
     if not records:
         out.print(f"No request was exported for {gun} from this home.", markup=False)
     for rec in records:
         versions = ", ".join(f"{r} v{v}" for r, v in sorted(rec.versions.items()))
         out.print(
-            f"{rec.id}  exported {rec.exported}  {versions or '-'}  "
+            f"{rec.id}  {digest_phrase(rec.digest)}\n    exported {rec.exported}  {versions or '-'}  "
             f"{len(repo.signatures(rec.id))} signatures document(s)  {rec.state}",
             markup=False,
         )
+
+
+def _record_state(record: RequestRecord) -> str:
+    """One word for scripts: exported, published or cancelled."""
+    if record.published is not None:
+        return "published"
+    return "cancelled" if record.cancelled is not None else "exported"
 
 
 @requests_app.command("cancel")

@@ -194,11 +194,14 @@ def export_request(
     *,
     thin: bool = False,
     say: Say = _quiet,
+    deliver: Callable[[Request], None] | None = None,
 ) -> Request:
     """Build the request for everything staged for `gun`, keep it (full) in the home, return it.
 
-    The caller writes `request.to_bytes(thin=thin)` wherever it goes (a file, QR
-    codes); the home always keeps the full form, which publish needs.
+    `deliver` writes `request.to_bytes(thin=thin)` wherever it goes (a file, QR codes)
+    BEFORE a new request is kept: a failed delivery leaves no request behind and
+    supersedes none. The home always keeps the full form, which publish needs. One
+    staged set makes one request: exporting it again delivers the same request.
     """
     repo = home.repository(gun)
     staged = repo.staged()
@@ -230,6 +233,8 @@ def export_request(
                 )
                 break
             say(f"Request {record.id} already carries these staged changes: exporting it again.")
+            if deliver is not None:
+                deliver(earlier)
             return earlier
         exported: dict[str, int] = {}
         for record in repo.records():
@@ -243,6 +248,8 @@ def export_request(
             nonce=secrets.token_hex(16),
             exported=exported,
         )
+        if deliver is not None:
+            deliver(request)
         stamp = GoTime.from_datetime(now).format()
         record = RequestRecord(
             request.id,

@@ -8,10 +8,11 @@ which might hold a secret) and exits 1. Set `CEREMONY_DEBUG=1` to see tracebacks
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -58,6 +59,18 @@ def write_lines(lines: Iterable[str]) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, stream.fileno())  # so the interpreter's final flush stays quiet
         sys.exit(EXIT_OK)
+
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON (for scripts) instead of text.")
+]
+"""The `--json` flag every list or report command takes."""
+
+
+def print_json(value: object) -> None:
+    """Write `value` as indented JSON on stdout (ids and digests in full, keys sorted)."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 def new_app(help_text: str) -> typer.Typer:
