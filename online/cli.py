@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +37,7 @@ from ceremony.edge.clikit import JsonOption, new_app, output_console, print_json
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
+from online import staging_cmds
 from online.changelist import canonical_custom, read_changelist, translate
 from online.client.config import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, ServerConfig
 from online.client.http import TrustServer
@@ -49,6 +51,7 @@ from online.operations import (
     rotation_keys,
     stage_init,
 )
+from online.staging_cmds import check_first_staging, conflict_warnings
 
 app = new_app(
     "Online half of the Notary signing ceremony: stage changes, export signing requests, "
@@ -106,6 +109,7 @@ def _global(
     ] = None,
 ) -> None:
     ctx.obj = Globals(home if home is not None else default_home(), server, tls_ca)
+    _CURRENT.append(ctx.obj)
 
 
 def _globals(ctx: typer.Context) -> Globals:
@@ -131,9 +135,28 @@ def _role(role: str) -> str:
     return role
 
 
+_CURRENT: list[Globals] = []  # the global options of this run, for the first-staging check
+
+
+def _connector() -> Callable[[], TrustServer] | None:
+    """How to reach the trust server the options name, or None when none is set."""
+    if not _CURRENT:
+        return None
+    try:
+        _CURRENT[-1].config()
+    except UsageError:
+        return None
+    return _CURRENT[-1].connect
+
+
 def _staged(home: Home, gun: str, changes: list[Change]) -> None:
-    staged = home.repository(gun).stage(changes)
+    repo = home.repository(gun)
+    check_first_staging(repo, gun, _connector())
+    before = repo.staged()
+    staged = repo.stage(changes)
     _report_staged(gun, staged)
+    for line in conflict_warnings(gun, before, staged):
+        err.print(line, markup=False)
 
 
 def _report_staged(gun: str, staged: tuple[StagedChange, ...]) -> None:
@@ -185,6 +208,9 @@ def init(
             root_threshold=root_threshold,
             targets_threshold=targets_threshold,
         )
+    err.print(
+        f"{gun} is a NEW repository: nothing by that name is on the server yet.", markup=False
+    )
     _report_staged(gun, (staged,))
 
 
@@ -712,6 +738,8 @@ requests_app = new_app(
     "Exported requests: list them, or cancel one so the next export makes a new one."
 )
 app.add_typer(requests_app, name="requests")
+app.command("unstage")(staging_cmds.unstage)
+app.command("discard")(staging_cmds.discard)
 
 
 @requests_app.command("list")
