@@ -51,7 +51,7 @@ from online.operations import (
     rotation_keys,
     stage_init,
 )
-from online.staging_cmds import check_first_staging, conflict_warnings
+from online.staging_cmds import check_first_staging, conflict_warnings, merge_public_keys
 
 app = new_app(
     "Online half of the Notary signing ceremony: stage changes, export signing requests, "
@@ -183,8 +183,13 @@ def init(
     ctx: typer.Context,
     gun: Annotated[str, typer.Argument(help="The repository (GUN) to create.")],
     public_keys: Annotated[
-        Path,
-        typer.Option("--public-keys", help="Public keys file from `ceremony key export-public`."),
+        list[Path],
+        typer.Option(
+            "--public-keys",
+            help="Public keys file from `ceremony key export-public`; repeatable (one per "
+            "keyholder): the files are merged.",
+            metavar="FILE",
+        ),
     ],
     root_threshold: Annotated[
         int | None,
@@ -198,7 +203,7 @@ def init(
     """Stage a new repository: offline root and targets keys, server-held snapshot and timestamp."""
     g = _globals(ctx)
     gun = _gun(gun)
-    keys = _load_public_keys(public_keys)
+    keys = merge_public_keys([(str(p), _load_public_keys(p)) for p in public_keys])
     with g.connect() as server:
         staged = stage_init(
             Home(g.home),

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from ceremony.core.changes import Change
+from ceremony.core.documents import PublicKeyEntry, PublicKeysDocument
 from ceremony.core.errors import EnvironmentFailure, InputRejected, UsageError
 from ceremony.core.gun import check_gun
 from ceremony.edge.clikit import output_console
@@ -171,3 +172,30 @@ def check_first_staging(
         f"{gun} does not exist on {location}: check the name for a typo, or create it with "
         f"`ceremony-online init {gun}` first; nothing was staged."
     )
+
+
+def merge_public_keys(documents: Sequence[tuple[str, PublicKeysDocument]]) -> PublicKeysDocument:
+    """One document from several keyholders' files (`init --public-keys A --public-keys B`).
+
+    All must be for one GUN; a key in two files is kept once, and a key listed under two
+    different roles is refused.
+    """
+    if not documents:
+        raise UsageError("Give at least one --public-keys file.")
+    gun = documents[0][1].gun
+    entries: dict[str, PublicKeyEntry] = {}
+    for source, document in documents:
+        if document.gun != gun:
+            raise InputRejected(
+                f"{source} holds keys for {document.gun}, but {documents[0][0]} for {gun}: "
+                "give the files of one repository."
+            )
+        for entry in document.keys:
+            known = entries.get(entry.canonical_id)
+            if known is not None and known.role != entry.role:
+                raise InputRejected(
+                    f"Key {entry.canonical_id[:16]} is a {known.role} key in one file and a "
+                    f"{entry.role} key in {source}: a key serves one role."
+                )
+            entries.setdefault(entry.canonical_id, entry)
+    return PublicKeysDocument(gun, tuple(entries.values()))
