@@ -43,6 +43,7 @@ from online.client.config import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, Serv
 from online.client.http import TrustServer
 from online.home import HOME_ENV, Home, RequestRecord, StagedChange, default_home
 from online.operations import (
+    RepositoryStatus,
     cancel_request,
     export_request,
     publish_documents,
@@ -477,8 +478,14 @@ def import_changelist(
 def status(
     ctx: typer.Context,
     gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
+    as_json: JsonOption = False,
 ) -> None:
-    """Show what is published, staged, exported and signed for GUN."""
+    """Show what is published, staged, exported and signed for GUN.
+
+    Keys are shown by their canonical id (as `ceremony key list` and `notary key list`).
+
+    Example: ceremony-online status example.com/app
+    """
     g = _globals(ctx)
     gun = _gun(gun)
     config: ServerConfig | None = None
@@ -492,6 +499,64 @@ def status(
     else:
         with TrustServer(config) as server:
             result = repository_status(Home(g.home), server, gun, utc_now())
+    if as_json:
+        print_json(status_json(gun, result))
+    else:
+        _print_status(gun, result, no_server)
+    if result.server_problem is not None:
+        raise result.server_problem
+    if no_server is not None:
+        raise no_server
+
+
+def status_json(gun: str, result: RepositoryStatus) -> dict[str, object]:
+    """`status` as data, for scripts."""
+    published = None
+    if result.published is not None:
+        published = [
+            {
+                "role": r.role,
+                "version": r.version,
+                "expires": r.expires.format(),
+                "threshold": r.threshold,
+                "keys": list(r.keyids),
+                "expiring": r.expiring,
+            }
+            for r in result.published
+        ]
+    return {
+        "gun": gun,
+        "published": published,
+        "warnings": list(result.warnings),
+        "staged": [{"id": s.id, "change": s.change.describe()} for s in result.staged],
+        "requests": [
+            {
+                "id": rs.record.id,
+                "words": digest_phrase(rs.record.digest),
+                "exported": rs.record.exported,
+                "thin": rs.record.thin,
+                "state": _record_state(rs.record),
+                "signatures_documents": rs.documents,
+                "sets": [
+                    {
+                        "role": p.role,
+                        "label": p.label,
+                        "have": p.have,
+                        "threshold": p.threshold,
+                        "complete": p.complete,
+                        "keys": list(p.keyids),
+                        "needs": list(p.missing),
+                    }
+                    for p in rs.sets
+                ],
+            }
+            for rs in result.requests
+        ],
+        "server_problem": result.server_problem.message if result.server_problem else None,
+    }
+
+
+def _print_status(gun: str, result: RepositoryStatus, no_server: UsageError | None) -> None:
     out.print(f"Repository {gun}", markup=False)
     if result.published is not None:
         width = max(len(r.role) for r in result.published)
@@ -528,10 +593,6 @@ def status(
                 f"    {p.role}{label}: {p.have} of {p.threshold} signatures — {mark}",
                 markup=False,
             )
-    if result.server_problem is not None:
-        raise result.server_problem
-    if no_server is not None:
-        raise no_server
 
 
 @app.command()

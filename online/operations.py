@@ -37,6 +37,7 @@ from online.flow import (
     progress,
     replan,
     shortfall,
+    shown_key_id,
     upload_files,
 )
 from online.home import (
@@ -470,14 +471,17 @@ def published_roles(fetched: FetchedRepository, now: datetime) -> tuple[RoleStat
     keyids: dict[str, tuple[tuple[str, ...], int]] = {
         name: (spec.keyids, spec.threshold) for name, spec in root.roles.items()
     }
+    keys: dict[str, Key] = dict(root.keys)
     parents: list[Targets] = [report.targets.body, *(e.body for e in report.delegations.values())]
     for body in parents:
+        keys.update(body.delegations.keys)
         for spec in body.delegations.roles:
             keyids[spec.name] = (spec.keyids, spec.threshold)
     out = []
     for r in report.roles:
         expires = r.expires
-        ids, threshold = keyids.get(r.name, ((), r.threshold))
+        raw_ids, threshold = keyids.get(r.name, ((), r.threshold))
+        ids = tuple(shown_key_id(keys[k]) if k in keys else k for k in raw_ids)
         offline = r.name not in ("snapshot", "timestamp")  # the server renews those itself
         expiring = offline and expires.before(now + EXPIRY_WARNING)
         out.append(RoleStatus(r.name, r.version, expires, threshold, ids, expiring))

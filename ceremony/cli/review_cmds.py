@@ -21,7 +21,7 @@ from ceremony.core.gotime import GoTime, utc_now
 from ceremony.core.keys import canonical_key_id, describe_key
 from ceremony.core.metadata import Key
 from ceremony.core.verify import RepositoryReport, TargetEntry, verify_repository
-from ceremony.edge.clikit import output_console, write_lines
+from ceremony.edge.clikit import JsonOption, output_console, print_json, write_lines
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.offline.policy import Policy
 from ceremony.offline.review import (
@@ -314,16 +314,60 @@ def review(
     request: RequestArgument = None,
     qr: QrInput = None,
     full: FullOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Verify a request against this machine's trust state and show exactly what would be signed.
 
-    Read-only: it writes nothing, and a request already signed here is shown as such.
+    Read-only: it writes nothing, and a request already signed here is shown as such. The
+    request comes from a file, or from QR codes with --qr (images, a folder, a GIF, a
+    video, or --qr webcam to film the codes with a camera).
+
+    Examples:
+      ceremony review request.json
+      ceremony review --qr webcam
+      ceremony review --qr frames/ --full
     """
     now = utc_now()
     home = home_of(ctx)
     req = read_request(request, qr)
     result = _review(home, TrustStore(home), req, now)
+    if as_json:
+        print_json(review_json(result))
+        return
     show_review(result, now, full=full)
+
+
+def review_json(result: ReviewResult) -> dict[str, object]:
+    """The review as data: the same facts as the text (every `!` line, the acknowledgements)."""
+    req = result.request
+    roles = []
+    for d in result.diffs:
+        entry: dict[str, object] = {
+            "role": d.role,
+            "old_version": d.old_version,
+            "new_version": d.new_version,
+            "expires": d.new_expires,
+            "summary": d.summary(),
+            "lines": [{"text": line.text, "bang": line.bang} for line in d.lines],
+            "signers": list(d.signers),
+        }
+        roles.append(entry)
+    return {
+        "request": req.id,
+        "gun": req.gun,
+        "digest": req.digest,
+        "words": digest_phrase(req.digest),
+        "trust": _trust_line(result),
+        "already_signed": result.already.signed_at[0] if result.already is not None else None,
+        "roles": roles,
+        "root_keys": list(result.root_keys),
+        "changes_to_who_can_sign": list(result.bang_lines),
+        "acknowledgements": [
+            {"option": n.flag, "names": list(n.names), "why": n.why} for n in result.needed
+        ],
+        "warnings": list(result.warnings),
+        "policy_violations": list(result.policy_violations),
+    }
 
 
 def _given(
