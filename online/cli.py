@@ -679,7 +679,7 @@ def export(
 
 def qr_caption(gun: str, request: Request) -> str:
     """What every QR output shows beside the code: GUN, request id and the words to compare."""
-    return f"{gun}  request {request.id}  words: {digest_phrase(request.digest)}"
+    return f"{gun}  request {request.id}\nwords: {digest_phrase(request.digest)}"
 
 
 def write_request(path: Path, data: bytes) -> None:

@@ -555,7 +555,11 @@ def sign(
         from ceremony.qr.frames import ContentType
         from ceremony.qr.transfer import write_qr
 
-        write_qr(data, qr_out, ContentType.SIGNATURES, console=err)
+        caption = (
+            f"{req.gun}  request {req.id}\n"
+            f"signatures words: {digest_phrase(outcome.document.digest)}"
+        )
+        write_qr(data, qr_out, ContentType.SIGNATURES, console=err, caption=caption)
         err.print(f"Signatures QR code written to {qr_out}", markup=False)
     signed = sum(len(r.signatures) for r in outcome.document.roles)
     if again:

@@ -26,6 +26,7 @@ import html
 import io
 import itertools
 import json
+import math
 import os
 import tempfile
 import time
@@ -33,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
@@ -115,16 +116,65 @@ def frame_image(text: str, *, version: int, error: str, scale: int = DEFAULT_SCA
     return matrix_image(qr_matrix(text, version=version, error=error), scale=scale)
 
 
+def frame_label(seq: int, total: int | None) -> str:
+    """ "frame n/N" for a finite export, "frame n" for the endless terminal player."""
+    return f"frame {seq + 1}/{total}" if total is not None else f"frame {seq + 1}"
+
+
+def captioned(image: Image.Image, lines: Sequence[str]) -> Image.Image:
+    """`image` with `lines` of text in a white band below it (the quiet zone stays clear).
+
+    The band is as wide as the widest line needs, so a small static code keeps a readable
+    caption; the code stays centred above it.
+    """
+    lines = [line for line in lines if line]
+    if not lines:
+        return image
+    font = ImageFont.load_default(size=_CAPTION_FONT)
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    widths = [math.ceil(probe.textlength(line, font=font)) for line in lines]
+    line_height = _CAPTION_FONT + 6
+    width = max(image.width, max(widths) + 2 * _CAPTION_MARGIN)
+    height = image.height + line_height * len(lines) + _CAPTION_MARGIN
+    canvas = Image.new("L", (width, height), 255)
+    canvas.paste(image.convert("L"), ((width - image.width) // 2, 0))
+    draw = ImageDraw.Draw(canvas)
+    for index, (line, line_width) in enumerate(zip(lines, widths, strict=True)):
+        top = image.height + index * line_height
+        draw.text(((width - line_width) // 2, top), line, font=font, fill=0)
+    return canvas.convert("1", dither=Image.Dither.NONE)
+
+
+_CAPTION_FONT: Final = 16
+_CAPTION_MARGIN: Final = 8
+
+
 def plan_images(
-    plan: TransferPlan, *, scale: int = DEFAULT_SCALE, count: int | None = None
+    plan: TransferPlan,
+    *,
+    scale: int = DEFAULT_SCALE,
+    count: int | None = None,
+    caption: str = "",
 ) -> Iterator[Image.Image]:
-    """Images of frames 0..count-1 (default: the plan's export count), rendered lazily."""
-    for text in plan.texts(count):
-        yield frame_image(text, version=plan.version, error=plan.error, scale=scale)
+    """Images of frames 0..count-1 (default: the plan's export count), rendered lazily.
+
+    With a caption, each image carries it below the code with "frame n/N".
+    """
+    total = plan.export_count if count is None else count
+    for seq, text in enumerate(plan.texts(total)):
+        image = frame_image(text, version=plan.version, error=plan.error, scale=scale)
+        if caption:
+            image = captioned(image, [*caption.split("\n"), frame_label(seq, total)])
+        yield image
 
 
 def write_png_folder(
-    plan: TransferPlan, folder: Path, *, scale: int = DEFAULT_SCALE, count: int | None = None
+    plan: TransferPlan,
+    folder: Path,
+    *,
+    scale: int = DEFAULT_SCALE,
+    count: int | None = None,
+    caption: str = "",
 ) -> list[Path]:
     """Write numbered PNGs `frame-0000.png`...: K + ceil(K/2) frames, or one for a static code.
 
@@ -139,7 +189,7 @@ def write_png_folder(
         )
     digits = max(4, len(str(total - 1)))
     paths: list[Path] = []
-    for seq, image in enumerate(plan_images(plan, scale=scale, count=total)):
+    for seq, image in enumerate(plan_images(plan, scale=scale, count=total, caption=caption)):
         path = folder / f"frame-{seq:0{digits}d}.png"
         _atomic_write(path, _png_bytes(image))
         paths.append(path)
@@ -153,8 +203,10 @@ def write_gif(
     scale: int = DEFAULT_SCALE,
     fps: float | None = None,
     count: int | None = None,
+    caption: str = "",
 ) -> Path:
-    """Write an endlessly looping animated GIF of the export frames at `fps` (the preset's)."""
+    """Write an endlessly looping animated GIF of the export frames at `fps` (the preset's),
+    each frame captioned (with "frame n/N") when a caption is given."""
     total = plan.export_count if count is None else count
     fps = _checked_fps(plan, fps)
     side = (17 + 4 * plan.version + 2 * QUIET_ZONE) * scale
@@ -163,7 +215,9 @@ def write_gif(
             f"{total} frames of {side}x{side} pixels are too many for a GIF; use the HTML "
             "page or the PNG folder instead."
         )
-    images = [image.convert("L") for image in plan_images(plan, scale=scale, count=total)]
+    images = [
+        image.convert("L") for image in plan_images(plan, scale=scale, count=total, caption=caption)
+    ]
     buffer = io.BytesIO()
     images[0].save(
         buffer,
@@ -198,7 +252,7 @@ def html_page(
     ]
     return _HTML_TEMPLATE.format(
         title=html.escape(title),
-        caption=html.escape(caption),
+        caption=html.escape(caption).replace("\n", "<br>"),
         k=plan.k,
         version=plan.version,
         error=plan.error,
@@ -254,10 +308,13 @@ def half_block_lines(matrix: Matrix, *, border: int = QUIET_ZONE) -> list[str]:
     ]
 
 
-def terminal_frame(text: str, *, version: int, error: str) -> Text:
-    """One frame as rich Text, black on white."""
+def terminal_frame(text: str, *, version: int, error: str, caption: str = "") -> Text:
+    """One frame as rich Text, black on white, with the caption lines below it."""
     lines = half_block_lines(qr_matrix(text, version=version, error=error))
-    return Text("\n".join(lines), style="black on white", no_wrap=True, overflow="crop")
+    frame = Text("\n".join(lines), style="black on white", no_wrap=True, overflow="crop")
+    if caption:
+        frame.append("\n" + caption, style="")
+    return frame
 
 
 def play_terminal(
@@ -268,6 +325,7 @@ def play_terminal(
     limit: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    caption: str = "",
 ) -> int:
     """Animate frames 0, 1, 2, ... in the terminal; returns how many frames were shown.
 
@@ -279,15 +337,28 @@ def play_terminal(
     """
     console = console or Console(emoji=False, highlight=False)
     fps = _checked_fps(plan, fps)
-    first = terminal_frame(plan.encoder.frame(0), version=plan.version, error=plan.error)
+    caption_lines = caption.split("\n") if caption else []
+
+    def label(seq: int) -> str:
+        if not caption_lines:
+            return ""
+        return "\n".join([*caption_lines, f"{frame_label(seq, None)} (K = {plan.k})"])
+
+    first = terminal_frame(
+        plan.encoder.frame(0),
+        version=plan.version,
+        error=plan.error,
+        caption="\n".join(caption_lines),
+    )
     if plan.is_static or not console.is_terminal or limit == 1:
         console.print(first)
         return 1
     size = 17 + 4 * plan.version + 2 * QUIET_ZONE
-    if console.width < size or console.height < (size + 1) // 2:
+    height = (size + 1) // 2 + len(caption_lines) + (1 if caption_lines else 0)
+    if console.width < size or console.height < height:
         raise EnvironmentFailure(
             f"The terminal is {console.width}x{console.height} but the QR code needs "
-            f"{size}x{(size + 1) // 2}; enlarge the window or reduce the font size."
+            f"{size}x{height}; enlarge the window or reduce the font size."
         )
     seqs = itertools.count() if limit is None else range(limit)
     shown = 0
@@ -297,22 +368,28 @@ def play_terminal(
     ):
 
         def draw(seq: int) -> Text:
-            return terminal_frame(plan.encoder.frame(seq), version=plan.version, error=plan.error)
+            return terminal_frame(
+                plan.encoder.frame(seq), version=plan.version, error=plan.error, caption=label(seq)
+            )
 
         ahead: collections.deque[concurrent.futures.Future[Text]] = collections.deque()
         pending = iter(seqs)
         for seq in itertools.islice(pending, _DRAW_AHEAD):
             ahead.append(drawer.submit(draw, seq))
         beat = clock()
-        while ahead:
-            frame = ahead.popleft().result()
-            following = next(pending, None)
-            if following is not None:
-                ahead.append(drawer.submit(draw, following))
-            live.update(frame, refresh=True)
-            shown += 1
-            beat += 1 / fps
-            sleep(max(0.0, beat - clock()))
+        try:
+            while ahead:
+                frame = ahead.popleft().result()
+                following = next(pending, None)
+                if following is not None:
+                    ahead.append(drawer.submit(draw, following))
+                live.update(frame, refresh=True)
+                shown += 1
+                beat += 1 / fps
+                sleep(max(0.0, beat - clock()))
+        except KeyboardInterrupt:  # Ctrl-C is the player's normal stop
+            for future in ahead:
+                future.cancel()
     return shown
 
 

@@ -16,7 +16,7 @@ class PtyProcess:
 
     def __init__(self, cmd: Sequence[str], env: dict[str, str]) -> None:
         self.master, slave = os.openpty()
-        env = dict(env, COLUMNS="200", LINES="50", TERM="xterm")
+        env = {"COLUMNS": "200", "LINES": "50", "TERM": "xterm", **env}
         self.proc = subprocess.Popen(
             list(cmd),
             stdin=slave,
