@@ -33,7 +33,14 @@ from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.core.keys import key_from_pem
 from ceremony.core.metadata import FileMeta, is_delegation_name
-from ceremony.edge.clikit import JsonOption, new_app, output_console, print_json, run_app
+from ceremony.edge.clikit import (
+    JsonOption,
+    VersionOption,
+    new_app,
+    output_console,
+    print_json,
+    run_app,
+)
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
@@ -56,7 +63,12 @@ from online.staging_cmds import check_first_staging, conflict_warnings, merge_pu
 
 app = new_app(
     "Online half of the Notary signing ceremony: stage changes, export signing requests, "
-    "publish signatures. Holds no private key."
+    "publish signatures. Holds no private key.\n\n"
+    "\b\nA routine change:\n"
+    "  ceremony-online add example.com/app v1.tar.gz ./v1.tar.gz\n"
+    "  ceremony-online export example.com/app --out request.json\n"
+    "  ceremony-online publish signatures.json\n"
+    "  ceremony-online status example.com/app"
 )
 delegation_app = new_app("Add or remove a delegation (defined in its parent role).")
 app.add_typer(delegation_app, name="delegation")
@@ -108,6 +120,7 @@ def _global(
         Path | None,
         typer.Option("--tls-ca", envvar=ENV_TLS_CA, help="CA certificate of the trust server."),
     ] = None,
+    _version: VersionOption = False,
 ) -> None:
     ctx.obj = Globals(home if home is not None else default_home(), server, tls_ca)
     _CURRENT.append(ctx.obj)
@@ -201,7 +214,14 @@ def init(
         typer.Option("--targets-threshold", help="Targets signatures needed (default: all keys)."),
     ] = None,
 ) -> None:
-    """Stage a new repository: offline root and targets keys, server-held snapshot and timestamp."""
+    """Stage a new repository: offline root and targets keys, server-held snapshot and timestamp.
+
+    \b
+    Examples:
+      ceremony-online init example.com/app --public-keys keys.json
+      ceremony-online init example.com/app --public-keys alice.json \\
+          --public-keys bob.json --root-threshold 2
+    """
     g = _globals(ctx)
     gun = _gun(gun)
     keys = merge_public_keys([(str(p), _load_public_keys(p)) for p in public_keys])
@@ -283,7 +303,14 @@ def add(
         typer.Option("--from", help="File of `name sha256hex length` lines: stage them all."),
     ] = None,
 ) -> None:
-    """Stage adding target(s) to targets or a delegation."""
+    """Stage adding target(s) to targets or a delegation.
+
+    \b
+    Examples:
+      ceremony-online add example.com/app v1.tar.gz ./v1.tar.gz
+      ceremony-online add example.com/app v1 --sha256 HEX --length 1024
+      ceremony-online add example.com/app --from targets.txt
+    """
     gun = _gun(gun)
     role = _role(role)
     home = _home(ctx)
@@ -622,7 +649,17 @@ def export(
         ),
     ] = QrFormat.PNG,
 ) -> None:
-    """Export everything staged for GUN as one signing request (a file and/or QR codes)."""
+    """Export everything staged for GUN as one signing request (a file and/or QR codes).
+
+    Exporting the same staged changes again re-renders the same request (same id and
+    words) in any format.
+
+    \b
+    Examples:
+      ceremony-online export example.com/app --out request.json
+      ceremony-online export example.com/app --qr-out qr/ --format html
+      ceremony-online export example.com/app --format terminal
+    """
     if out_file is None and qr_out is None and fmt is not QrFormat.TERMINAL:
         raise UsageError("Say where the request goes: --out FILE and/or --qr-out DIR.")
     g = _globals(ctx)
@@ -698,7 +735,14 @@ def publish(
         typer.Option("--qr", help="Read a signatures document from QR images (repeatable)."),
     ] = None,
 ) -> None:
-    """Check the signatures, upload the signed metadata, and verify what the server serves."""
+    """Check the signatures, upload the signed metadata, and verify what the server serves.
+
+    \b
+    Examples:
+      ceremony-online publish signatures.json
+      ceremony-online publish alice.sig bob.sig
+      ceremony-online publish --qr signatures-photo.png
+    """
     if not signatures and not qr:
         raise UsageError(
             "Give signatures documents, or --qr with an image of the signatures QR code."

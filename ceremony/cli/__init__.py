@@ -10,9 +10,15 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from ceremony.edge.clikit import new_app, run_app
+from ceremony.edge.clikit import VersionOption, new_app, run_app
 
-app = new_app("Offline half of the Notary signing ceremony: keys, review, signing, verification.")
+app = new_app(
+    "Offline half of the Notary signing ceremony: keys, review, signing, verification.\n\n"
+    "\b\nA routine signing:\n"
+    "  ceremony review request.json          (or --qr frames/ or --qr webcam)\n"
+    "  ceremony sign request.json --out signatures.json\n"
+    "  ceremony key list"
+)
 
 
 def default_home() -> Path:
@@ -31,6 +37,7 @@ def _global(
             show_default="~/.ceremony",
         ),
     ] = None,
+    _version: VersionOption = False,
 ) -> None:
     ctx.obj = home if home is not None else default_home()
 

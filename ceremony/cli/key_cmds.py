@@ -59,7 +59,13 @@ def generate(
     token: TokenOption = None,
     pkcs11_module: ModuleOption = None,
 ) -> None:
-    """Generate a P-256 key (and for root, its certificate CN=GUN); print its id."""
+    """Generate a P-256 key (and for root, its certificate CN=GUN); print its id.
+
+    \b
+    Examples:
+      ceremony key generate root --gun example.com/app
+      ceremony key generate targets --gun example.com/app
+    """
     store = KeyStore(home_of(ctx))
     if token is not None:
         record = generate_on_token(

@@ -299,7 +299,11 @@ RequestArgument = Annotated[
 ]
 QrInput = Annotated[
     list[Path] | None,
-    typer.Option("--qr", help="Read the request from QR images/folders/GIF/video, or webcam[:N]."),
+    typer.Option(
+        "--qr",
+        help="Read the request from QR codes: images, a folder, a GIF or a video; "
+        "--qr webcam (or webcam:N) films them with a camera. Repeatable.",
+    ),
 ]
 FullOption = Annotated[
     bool,
@@ -322,6 +326,7 @@ def review(
     request comes from a file, or from QR codes with --qr (images, a folder, a GIF, a
     video, or --qr webcam to film the codes with a camera).
 
+    \b
     Examples:
       ceremony review request.json
       ceremony review --qr webcam
@@ -484,7 +489,18 @@ def sign(
     """Review a request, confirm, sign with every key held here, and write the signatures.
 
     What this machine signed is recorded before the signatures are written.
+
+    \b
+    Examples:
+      ceremony sign request.json --out signatures.json
+      ceremony sign --qr webcam --qr-out sig-qr/
+      ceremony sign request.json --out s.json --yes --accept root
     """
+    if request is None and not qr:
+        raise UsageError(
+            "Give the request to sign: a file (ceremony sign request.json --out "
+            "signatures.json), or its QR codes with --qr PATH or --qr webcam."
+        )
     if out_file is None and qr_out is None:
         raise UsageError("Say where the signatures go: --out FILE and/or --qr-out DIR.")
     from ceremony.signing.keystore import KeyStore

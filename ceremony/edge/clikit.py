@@ -8,14 +8,18 @@ which might hold a secret) and exits 1. Set `CEREMONY_DEBUG=1` to see tracebacks
 
 from __future__ import annotations
 
+import importlib.metadata
+import inspect
 import json
 import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.main
 from rich.console import Console
+from typer.core import TyperArgument
 from typer.exceptions import TyperException
 
 from ceremony.core.errors import CeremonyError
@@ -80,7 +84,7 @@ def new_app(help_text: str) -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         pretty_exceptions_show_locals=False,
-        add_completion=False,
+        add_completion=True,
         rich_markup_mode=None,
     )
 
@@ -88,6 +92,70 @@ def new_app(help_text: str) -> typer.Typer:
 def fail(error: CeremonyError) -> NoReturn:
     err_console.print(f"error: {error.diagnostics()}", markup=False)
     sys.exit(error.exit_code)
+
+
+def tidy_help(command: Any) -> None:
+    """Help for people, not for Python: every parameter gets a plain metavar (FILE, PATH, N,
+    TEXT, or the argument's name) instead of a type such as `<list[Path]>`, and every
+    command's one-line summary is its whole first sentence, never cut with "...".
+    """
+    for param in getattr(command, "params", ()):
+        if isinstance(param, TyperArgument):
+            if param.metavar is None:
+                many = param.nargs != 1
+                param.metavar = str(param.name).upper() + ("..." if many else "")
+            param.__class__ = _PlainArgument
+        elif getattr(param, "metavar", None) is None and not getattr(param, "is_flag", False):
+            param.metavar = _metavar_for(param)
+    help_text = getattr(command, "help", None)
+    if help_text and getattr(command, "short_help", None) is None:
+        first = inspect.cleandoc(help_text).split("\n\n", 1)[0].replace("\n", " ")
+        command.short_help = first
+    for sub in getattr(command, "commands", {}).values():
+        tidy_help(sub)
+
+
+class _PlainArgument(TyperArgument):
+    """An argument shown as `GUN` or `[FILE]` in usage lines, without a Python type."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:  # noqa: ARG002 - click passes ctx=
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        return name if self.required else f"[{name}]"
+
+
+def _metavar_for(param: Any) -> str:
+    descriptor = getattr(param, "type_descriptor", None)
+    choices = getattr(descriptor, "choices", None) if descriptor is not None else None
+    if choices:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]"
+    annotation = str(getattr(descriptor, "annotation", ""))
+    if "Path" in annotation:
+        return "PATH"
+    if "int" in annotation:
+        return "N"
+    return "TEXT"
+
+
+def version_callback(value: bool) -> None:
+    """`--version`: the package version, then exit."""
+    if value:
+        try:
+            version = importlib.metadata.version("notary-ceremony")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        typer.echo(f"notary-ceremony {version}")
+        raise typer.Exit()
+
+
+VersionOption = Annotated[
+    bool,
+    typer.Option(
+        "--version", help="Print the version and exit.", callback=version_callback, is_eager=True
+    ),
+]
 
 
 INTERRUPTED = "error: interrupted; nothing was written."
@@ -109,8 +177,10 @@ def run_app(
     try:
         if prepare is not None:
             prepare()
+        command = typer.main.get_command(app)
+        tidy_help(command)
         # Not standalone: click's Abort and usage errors come back here to be translated.
-        code = app(args=argv, standalone_mode=False)
+        code = command.main(args=argv, standalone_mode=False)
     except SystemExit:
         raise
     except typer.Abort:
