@@ -42,6 +42,7 @@ from ceremony.edge.clikit import (
     run_app,
 )
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
+from ceremony.edge.progress import Steps
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
 from online import staging_cmds
@@ -321,12 +322,21 @@ def add(
             )
         if custom is not None:
             raise UsageError("--custom applies to one target; it cannot be combined with --from.")
-        try:
-            text = read_input(from_list, "target list", cap=MAX_BULK_INPUT).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputRejected(f"{from_list} is not UTF-8 text; nothing was staged.") from None
-        changes = parse_target_list(text, str(from_list), role)
-        _staged(home, gun, changes)
+        with Steps(err) as steps:
+            steps.step(f"Reading the target list {from_list}")
+            try:
+                text = read_input(from_list, "target list", cap=MAX_BULK_INPUT).decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputRejected(f"{from_list} is not UTF-8 text; nothing was staged.") from None
+            changes = parse_target_list(text, str(from_list), role)
+            steps.step(f"Staging {len(changes)} target(s) for {gun}")
+            repo = home.repository(gun)
+            check_first_staging(repo, gun, _connector())
+            before = repo.staged()
+            staged = repo.stage(changes)
+        _report_staged(gun, staged)
+        for line in conflict_warnings(gun, before, staged):
+            err.print(line, markup=False)
         return
     if name is None:
         raise UsageError("Give the target NAME and FILE, --sha256 and --length, or --from LIST.")
@@ -665,12 +675,16 @@ def export(
     g = _globals(ctx)
     gun = _gun(gun)
 
+    steps = Steps(err)
+
     def deliver(request: Request) -> None:
         """Write the file and QR files before the request is kept (a failure keeps nothing)."""
         data = request.to_bytes(thin=thin)
         if out_file is not None:
+            steps.step(f"Writing the request ({len(data)} bytes) to {out_file}")
             write_request(out_file, data)
         if qr_out is not None and fmt is not QrFormat.TERMINAL:
+            steps.step(f"Drawing the request as QR codes ({fmt.value}) in {qr_out}")
             write_qr(
                 data,
                 qr_out,
@@ -679,16 +693,17 @@ def export(
                 fmt=fmt,
                 console=err,
                 caption=qr_caption(gun, request),
+                on_frame=steps.progress,
             )
 
-    with g.connect() as server:
+    with steps, g.connect() as server:
         request = export_request(
             Home(g.home),
             server,
             gun,
             utc_now(),
             thin=thin,
-            say=lambda text: err.print(text, markup=False),
+            say=steps.step,
             deliver=deliver,
         )
     if fmt is QrFormat.TERMINAL:
@@ -756,10 +771,8 @@ def publish(
             doc
         )  # a foreign file is refused before anything else
         err.print(f"signatures document words: {digest_phrase(parsed.digest)}", markup=False)
-    with TrustServer(config) as server:
-        results = publish_documents(
-            Home(g.home), server, docs, utc_now(), say=lambda text: err.print(text, markup=False)
-        )
+    with Steps(err) as steps, TrustServer(config) as server:
+        results = publish_documents(Home(g.home), server, docs, utc_now(), say=steps.step)
     for r in results:
         versions = ", ".join(f"{role} v{v}" for role, v in sorted(r.versions.items()))
         if r.already:

@@ -241,6 +241,7 @@ def export_request(
         for record in repo.records():
             for role, version in record.versions.items():
                 exported[role] = max(version, exported.get(role, 0))
+        say(f"Building and checking the request for {len(staged)} staged change(s) …")
         request, _ = build_request(
             gun=gun,
             files=files,
@@ -390,6 +391,7 @@ def _publish_one(
             say(f"Uploading {', '.join(upload)} …")
             server.publish(gun, {role: env.raw for role, env in upload.items()})
             uploaded_here = True
+        say(f"Reading {gun} back from {server.location} and verifying it …")
         after = _read_back(repo, server, now, {**result.base, **upload})
         after_files = after.envelopes if after is not None else None
         if uploaded_here:

@@ -23,6 +23,7 @@ from ceremony.core.metadata import Key
 from ceremony.core.verify import RepositoryReport, TargetEntry, verify_repository
 from ceremony.edge.clikit import JsonOption, output_console, print_json, write_lines
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
+from ceremony.edge.progress import Steps
 from ceremony.offline.policy import Policy
 from ceremony.offline.review import (
     MIN_ACK_PREFIX,
@@ -98,15 +99,18 @@ def verify(
 ) -> None:
     """Verify a Notary metadata folder from its root down and print what it holds."""
     when = parse_now(now)
-    files = load_metadata_dir(directory)
-    state = TrustStore(home_of(ctx)).load(gun)
-    report = verify_repository(
-        files,
-        gun,
-        when,
-        trusted_root=state.root if state is not None else None,
-        previous_versions=state.versions if state is not None else None,
-    )
+    with Steps(err) as steps:
+        steps.step(f"Reading the metadata in {directory}")
+        files = load_metadata_dir(directory)
+        state = TrustStore(home_of(ctx)).load(gun)
+        steps.step(f"Verifying {len(files)} metadata file(s) of {gun} from the root down")
+        report = verify_repository(
+            files,
+            gun,
+            when,
+            trusted_root=state.root if state is not None else None,
+            previous_versions=state.versions if state is not None else None,
+        )
     if as_json:
         write_lines([json_report(report, when, first_use=state is None)])
         return
@@ -575,7 +579,16 @@ def sign(
             f"{req.gun}  request {req.id}\n"
             f"signatures words: {digest_phrase(outcome.document.digest)}"
         )
-        write_qr(data, qr_out, ContentType.SIGNATURES, console=err, caption=caption)
+        with Steps(err) as steps:
+            steps.step(f"Drawing the signatures QR code in {qr_out}")
+            write_qr(
+                data,
+                qr_out,
+                ContentType.SIGNATURES,
+                console=err,
+                caption=caption,
+                on_frame=steps.progress,
+            )
         err.print(f"Signatures QR code written to {qr_out}", markup=False)
     signed = sum(len(r.signatures) for r in outcome.document.roles)
     if again:

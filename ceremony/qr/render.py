@@ -51,6 +51,9 @@ MAX_FPS: Final = 15.0
 GIF_PIXEL_BUDGET: Final = 256 * 1024 * 1024
 """Pillow holds every GIF frame in memory; beyond this many pixels use the HTML page."""
 
+FrameCallback = Callable[[int, int], None]
+"""Told (frames drawn, frames in all) after each frame: progress for long renders."""
+
 Matrix = Sequence[bytes | bytearray]
 """Rows of modules, non-zero = dark, without quiet zone."""
 
@@ -155,16 +158,20 @@ def plan_images(
     scale: int = DEFAULT_SCALE,
     count: int | None = None,
     caption: str = "",
+    on_frame: FrameCallback | None = None,
 ) -> Iterator[Image.Image]:
     """Images of frames 0..count-1 (default: the plan's export count), rendered lazily.
 
-    With a caption, each image carries it below the code with "frame n/N".
+    With a caption, each image carries it below the code with "frame n/N"; `on_frame(n, N)`
+    is told after each one (progress).
     """
     total = plan.export_count if count is None else count
     for seq, text in enumerate(plan.texts(total)):
         image = frame_image(text, version=plan.version, error=plan.error, scale=scale)
         if caption:
             image = captioned(image, [*caption.split("\n"), frame_label(seq, total)])
+        if on_frame is not None:
+            on_frame(seq + 1, total)
         yield image
 
 
@@ -175,6 +182,7 @@ def write_png_folder(
     scale: int = DEFAULT_SCALE,
     count: int | None = None,
     caption: str = "",
+    on_frame: FrameCallback | None = None,
 ) -> list[Path]:
     """Write numbered PNGs `frame-0000.png`...: K + ceil(K/2) frames, or one for a static code.
 
@@ -189,7 +197,9 @@ def write_png_folder(
         )
     digits = max(4, len(str(total - 1)))
     paths: list[Path] = []
-    for seq, image in enumerate(plan_images(plan, scale=scale, count=total, caption=caption)):
+    for seq, image in enumerate(
+        plan_images(plan, scale=scale, count=total, caption=caption, on_frame=on_frame)
+    ):
         path = folder / f"frame-{seq:0{digits}d}.png"
         _atomic_write(path, _png_bytes(image))
         paths.append(path)
@@ -204,6 +214,7 @@ def write_gif(
     fps: float | None = None,
     count: int | None = None,
     caption: str = "",
+    on_frame: FrameCallback | None = None,
 ) -> Path:
     """Write an endlessly looping animated GIF of the export frames at `fps` (the preset's),
     each frame captioned (with "frame n/N") when a caption is given."""
@@ -216,7 +227,8 @@ def write_gif(
             "page or the PNG folder instead."
         )
     images = [
-        image.convert("L") for image in plan_images(plan, scale=scale, count=total, caption=caption)
+        image.convert("L")
+        for image in plan_images(plan, scale=scale, count=total, caption=caption, on_frame=on_frame)
     ]
     buffer = io.BytesIO()
     images[0].save(
@@ -239,6 +251,7 @@ def html_page(
     count: int | None = None,
     title: str = "Ceremony QR transfer",
     caption: str = "",
+    on_frame: FrameCallback | None = None,
 ) -> str:
     """A self-contained HTML player: frames as PNG data URIs (all rendered before the page is
     written), fps control starting at the preset's rate, counter, pause.
@@ -248,7 +261,7 @@ def html_page(
     fps = _checked_fps(plan, fps)
     uris = [
         "data:image/png;base64," + base64.b64encode(_png_bytes(image)).decode("ascii")
-        for image in plan_images(plan, scale=scale, count=count)
+        for image in plan_images(plan, scale=scale, count=count, on_frame=on_frame)
     ]
     return _HTML_TEMPLATE.format(
         title=html.escape(title),
@@ -273,9 +286,12 @@ def write_html(
     count: int | None = None,
     title: str = "Ceremony QR transfer",
     caption: str = "",
+    on_frame: FrameCallback | None = None,
 ) -> Path:
     """Write `html_page` to `path` atomically."""
-    page = html_page(plan, scale=scale, fps=fps, count=count, title=title, caption=caption)
+    page = html_page(
+        plan, scale=scale, fps=fps, count=count, title=title, caption=caption, on_frame=on_frame
+    )
     _atomic_write(path, page.encode("utf-8"))
     return path
 

@@ -7,7 +7,7 @@ picks the plan, shows progress and refuses the wrong kind of document.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 
@@ -56,6 +56,7 @@ def write_qr(
     terminal_frames: int | None = None,
     single: bool = False,
     name: str | None = None,
+    on_frame: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """Write `document` as QR frames into `out_dir` (PNG folder, GIF, HTML) or play it in the terminal.
 
@@ -74,13 +75,17 @@ def write_qr(
     name = name or ("signatures" if content_type is ContentType.SIGNATURES else "request")
     written: list[Path]
     if fmt is QrFormat.PNG:
-        written = render.write_png_folder(plan, out_dir, caption=caption)
+        written = render.write_png_folder(plan, out_dir, caption=caption, on_frame=on_frame)
     elif fmt is QrFormat.GIF:
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = [render.write_gif(plan, out_dir / f"{name}.gif", caption=caption)]
+        written = [
+            render.write_gif(plan, out_dir / f"{name}.gif", caption=caption, on_frame=on_frame)
+        ]
     elif fmt is QrFormat.HTML:
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = [render.write_html(plan, out_dir / f"{name}.html", caption=caption)]
+        written = [
+            render.write_html(plan, out_dir / f"{name}.html", caption=caption, on_frame=on_frame)
+        ]
     else:
         shown = render.play_terminal(plan, console=console, limit=terminal_frames, caption=caption)
         written = []
