@@ -99,7 +99,7 @@ def verify(
 ) -> None:
     """Verify a Notary metadata folder from its root down and print what it holds."""
     when = parse_now(now)
-    with Steps(err) as steps:
+    with Steps(err, plain=False) as steps:  # stderr off a terminal: empty or one error line
         steps.step(f"Reading the metadata in {directory}")
         files = load_metadata_dir(directory)
         state = TrustStore(home_of(ctx)).load(gun)

@@ -27,9 +27,14 @@ from rich.progress import (
 class Steps:
     """The steps of one command, shown as they happen (see the module docstring)."""
 
-    def __init__(self, console: Console | None = None, *, live: bool | None = None) -> None:
+    def __init__(
+        self, console: Console | None = None, *, live: bool | None = None, plain: bool = True
+    ) -> None:
+        """`plain=False`: show progress only at a terminal (for a command whose stderr a script
+        reads as "empty, or one error line")."""
         self.console = console or Console(stderr=True, highlight=False, emoji=False)
         self.live = self.console.is_terminal if live is None else live
+        self.plain = plain
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._text = ""
@@ -68,7 +73,7 @@ class Steps:
         self._text, self._total, self._count, self._started = text, total, 0, time.monotonic()
         if self._progress is not None:
             self._task = self._progress.add_task(text, total=total)
-        else:
+        elif self.plain:
             self.console.print(text, markup=False, highlight=False)
 
     def advance(self, count: int = 1) -> None:
@@ -94,7 +99,7 @@ class Steps:
             self._progress.update(
                 self._task, total=total, completed=total if ok else task.completed
             )
-        elif self._total is not None and ok:
+        elif self._total is not None and ok and self.plain:
             seconds = time.monotonic() - self._started
             self.console.print(
                 f"  {self._count} of {self._total} done in {seconds:.1f} s", markup=False
