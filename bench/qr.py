@@ -141,11 +141,11 @@ def best_ms(action: Callable[[], object], repeats: int = 5) -> float:
 def speed_table(frames_per_preset: int) -> str:
     lines = [
         f"ms per full frame: median over {frames_per_preset} random frames of the best of 5 "
-        "runs. Render = qrcode "
+        "runs. Render = qrcodegen "
         f"matrix (fixed mask) + PIL image at {DEFAULT_SCALE} px/module. Decode on the clean "
         "render and on a degraded capture (0.8×, Gaussian blur 1, JPEG 60).",
         "",
-        "| preset | QR | px | qrcode matrix | render total | pyzbar clean | zxing clean "
+        "| preset | QR | px | qrcodegen matrix | render total | pyzbar clean | zxing clean "
         "| pyzbar degraded | zxing degraded | decoded |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -213,7 +213,7 @@ def throughput_table(runs: int) -> str:
 def environment() -> str:
     versions = ", ".join(
         f"{package} {metadata.version(package)}"
-        for package in ("qrcode", "pillow", "pyzbar", "zxing-cpp")
+        for package in ("qrcodegen", "pillow", "pyzbar", "zxing-cpp")
     )
     return (
         f"Python {platform.python_version()} on {platform.machine()}, "

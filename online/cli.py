@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -26,23 +27,31 @@ from ceremony.core.changes import (
     ReplaceKeys,
     SetDelegation,
 )
-from ceremony.core.documents import PublicKeysDocument, SignaturesDocument
+from ceremony.core.documents import PublicKeysDocument, Request, SignaturesDocument
 from ceremony.core.errors import CeremonyError, InputRejected, UsageError, VerificationFailed
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.core.keys import key_from_pem
 from ceremony.core.metadata import FileMeta, is_delegation_name
-from ceremony.edge.clikit import new_app, output_console, run_app
+from ceremony.edge.clikit import (
+    JsonOption,
+    new_app,
+    output_console,
+    print_json,
+    run_app,
+)
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
+from ceremony.edge.progress import Steps
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
-from online import signer_cmds
+from online import signer_cmds, staging_cmds
 from online.changelist import canonical_custom, read_changelist, translate
-from online.cli_root import Globals, app, globals_of
+from online.cli_root import CURRENT, Globals, app, globals_of
 from online.client.config import ServerConfig
 from online.client.http import TrustServer
-from online.home import Home, StagedChange
+from online.home import Home, RequestRecord, StagedChange
 from online.operations import (
+    RepositoryStatus,
     cancel_request,
     export_request,
     publish_documents,
@@ -51,6 +60,7 @@ from online.operations import (
     rotation_keys,
     stage_init,
 )
+from online.staging_cmds import check_first_staging, conflict_warnings, merge_public_keys
 
 delegation_app = new_app("Delegations (defined in their parent role): list, add, update, remove.")
 app.add_typer(delegation_app, name="delegation")
@@ -85,9 +95,28 @@ def _role(role: str) -> str:
     return role
 
 
+_CURRENT = CURRENT  # the global options of this run, for the first-staging check
+
+
+def _connector() -> Callable[[], TrustServer] | None:
+    """How to reach the trust server the options name, or None when none is set."""
+    if not _CURRENT:
+        return None
+    try:
+        _CURRENT[-1].config()
+    except UsageError:
+        return None
+    return _CURRENT[-1].connect
+
+
 def _staged(home: Home, gun: str, changes: list[Change]) -> None:
-    staged = home.repository(gun).stage(changes)
+    repo = home.repository(gun)
+    check_first_staging(repo, gun, _connector())
+    before = repo.staged()
+    staged = repo.stage(changes)
     _report_staged(gun, staged)
+    for line in conflict_warnings(gun, before, staged):
+        err.print(line, markup=False)
 
 
 def _report_staged(gun: str, staged: tuple[StagedChange, ...]) -> None:
@@ -114,8 +143,13 @@ def init(
     ctx: typer.Context,
     gun: Annotated[str, typer.Argument(help="The repository (GUN) to create.")],
     public_keys: Annotated[
-        Path,
-        typer.Option("--public-keys", help="Public keys file from `ceremony key export-public`."),
+        list[Path],
+        typer.Option(
+            "--public-keys",
+            help="Public keys file from `ceremony key export-public`; repeatable (one per "
+            "keyholder): the files are merged.",
+            metavar="FILE",
+        ),
     ],
     root_threshold: Annotated[
         int | None,
@@ -134,10 +168,17 @@ def init(
         ),
     ] = False,
 ) -> None:
-    """Stage a new repository: offline root and targets keys, server-held snapshot and timestamp."""
+    """Stage a new repository: offline root and targets keys, server-held snapshot and timestamp.
+
+    \b
+    Examples:
+      ceremony-online init example.com/app --public-keys keys.json
+      ceremony-online init example.com/app --public-keys alice.json \\
+          --public-keys bob.json --root-threshold 2
+    """
     g = _globals(ctx)
     gun = _gun(gun)
-    keys = _load_public_keys(public_keys)
+    keys = merge_public_keys([(str(p), _load_public_keys(p)) for p in public_keys])
     with g.connect() as server:
         staged = stage_init(
             Home(g.home),
@@ -148,6 +189,9 @@ def init(
             targets_threshold=targets_threshold,
             over_vanished=utc_now().strftime("%Y%m%dT%H%M%SZ") if over_vanished else None,
         )
+    err.print(
+        f"{gun} is a NEW repository: nothing by that name is on the server yet.", markup=False
+    )
     _report_staged(gun, (staged,))
 
 
@@ -214,7 +258,14 @@ def add(
         typer.Option("--from", help="File of `name sha256hex length` lines: stage them all."),
     ] = None,
 ) -> None:
-    """Stage adding target(s) to targets or a delegation."""
+    """Stage adding target(s) to targets or a delegation.
+
+    \b
+    Examples:
+      ceremony-online add example.com/app v1.tar.gz ./v1.tar.gz
+      ceremony-online add example.com/app v1 --sha256 HEX --length 1024
+      ceremony-online add example.com/app --from targets.txt
+    """
     gun = _gun(gun)
     role = _role(role)
     home = _home(ctx)
@@ -225,12 +276,21 @@ def add(
             )
         if custom is not None:
             raise UsageError("--custom applies to one target; it cannot be combined with --from.")
-        try:
-            text = read_input(from_list, "target list", cap=MAX_BULK_INPUT).decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputRejected(f"{from_list} is not UTF-8 text; nothing was staged.") from None
-        changes = parse_target_list(text, str(from_list), role)
-        _staged(home, gun, changes)
+        with Steps(err) as steps:
+            steps.step(f"Reading the target list {from_list}")
+            try:
+                text = read_input(from_list, "target list", cap=MAX_BULK_INPUT).decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputRejected(f"{from_list} is not UTF-8 text; nothing was staged.") from None
+            changes = parse_target_list(text, str(from_list), role)
+            steps.step(f"Staging {len(changes)} target(s) for {gun}")
+            repo = home.repository(gun)
+            check_first_staging(repo, gun, _connector())
+            before = repo.staged()
+            staged = repo.stage(changes)
+        _report_staged(gun, staged)
+        for line in conflict_warnings(gun, before, staged):
+            err.print(line, markup=False)
         return
     if name is None:
         raise UsageError("Give the target NAME and FILE, --sha256 and --length, or --from LIST.")
@@ -409,8 +469,14 @@ def import_changelist(
 def status(
     ctx: typer.Context,
     gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
+    as_json: JsonOption = False,
 ) -> None:
-    """Show what is published, staged, exported and signed for GUN."""
+    """Show what is published, staged, exported and signed for GUN.
+
+    Keys are shown by their canonical id (as `ceremony key list` and `notary key list`).
+
+    Example: ceremony-online status example.com/app
+    """
     g = _globals(ctx)
     gun = _gun(gun)
     config: ServerConfig | None = None
@@ -424,6 +490,64 @@ def status(
     else:
         with TrustServer(config) as server:
             result = repository_status(Home(g.home), server, gun, utc_now())
+    if as_json:
+        print_json(status_json(gun, result))
+    else:
+        _print_status(gun, result, no_server)
+    if result.server_problem is not None:
+        raise result.server_problem
+    if no_server is not None:
+        raise no_server
+
+
+def status_json(gun: str, result: RepositoryStatus) -> dict[str, object]:
+    """`status` as data, for scripts."""
+    published = None
+    if result.published is not None:
+        published = [
+            {
+                "role": r.role,
+                "version": r.version,
+                "expires": r.expires.format(),
+                "threshold": r.threshold,
+                "keys": list(r.keyids),
+                "expiring": r.expiring,
+            }
+            for r in result.published
+        ]
+    return {
+        "gun": gun,
+        "published": published,
+        "warnings": list(result.warnings),
+        "staged": [{"id": s.id, "change": s.change.describe()} for s in result.staged],
+        "requests": [
+            {
+                "id": rs.record.id,
+                "words": digest_phrase(rs.record.digest),
+                "exported": rs.record.exported,
+                "thin": rs.record.thin,
+                "state": _record_state(rs.record),
+                "signatures_documents": rs.documents,
+                "sets": [
+                    {
+                        "role": p.role,
+                        "label": p.label,
+                        "have": p.have,
+                        "threshold": p.threshold,
+                        "complete": p.complete,
+                        "keys": list(p.keyids),
+                        "needs": list(p.missing),
+                    }
+                    for p in rs.sets
+                ],
+            }
+            for rs in result.requests
+        ],
+        "server_problem": result.server_problem.message if result.server_problem else None,
+    }
+
+
+def _print_status(gun: str, result: RepositoryStatus, no_server: UsageError | None) -> None:
     out.print(f"Repository {gun}", markup=False)
     if result.published is not None:
         width = max(len(r.role) for r in result.published)
@@ -460,10 +584,6 @@ def status(
                 f"    {p.role}{label}: {p.have} of {p.threshold} signatures — {mark}",
                 markup=False,
             )
-    if result.server_problem is not None:
-        raise result.server_problem
-    if no_server is not None:
-        raise no_server
 
 
 @app.command()
@@ -501,12 +621,44 @@ def export(
         ),
     ] = False,
 ) -> None:
-    """Export everything staged for GUN as one signing request (a file and/or QR codes)."""
+    """Export everything staged for GUN as one signing request (a file and/or QR codes).
+
+    Exporting the same staged changes again re-renders the same request (same id and
+    words) in any format.
+
+    \b
+    Examples:
+      ceremony-online export example.com/app --out request.json
+      ceremony-online export example.com/app --qr-out qr/ --format html
+      ceremony-online export example.com/app --format terminal
+    """
     if out_file is None and qr_out is None and fmt is not QrFormat.TERMINAL:
         raise UsageError("Say where the request goes: --out FILE and/or --qr-out DIR.")
     g = _globals(ctx)
     gun = _gun(gun)
-    with g.connect() as server:
+
+    steps = Steps(err)
+
+    def deliver(request: Request) -> None:
+        """Write the file and QR files before the request is kept (a failure keeps nothing)."""
+        data = request.to_bytes(thin=thin)
+        if out_file is not None:
+            steps.step(f"Writing the request ({len(data)} bytes) to {out_file}")
+            write_request(out_file, data)
+        if qr_out is not None and fmt is not QrFormat.TERMINAL:
+            steps.step(f"Drawing the request as QR codes ({fmt.value}) in {qr_out}")
+            write_qr(
+                data,
+                qr_out,
+                ContentType.REQUEST,
+                preset=preset.value,
+                fmt=fmt,
+                console=err,
+                caption=qr_caption(gun, request),
+                on_frame=steps.progress,
+            )
+
+    with steps, g.connect() as server:
         request = export_request(
             Home(g.home),
             server,
@@ -514,19 +666,18 @@ def export(
             utc_now(),
             thin=thin,
             accept_expired_timestamp=accept_expired,
-            say=lambda text: err.print(text, markup=False),
+            say=steps.step,
+            deliver=deliver,
         )
-    data = request.to_bytes(thin=thin)
-    if out_file is not None:
-        write_request(out_file, data)
-    if qr_out is not None or fmt is QrFormat.TERMINAL:
+    if fmt is QrFormat.TERMINAL:
         write_qr(
-            data,
-            qr_out or Path("."),
+            request.to_bytes(thin=thin),
+            Path("."),
             ContentType.REQUEST,
             preset=preset.value,
             fmt=fmt,
             console=err,
+            caption=qr_caption(gun, request),
         )
     digest = request.digest
     out.print(f"request: {request.id}", markup=False)
@@ -539,6 +690,11 @@ def export(
         "sign it offline with `ceremony sign`.",
         markup=False,
     )
+
+
+def qr_caption(gun: str, request: Request) -> str:
+    """What every QR output shows beside the code: GUN, request id and the words to compare."""
+    return f"{gun}  request {request.id}\nwords: {digest_phrase(request.digest)}"
 
 
 def write_request(path: Path, data: bytes) -> None:
@@ -565,7 +721,14 @@ def publish(
         ),
     ] = False,
 ) -> None:
-    """Check the signatures, upload the signed metadata, and verify what the server serves."""
+    """Check the signatures, upload the signed metadata, and verify what the server serves.
+
+    \b
+    Examples:
+      ceremony-online publish signatures.json
+      ceremony-online publish alice.sig bob.sig
+      ceremony-online publish --qr signatures-photo.png
+    """
     if not signatures and not qr:
         raise UsageError(
             "Give signatures documents, or --qr with an image of the signatures QR code."
@@ -579,14 +742,14 @@ def publish(
             doc
         )  # a foreign file is refused before anything else
         err.print(f"signatures document words: {digest_phrase(parsed.digest)}", markup=False)
-    with TrustServer(config) as server:
+    with Steps(err) as steps, TrustServer(config) as server:
         results = publish_documents(
             Home(g.home),
             server,
             docs,
             utc_now(),
             accept_expired_timestamp=accept_expired,
-            say=lambda text: err.print(text, markup=False),
+            say=steps.step,
         )
     for r in results:
         versions = ", ".join(f"{role} v{v}" for role, v in sorted(r.versions.items()))
@@ -676,25 +839,52 @@ requests_app = new_app(
     "Exported requests: list them, or cancel one so the next export makes a new one."
 )
 app.add_typer(requests_app, name="requests")
+app.command("unstage")(staging_cmds.unstage)
+app.command("discard")(staging_cmds.discard)
 
 
 @requests_app.command("list")
 def requests_list(
     ctx: typer.Context,
     gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
+    as_json: JsonOption = False,
 ) -> None:
-    """Every request exported for GUN: its id, the versions it signs and its state."""
+    """Every request exported for GUN: its id, words, the versions it signs and its state."""
     repo = _home(ctx).repository(_gun(gun))
     records = repo.records()
+    if as_json:
+        rows = [
+            {
+                "id": rec.id,
+                "digest": rec.digest,
+                "words": digest_phrase(rec.digest),
+                "exported": rec.exported,
+                "thin": rec.thin,
+                "versions": dict(sorted(rec.versions.items())),
+                "signatures_documents": len(repo.signatures(rec.id)),
+                "state": _record_state(rec),
+                "detail": rec.state,
+            }
+            for rec in records
+        ]
+        print_json({"gun": gun, "requests": rows})
+        return
     if not records:
         out.print(f"No request was exported for {gun} from this home.", markup=False)
     for rec in records:
         versions = ", ".join(f"{r} v{v}" for r, v in sorted(rec.versions.items()))
         out.print(
-            f"{rec.id}  exported {rec.exported}  {versions or '-'}  "
+            f"{rec.id}  {digest_phrase(rec.digest)}\n    exported {rec.exported}  {versions or '-'}  "
             f"{len(repo.signatures(rec.id))} signatures document(s)  {rec.state}",
             markup=False,
         )
+
+
+def _record_state(record: RequestRecord) -> str:
+    """One word for scripts: exported, published or cancelled."""
+    if record.published is not None:
+        return "published"
+    return "cancelled" if record.cancelled is not None else "exported"
 
 
 @requests_app.command("cancel")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from ceremony.core.errors import UsageError
-from ceremony.edge.clikit import Overview, new_app, run_app
+from ceremony.edge.clikit import Overview, VersionOption, new_app, run_app
 from online.settings import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, HOME_ENV, default_home
 
 if TYPE_CHECKING:
@@ -23,7 +23,12 @@ if TYPE_CHECKING:
 
 app = new_app(
     "Online half of the Notary signing ceremony: stage changes, export signing requests, "
-    "publish signatures. Holds no private key."
+    "publish signatures. Holds no private key.\n\n"
+    "\b\nA routine change:\n"
+    "  ceremony-online add example.com/app v1.tar.gz ./v1.tar.gz\n"
+    "  ceremony-online export example.com/app --out request.json\n"
+    "  ceremony-online publish signatures.json\n"
+    "  ceremony-online status example.com/app"
 )
 
 
@@ -79,8 +84,13 @@ def _global(
             help="Accept a plain http:// server URL (credentials and metadata in the clear).",
         ),
     ] = False,
+    _version: VersionOption = False,
 ) -> None:
     ctx.obj = Globals(home if home is not None else default_home(), server, tls_ca, allow_http)
+    CURRENT.append(ctx.obj)
+
+
+CURRENT: list[Globals] = []  # this run's global options (the first staging asks the server)
 
 
 def globals_of(ctx: typer.Context) -> Globals:
@@ -118,6 +128,8 @@ OVERVIEW = Overview(
             "check-liveness",
             "Which keys the published repository lists are proven to work, and can each role sign?",
         ),
+        ("unstage", "Drop staged changes by number; the others stay staged."),
+        ("discard", "Drop every staged change for GUN (exported requests stay until cancelled)."),
         ("delegation", "Delegations (defined in their parent role): list, add, update, remove."),
         (
             "signer",
@@ -135,7 +147,9 @@ OVERVIEW = Overview(
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console script `ceremony-online`."""
     if OVERVIEW.wanted(sys.argv[1:] if argv is None else argv):
-        OVERVIEW.draw(app)
-    else:
-        import online.cli  # noqa: F401 - registers every command on `app`
-    run_app(app, argv)
+        run_app(app, argv, prepare=lambda: OVERVIEW.draw(app))
+    run_app(app, argv, prepare=_register)
+
+
+def _register() -> None:
+    import online.cli  # noqa: F401 - registers every command on `app`

@@ -29,9 +29,9 @@ from ceremony.core.changes import (
     touched_roles,
 )
 from ceremony.core.documents import BaseFile, Expectation, Request
-from ceremony.core.errors import VerificationFailed
+from ceremony.core.errors import CeremonyError, VerificationFailed
 from ceremony.core.gotime import GoTime
-from ceremony.core.keys import verify_signature
+from ceremony.core.keys import canonical_key_id, verify_signature
 from ceremony.core.metadata import Body, Envelope, Key, Signature, parse_any, role_order
 from ceremony.core.plan import Plan, RolePlan, plan
 
@@ -256,6 +256,15 @@ class SetProgress:
         return self.have >= self.threshold
 
 
+def shown_key_id(key: Key) -> str:
+    """The one id people see for a key: Notary's canonical key id (`notary key list`, the key
+    file's name), the same for a root key in every repository and for its certificate."""
+    try:
+        return canonical_key_id(key)
+    except CeremonyError:
+        return key.key_id
+
+
 def progress(result: Planned, signatures: Mapping[str, Sequence[Signature]]) -> list[SetProgress]:
     """Per role and signer set, the valid distinct signatures collected so far."""
     out: list[SetProgress] = []
@@ -268,14 +277,15 @@ def progress(result: Planned, signatures: Mapping[str, Sequence[Signature]]) -> 
                 if s.keyid in signer_set.keys and result.valid(role, signer_set.keys[s.keyid], s)
             }
             ids = tuple(sorted(signer_set.keys))
+            shown = {k: shown_key_id(signer_set.keys[k]) for k in ids}
             out.append(
                 SetProgress(
                     role,
                     "previous root keys" if index else "",
                     len(valid),
                     signer_set.threshold,
-                    ids,
-                    tuple(k for k in ids if k not in valid),
+                    tuple(shown[k] for k in ids),
+                    tuple(shown[k] for k in ids if k not in valid),
                 )
             )
     return out

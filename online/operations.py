@@ -37,6 +37,7 @@ from online.flow import (
     progress,
     replan,
     shortfall,
+    shown_key_id,
     upload_files,
 )
 from online.home import (
@@ -239,11 +240,14 @@ def export_request(
     thin: bool = False,
     accept_expired_timestamp: bool = False,
     say: Say = _quiet,
+    deliver: Callable[[Request], None] | None = None,
 ) -> Request:
     """Build the request for everything staged for `gun`, keep it (full) in the home, return it.
 
-    The caller writes `request.to_bytes(thin=thin)` wherever it goes (a file, QR
-    codes); the home always keeps the full form, which publish needs.
+    `deliver` writes `request.to_bytes(thin=thin)` wherever it goes (a file, QR codes)
+    BEFORE a new request is kept: a failed delivery leaves no request behind and
+    supersedes none. The home always keeps the full form, which publish needs. One
+    staged set makes one request: exporting it again delivers the same request.
     """
     repo = home.repository(gun)
     staged = repo.staged()
@@ -276,11 +280,14 @@ def export_request(
                 )
                 break
             say(f"Request {record.id} already carries these staged changes: exporting it again.")
+            if deliver is not None:
+                deliver(earlier)
             return earlier
         exported: dict[str, int] = {}
         for record in repo.records():
             for role, version in record.versions.items():
                 exported[role] = max(version, exported.get(role, 0))
+        say(f"Building and checking the request for {len(staged)} staged change(s) …")
         request, _ = build_request(
             gun=gun,
             files=files,
@@ -289,6 +296,8 @@ def export_request(
             nonce=secrets.token_hex(16),
             exported=exported,
         )
+        if deliver is not None:
+            deliver(request)
         stamp = GoTime.from_datetime(now).format()
         record = RequestRecord(
             request.id,
@@ -449,6 +458,7 @@ def _publish_one(
             say(f"Uploading {', '.join(upload)} …")
             server.publish(gun, {role: env.raw for role, env in upload.items()})
             uploaded_here = True
+        say(f"Reading {gun} back from {server.location} and verifying it …")
         after = _read_back(repo, server, now, {**result.base, **upload})
         after_files = after.envelopes if after is not None else None
         if uploaded_here:
@@ -533,14 +543,17 @@ def published_roles(fetched: FetchedRepository, now: datetime) -> tuple[RoleStat
     keyids: dict[str, tuple[tuple[str, ...], int]] = {
         name: (spec.keyids, spec.threshold) for name, spec in root.roles.items()
     }
+    keys: dict[str, Key] = dict(root.keys)
     parents: list[Targets] = [report.targets.body, *(e.body for e in report.delegations.values())]
     for body in parents:
+        keys.update(body.delegations.keys)
         for spec in body.delegations.roles:
             keyids[spec.name] = (spec.keyids, spec.threshold)
     out = []
     for r in report.roles:
         expires = r.expires
-        ids, threshold = keyids.get(r.name, ((), r.threshold))
+        raw_ids, threshold = keyids.get(r.name, ((), r.threshold))
+        ids = tuple(shown_key_id(keys[k]) if k in keys else k for k in raw_ids)
         offline = r.name not in ("snapshot", "timestamp")  # the server renews those itself
         expiring = offline and expires.before(now + EXPIRY_WARNING)
         out.append(RoleStatus(r.name, r.version, expires, threshold, ids, expiring))

@@ -11,9 +11,15 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from ceremony.edge.clikit import Overview, new_app, run_app
+from ceremony.edge.clikit import Overview, VersionOption, new_app, run_app
 
-app = new_app("Offline half of the Notary signing ceremony: keys, review, signing, verification.")
+app = new_app(
+    "Offline half of the Notary signing ceremony: keys, review, signing, verification.\n\n"
+    "\b\nA routine signing:\n"
+    "  ceremony review request.json          (or --qr frames/ or --qr webcam)\n"
+    "  ceremony sign request.json --out signatures.json\n"
+    "  ceremony key list"
+)
 
 
 def default_home() -> Path:
@@ -32,6 +38,7 @@ def _global(
             show_default="~/.ceremony",
         ),
     ] = None,
+    _version: VersionOption = False,
 ) -> None:
     ctx.obj = home if home is not None else default_home()
 
@@ -101,7 +108,5 @@ OVERVIEW = Overview(
 
 def main(argv: list[str] | None = None) -> NoReturn:
     if OVERVIEW.wanted(sys.argv[1:] if argv is None else argv):
-        OVERVIEW.draw(app)
-    else:
-        _register()
-    run_app(app, argv)
+        run_app(app, argv, prepare=lambda: OVERVIEW.draw(app))
+    run_app(app, argv, prepare=_register)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import typer
 
-from ceremony.core.errors import Aborted, printable
+from ceremony.core.errors import Aborted, InputRejected, printable
 from ceremony.signing.pkcs11uri import token_of_pin_alias
 
 MIN_PASSPHRASE = 8
@@ -80,3 +82,74 @@ def confirm(question: str, *, assume_yes: bool) -> None:
     answer = typer.prompt(f"{question} Type 'yes' to continue", default="", show_default=False)
     if answer.strip().lower() != "yes":
         raise Aborted("Not confirmed; nothing was written.")
+
+
+PASSPHRASE_TRIES = 3
+T = TypeVar("T")
+
+
+class KeySecret:
+    """The passphrase source for ONE key: its prompt names the role, old or new, and the key id,
+    and it remembers where the answer came from, so a wrong one is retried only if typed."""
+
+    def __init__(self, role: str, key_id: str, *, age: str = "") -> None:
+        self.what = f"the {age} {role} key {key_id}" if age else f"the {role} key {key_id}"
+        self.env_var: str | None = None
+        self.pin = False
+
+    def __call__(self, alias: str) -> str:
+        token = token_of_pin_alias(alias)
+        if token is not None:
+            self.pin = True
+            self.env_var = PIN_ENV if os.environ.get(PIN_ENV) else None
+            return get_pin(token)
+        var = passphrase_env(alias)
+        value = os.environ.get(var)
+        if value:
+            self.env_var = var
+            return value
+        self.env_var = None
+        if not interactive():
+            raise Aborted(f"No passphrase for {self.what}: set {var} or run at a terminal.")
+        return getpass.getpass(f"Passphrase for {self.what}: ")
+
+
+def unlock(opener: Callable[[KeySecret], T], secret: KeySecret) -> T:
+    """`opener(secret)`, allowing 3 tries for a passphrase typed at the prompt.
+
+    A token PIN is never retried here (a YubiKey PIV locks after 3 wrong PINs; the token
+    backend says how many tries are left), and a wrong secret from an environment
+    variable is reported as such and not retried.
+    """
+    from ceremony.signing.keyfile import WrongPassphrase
+
+    for attempt in range(1, PASSPHRASE_TRIES + 1):
+        try:
+            return opener(secret)
+        except InputRejected as exc:
+            wrong_passphrase = isinstance(exc, WrongPassphrase)
+            if secret.env_var is not None and secret.pin:
+                raise type(exc)(
+                    f"{exc.message.rstrip('.')}. The PIN came from {secret.env_var}: correct "
+                    f"or unset it (it is not retried)."
+                ) from None
+            if secret.env_var is not None and wrong_passphrase:
+                raise type(exc)(
+                    f"The passphrase in {secret.env_var} does not open {secret.what}: correct "
+                    f"or unset {secret.env_var} (it is not retried); nothing was signed or "
+                    "written."
+                ) from None
+            if not wrong_passphrase or secret.pin:
+                raise
+            if attempt == PASSPHRASE_TRIES:
+                raise WrongPassphrase(
+                    f"{PASSPHRASE_TRIES} wrong passphrases for {secret.what}; nothing was "
+                    "signed or written."
+                ) from None
+            left = PASSPHRASE_TRIES - attempt
+            typer.echo(
+                f"That passphrase does not open {secret.what}; {left} "
+                f"{'try' if left == 1 else 'tries'} left.",
+                err=True,
+            )
+    raise AssertionError("unreachable")  # pragma: no cover

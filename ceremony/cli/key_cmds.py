@@ -20,7 +20,7 @@ from ceremony.core.errors import UsageError, printable
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.core.keys import describe_key, key_fingerprint
-from ceremony.edge.clikit import err_console, new_app, output_console
+from ceremony.edge.clikit import JsonOption, err_console, new_app, output_console, print_json
 from ceremony.edge.fsutil import atomic_write, read_input
 from ceremony.offline.retirement import TrustedRoots, retired_lines
 from ceremony.offline.trust import TrustStore
@@ -59,7 +59,13 @@ def generate(
     token: TokenOption = None,
     pkcs11_module: ModuleOption = None,
 ) -> None:
-    """Generate a P-256 key (and for root, its certificate CN=GUN); print its id."""
+    """Generate a P-256 key (and for root, its certificate CN=GUN); print its id.
+
+    \b
+    Examples:
+      ceremony key generate root --gun example.com/app
+      ceremony key generate targets --gun example.com/app
+    """
     store = KeyStore(home_of(ctx))
     if token is not None:
         record = generate_on_token(
@@ -74,10 +80,18 @@ def generate(
 
 
 @key_app.command("list")
-def list_keys(ctx: typer.Context) -> None:
-    """List the keys in the store (no passphrase needed)."""
+def list_keys(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List the keys in the store (no passphrase needed).
+
+    Each key shows its id (Notary's canonical key id: the name of its key file, what
+    `notary key list` shows, and the id `status`, `review` and `publish` use) and its
+    fingerprint (SHA-256 of the public key, which keyholders confirm aloud).
+    """
     store = KeyStore(home_of(ctx))
     records = store.records()
+    if as_json:
+        print_json({"home": str(store.home), "keys": [_key_json(store, r) for r in records]})
+        return
     console = output_console()
     if not records:
         console.print(
@@ -97,6 +111,28 @@ def list_keys(ctx: typer.Context) -> None:
         else:
             for line in retired_lines(record, roots):
                 console.print(printable(line), markup=False)
+
+
+def _key_json(store: KeyStore, record: KeyRecord) -> dict[str, object]:
+    guns: dict[str, object] = {}
+    for gun, certificate in sorted(record.guns.items()):
+        if certificate is None:
+            guns[gun] = None
+        else:
+            d = describe_key(certificate)
+            guns[gun] = {
+                "certificate_sha256": d.certificate_sha256,
+                "expires": d.not_after.isoformat() if d.not_after else None,
+            }
+    return {
+        "id": record.canonical_id,
+        "fingerprint": record.fingerprint,
+        "role": record.role,
+        "repositories": guns,
+        "location": store.location(record),
+        "backup": record.backup,
+        "retired": record.retired,
+    }
 
 
 @key_app.command("fingerprint")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -14,14 +14,16 @@ from rich.table import Table
 from rich.text import Text
 
 from ceremony.cli import home_of
-from ceremony.cli._prompts import confirm, get_passphrase, interactive
+from ceremony.cli._prompts import KeySecret, confirm, interactive, unlock
 from ceremony.core.documents import Request
 from ceremony.core.errors import InputRejected, UsageError, printable
 from ceremony.core.gotime import GoTime, utc_now
-from ceremony.core.keys import describe_key
+from ceremony.core.keys import canonical_key_id, describe_key
+from ceremony.core.metadata import Key
 from ceremony.core.verify import RepositoryReport, TargetEntry, verify_repository
-from ceremony.edge.clikit import output_console, write_lines
+from ceremony.edge.clikit import JsonOption, output_console, print_json, write_lines
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
+from ceremony.edge.progress import Steps
 from ceremony.offline.policy import Policy
 from ceremony.offline.review import (
     MIN_ACK_PREFIX,
@@ -35,6 +37,10 @@ from ceremony.offline.review import (
 )
 from ceremony.offline.trust import TrustStore
 from ceremony.qr.transfer import digest_phrase
+
+if TYPE_CHECKING:
+    from ceremony.signing.keystore import KeyStore
+    from ceremony.signing.signer import Signer
 
 out = output_console()
 err = output_console(stderr=True)
@@ -93,15 +99,18 @@ def verify(
 ) -> None:
     """Verify a Notary metadata folder from its root down and print what it holds."""
     when = parse_now(now)
-    files = load_metadata_dir(directory)
-    state = TrustStore(home_of(ctx)).load(gun)
-    report = verify_repository(
-        files,
-        gun,
-        when,
-        trusted_root=state.root if state is not None else None,
-        previous_versions=state.versions if state is not None else None,
-    )
+    with Steps(err, plain=False) as steps:  # stderr off a terminal: empty or one error line
+        steps.step(f"Reading the metadata in {directory}")
+        files = load_metadata_dir(directory)
+        state = TrustStore(home_of(ctx)).load(gun)
+        steps.step(f"Verifying {len(files)} metadata file(s) of {gun} from the root down")
+        report = verify_repository(
+            files,
+            gun,
+            when,
+            trusted_root=state.root if state is not None else None,
+            previous_versions=state.versions if state is not None else None,
+        )
     if as_json:
         write_lines([json_report(report, when, first_use=state is None)])
         return
@@ -294,7 +303,11 @@ RequestArgument = Annotated[
 ]
 QrInput = Annotated[
     list[Path] | None,
-    typer.Option("--qr", help="Read the request from QR images/folders/GIF/video, or webcam[:N]."),
+    typer.Option(
+        "--qr",
+        help="Read the request from QR codes: images, a folder, a GIF or a video; "
+        "--qr webcam (or webcam:N) films them with a camera. Repeatable.",
+    ),
 ]
 FullOption = Annotated[
     bool,
@@ -309,16 +322,61 @@ def review(
     request: RequestArgument = None,
     qr: QrInput = None,
     full: FullOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Verify a request against this machine's trust state and show exactly what would be signed.
 
-    Read-only: it writes nothing, and a request already signed here is shown as such.
+    Read-only: it writes nothing, and a request already signed here is shown as such. The
+    request comes from a file, or from QR codes with --qr (images, a folder, a GIF, a
+    video, or --qr webcam to film the codes with a camera).
+
+    \b
+    Examples:
+      ceremony review request.json
+      ceremony review --qr webcam
+      ceremony review --qr frames/ --full
     """
     now = utc_now()
     home = home_of(ctx)
     req = read_request(request, qr)
     result = _review(home, TrustStore(home), req, now)
+    if as_json:
+        print_json(review_json(result))
+        return
     show_review(result, now, full=full)
+
+
+def review_json(result: ReviewResult) -> dict[str, object]:
+    """The review as data: the same facts as the text (every `!` line, the acknowledgements)."""
+    req = result.request
+    roles = []
+    for d in result.diffs:
+        entry: dict[str, object] = {
+            "role": d.role,
+            "old_version": d.old_version,
+            "new_version": d.new_version,
+            "expires": d.new_expires,
+            "summary": d.summary(),
+            "lines": [{"text": line.text, "bang": line.bang} for line in d.lines],
+            "signers": list(d.signers),
+        }
+        roles.append(entry)
+    return {
+        "request": req.id,
+        "gun": req.gun,
+        "digest": req.digest,
+        "words": digest_phrase(req.digest),
+        "trust": _trust_line(result),
+        "already_signed": result.already.signed_at[0] if result.already is not None else None,
+        "roles": roles,
+        "root_keys": list(result.root_keys),
+        "changes_to_who_can_sign": list(result.bang_lines),
+        "acknowledgements": [
+            {"option": n.flag, "names": list(n.names), "why": n.why} for n in result.needed
+        ],
+        "warnings": list(result.warnings),
+        "policy_violations": list(result.policy_violations),
+    }
 
 
 def _given(
@@ -435,7 +493,18 @@ def sign(
     """Review a request, confirm, sign with every key held here, and write the signatures.
 
     What this machine signed is recorded before the signatures are written.
+
+    \b
+    Examples:
+      ceremony sign request.json --out signatures.json
+      ceremony sign --qr webcam --qr-out sig-qr/
+      ceremony sign request.json --out s.json --yes --accept root
     """
+    if request is None and not qr:
+        raise UsageError(
+            "Give the request to sign: a file (ceremony sign request.json --out "
+            "signatures.json), or its QR codes with --qr PATH or --qr webcam."
+        )
     if out_file is None and qr_out is None:
         raise UsageError("Say where the signatures go: --out FILE and/or --qr-out DIR.")
     from ceremony.signing.keystore import KeyStore
@@ -488,12 +557,10 @@ def sign(
         given = _ask_acknowledgements(result, given)
         confirm(f"Sign {', '.join(result.plan.roles)} for {req.gun}?", assume_yes=yes)
 
-        def passphrase_for(alias: str) -> str:
-            return get_passphrase(alias, new=False)
-
+        signers = unlock_signers(result, keys, keystore)
         outcome = sign_review(
             result,
-            lambda key: keystore.signer_for(key, passphrase_for),
+            lambda key: signers.get(key.key_id),
             keys,
             given,
             GoTime.from_datetime(now).format(),
@@ -508,7 +575,20 @@ def sign(
         from ceremony.qr.frames import ContentType
         from ceremony.qr.transfer import write_qr
 
-        write_qr(data, qr_out, ContentType.SIGNATURES, console=err)
+        caption = (
+            f"{req.gun}  request {req.id}\n"
+            f"signatures words: {digest_phrase(outcome.document.digest)}"
+        )
+        with Steps(err) as steps:
+            steps.step(f"Drawing the signatures QR code in {qr_out}")
+            write_qr(
+                data,
+                qr_out,
+                ContentType.SIGNATURES,
+                console=err,
+                caption=caption,
+                on_frame=steps.progress,
+            )
         err.print(f"Signatures QR code written to {qr_out}", markup=False)
     signed = sum(len(r.signatures) for r in outcome.document.roles)
     if again:
@@ -531,3 +611,34 @@ def sign(
             f"note: this machine holds no key for {role}; another keyholder must sign it.",
             markup=False,
         )
+
+
+def unlock_signers(
+    result: ReviewResult, keys: Mapping[str, Sequence[Key]], keystore: KeyStore
+) -> dict[str, Signer]:
+    """Open every key that will sign before anything is signed, each asked for by name.
+
+    Each prompt names the role, old or new (in a rotation) and the key's canonical id (the
+    id `ceremony key list` and `notary key list` show); a key is opened once however many
+    roles it signs.
+    """
+    signers: dict[str, Signer] = {}
+    opened: dict[str, Signer | None] = {}
+    for role, role_keys in keys.items():
+        base = result.root.body.roles.get(role)
+        old_ids = set(base.keyids) if base is not None and result.first_contact != "init" else set()
+        rotating = any(key.key_id not in old_ids for key in role_keys) and bool(old_ids)
+        for key in role_keys:
+            cid = canonical_key_id(key)
+            if cid not in opened:
+                age = ("old" if key.key_id in old_ids else "new") if rotating else ""
+                secret = KeySecret(role, cid[:16], age=age)
+                opened[cid] = unlock(functools.partial(_open_signer, keystore, key), secret)
+            signer = opened[cid]
+            if signer is not None:
+                signers[key.key_id] = signer
+    return signers
+
+
+def _open_signer(keystore: KeyStore, key: Key, secret: KeySecret) -> Signer | None:
+    return keystore.signer_for(key, secret)

@@ -476,8 +476,9 @@ class KeyDescription:
         return None
 
     def summary(self) -> str:
-        """One line for review screens: the fingerprint first, then what identifies the key."""
-        text = f"{self.fingerprint} ({self.keytype}, id {self.key_id}"
+        """One line for review screens: the fingerprint first, then the key's one id (Notary's
+        canonical key id, as `ceremony key list` and `notary key list` show it) and certificate."""
+        text = f"{self.fingerprint} ({self.keytype}, id {self.canonical_id}"
         if self.common_name is not None and self.not_after is not None:
             text += (
                 f", certificate CN={printable(self.common_name)!r}, expires "

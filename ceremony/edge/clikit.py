@@ -8,13 +8,19 @@ which might hold a secret) and exits 1. Set `CEREMONY_DEBUG=1` to see tracebacks
 
 from __future__ import annotations
 
+import importlib.metadata
+import inspect
+import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+import typer.main
+from typer.core import TyperArgument
+from typer.exceptions import TyperException
 
 from ceremony.core.errors import CeremonyError
 
@@ -82,6 +88,18 @@ def write_lines(lines: Iterable[str]) -> None:
         sys.exit(EXIT_OK)
 
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON (for scripts) instead of text.")
+]
+"""The `--json` flag every list or report command takes."""
+
+
+def print_json(value: object) -> None:
+    """Write `value` as indented JSON on stdout (ids and digests in full, keys sorted)."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
 def new_app(help_text: str) -> typer.Typer:
     """A typer app that never shows locals in tracebacks (keys and passphrases live there)."""
     return typer.Typer(
@@ -89,7 +107,7 @@ def new_app(help_text: str) -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         pretty_exceptions_show_locals=False,
-        add_completion=False,
+        add_completion=True,
         rich_markup_mode=None,
     )
 
@@ -133,21 +151,110 @@ def fail(error: CeremonyError) -> NoReturn:
     sys.exit(error.exit_code)
 
 
-def run_app(app: typer.Typer, argv: list[str] | None = None) -> NoReturn:
-    """Run a typer app, translating every failure once."""
+def tidy_help(command: Any) -> None:
+    """Help for people, not for Python: every parameter gets a plain metavar (FILE, PATH, N,
+    TEXT, or the argument's name) instead of a type such as `<list[Path]>`, and every
+    command's one-line summary is its whole first sentence, never cut with "...".
+    """
+    for param in getattr(command, "params", ()):
+        if isinstance(param, TyperArgument):
+            if param.metavar is None:
+                many = param.nargs != 1
+                param.metavar = str(param.name).upper() + ("..." if many else "")
+            param.__class__ = _PlainArgument
+        elif getattr(param, "metavar", None) is None and not getattr(param, "is_flag", False):
+            param.metavar = _metavar_for(param)
+    help_text = getattr(command, "help", None)
+    if help_text and getattr(command, "short_help", None) is None:
+        first = inspect.cleandoc(help_text).split("\n\n", 1)[0].replace("\n", " ")
+        command.short_help = first
+    for sub in getattr(command, "commands", {}).values():
+        tidy_help(sub)
+
+
+class _PlainArgument(TyperArgument):
+    """An argument shown as `GUN` or `[FILE]` in usage lines, without a Python type."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:  # noqa: ARG002 - click passes ctx=
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        return name if self.required else f"[{name}]"
+
+
+def _metavar_for(param: Any) -> str:
+    descriptor = getattr(param, "type_descriptor", None)
+    choices = getattr(descriptor, "choices", None) if descriptor is not None else None
+    if choices:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in choices) + "]"
+    annotation = str(getattr(descriptor, "annotation", ""))
+    if "Path" in annotation:
+        return "PATH"
+    if "int" in annotation:
+        return "N"
+    return "TEXT"
+
+
+def version_callback(value: bool) -> None:
+    """`--version`: the package version, then exit."""
+    if value:
+        try:
+            version = importlib.metadata.version("notary-ceremony")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        typer.echo(f"notary-ceremony {version}")
+        raise typer.Exit()
+
+
+VersionOption = Annotated[
+    bool,
+    typer.Option(
+        "--version", help="Print the version and exit.", callback=version_callback, is_eager=True
+    ),
+]
+
+
+INTERRUPTED = "error: interrupted; nothing was written."
+_TYPER_INTERRUPT_CODE = 130
+"""typer turns a KeyboardInterrupt into this exit code; no command returns it itself."""
+
+
+def run_app(
+    app: typer.Typer, argv: list[str] | None = None, *, prepare: Callable[[], None] | None = None
+) -> NoReturn:
+    """Run a typer app, translating every failure once.
+
+    Ctrl-C (and Ctrl-D at a prompt) exits 4 with "interrupted; nothing was written." wherever
+    it comes: in `prepare` (command registration), in a passphrase or yes/no prompt (click
+    turns those into `Abort`), or mid-command (typer turns those into exit 130). A command
+    whose normal stop is Ctrl-C catches KeyboardInterrupt itself and never gets here.
+    """
     debug = os.environ.get("CEREMONY_DEBUG") == "1"
     try:
-        # typer/click handle their own usage errors (exit 2) in standalone mode.
-        app(args=argv, standalone_mode=True)
+        if prepare is not None:
+            prepare()
+        command = typer.main.get_command(app)
+        tidy_help(command)
+        # Not standalone: click's Abort and usage errors come back here to be translated.
+        code = command.main(args=argv, standalone_mode=False)
     except SystemExit:
         raise
+    except typer.Abort:
+        _interrupted()
+    except TyperException as exc:  # typer's (vendored click's) usage errors: exit 2
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            _err().print(f"error: {exc.format_message()}", markup=False)
+        sys.exit(exc.exit_code)
     except CeremonyError as exc:
         if debug:
             raise
         fail(exc)
     except KeyboardInterrupt:
-        _err().print("error: interrupted; nothing was written.")
-        sys.exit(EXIT_ABORTED)
+        _interrupted()
     except OSError as exc:
         if debug:
             raise
@@ -166,4 +273,16 @@ def run_app(app: typer.Typer, argv: list[str] | None = None) -> NoReturn:
             markup=False,
         )
         sys.exit(EXIT_REJECTED)
-    sys.exit(EXIT_OK)
+    if code == _TYPER_INTERRUPT_CODE:
+        _interrupted()
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _interrupted() -> NoReturn:
+    """The one answer to Ctrl-C: a new line (the prompt may be mid-line), the sentence, exit 4."""
+    try:
+        _err().print()
+        _err().print(INTERRUPTED, markup=False)
+    except (KeyboardInterrupt, OSError):  # a second Ctrl-C or a closed stderr: still exit 4
+        pass
+    sys.exit(EXIT_ABORTED)

@@ -5,7 +5,11 @@ FIXED mask (`MASK`): the research (qr-transfer.md §1.4) found a fixed mask deco
 as the automatic choice and renders about 4x faster. The QR version and EC level come from
 the `TransferPlan`, so all frames of an animation have the same size.
 
-The encoder is `qrcode` (with `mask_pattern` fixed), not segno: segno imports
+The encoder is Project Nayuki's `qrcodegen`, which takes exactly what a frame needs: one
+alphanumeric segment, a fixed version (min = max), a fixed EC level (no boost) and a fixed
+mask. python-qrcode 8.2 is not used for frames: its Reed-Solomon division fails with
+"glog(0)" whenever a data block is all zero bits (a run of Base45 "0"s, as zero-padded
+blocks give), so some documents could not be exported. segno is not used either: it imports
 `xml.sax.saxutils`, which imports `urllib.request` and with it `ssl` and `http.client`,
 and the offline half must never load a networking module (tests/test_airgap.py draws a
 code to prove it).
@@ -22,6 +26,7 @@ import html
 import io
 import itertools
 import json
+import math
 import os
 import tempfile
 import time
@@ -29,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
@@ -46,6 +51,9 @@ MAX_FPS: Final = 15.0
 GIF_PIXEL_BUDGET: Final = 256 * 1024 * 1024
 """Pillow holds every GIF frame in memory; beyond this many pixels use the HTML page."""
 
+FrameCallback = Callable[[int, int], None]
+"""Told (frames drawn, frames in all) after each frame: progress for long renders."""
+
 Matrix = Sequence[bytes | bytearray]
 """Rows of modules, non-zero = dark, without quiet zone."""
 
@@ -55,35 +63,37 @@ _DARK_BYTE: Final = bytes([255]) + bytes(255)
 
 def qr_matrix(text: str, *, version: int, error: str) -> Matrix:
     """The module matrix of `text` as one alphanumeric segment with the fixed mask."""
-    import qrcode
-    import qrcode.constants
-    import qrcode.exceptions
-    import qrcode.util
+    from qrcodegen import DataTooLongError, QrCode, QrSegment
 
     levels = {
-        "L": qrcode.constants.ERROR_CORRECT_L,
-        "M": qrcode.constants.ERROR_CORRECT_M,
-        "Q": qrcode.constants.ERROR_CORRECT_Q,
-        "H": qrcode.constants.ERROR_CORRECT_H,
+        "L": QrCode.Ecc.LOW,
+        "M": QrCode.Ecc.MEDIUM,
+        "Q": QrCode.Ecc.QUARTILE,
+        "H": QrCode.Ecc.HIGH,
     }
     if error not in levels or not 1 <= version <= 40:
         raise UsageError(f"There is no QR code version {version}-{error}.")
-    code = qrcode.QRCode(
-        version=version, error_correction=levels[error], mask_pattern=MASK, border=0
-    )
+    if not QrSegment.is_alphanumeric(text):
+        raise UsageError(
+            "The text cannot be drawn as an alphanumeric QR code: it holds characters outside "
+            "0-9, A-Z, space and $%*+-./:."
+        )
     try:
-        code.add_data(qrcode.util.QRData(text, mode=qrcode.util.MODE_ALPHA_NUM))
-        code.make(fit=False)
-    except qrcode.exceptions.DataOverflowError:
+        code = QrCode.encode_segments(
+            [QrSegment.make_alphanumeric(text)],
+            levels[error],
+            minversion=version,
+            maxversion=version,
+            mask=MASK,
+            boostecl=False,
+        )
+    except DataTooLongError:
         raise UsageError(
             f"A frame of {len(text)} characters does not fit a version {version}-{error} QR "
             "code; choose a larger preset."
         ) from None
-    except (ValueError, TypeError) as error_:
-        raise UsageError(
-            f"The text cannot be drawn as an alphanumeric QR code: {error_}."
-        ) from None
-    return [bytes(1 if cell else 0 for cell in row) for row in code.get_matrix()]
+    size = code.get_size()
+    return [bytes(code.get_module(x, y) for x in range(size)) for y in range(size)]
 
 
 def matrix_image(
@@ -109,16 +119,70 @@ def frame_image(text: str, *, version: int, error: str, scale: int = DEFAULT_SCA
     return matrix_image(qr_matrix(text, version=version, error=error), scale=scale)
 
 
+def frame_label(seq: int, total: int | None) -> str:
+    """ "frame n/N" for a finite export, "frame n" for the endless terminal player."""
+    return f"frame {seq + 1}/{total}" if total is not None else f"frame {seq + 1}"
+
+
+def captioned(image: Image.Image, lines: Sequence[str]) -> Image.Image:
+    """`image` with `lines` of text in a white band below it (the quiet zone stays clear).
+
+    The band is as wide as the widest line needs, so a small static code keeps a readable
+    caption; the code stays centred above it.
+    """
+    lines = [line for line in lines if line]
+    if not lines:
+        return image
+    font = ImageFont.load_default(size=_CAPTION_FONT)
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    widths = [math.ceil(probe.textlength(line, font=font)) for line in lines]
+    line_height = _CAPTION_FONT + 6
+    width = max(image.width, max(widths) + 2 * _CAPTION_MARGIN)
+    height = image.height + line_height * len(lines) + _CAPTION_MARGIN
+    canvas = Image.new("L", (width, height), 255)
+    canvas.paste(image.convert("L"), ((width - image.width) // 2, 0))
+    draw = ImageDraw.Draw(canvas)
+    for index, (line, line_width) in enumerate(zip(lines, widths, strict=True)):
+        top = image.height + index * line_height
+        draw.text(((width - line_width) // 2, top), line, font=font, fill=0)
+    return canvas.convert("1", dither=Image.Dither.NONE)
+
+
+_CAPTION_FONT: Final = 16
+_CAPTION_MARGIN: Final = 8
+
+
 def plan_images(
-    plan: TransferPlan, *, scale: int = DEFAULT_SCALE, count: int | None = None
+    plan: TransferPlan,
+    *,
+    scale: int = DEFAULT_SCALE,
+    count: int | None = None,
+    caption: str = "",
+    on_frame: FrameCallback | None = None,
 ) -> Iterator[Image.Image]:
-    """Images of frames 0..count-1 (default: the plan's export count), rendered lazily."""
-    for text in plan.texts(count):
-        yield frame_image(text, version=plan.version, error=plan.error, scale=scale)
+    """Images of frames 0..count-1 (default: the plan's export count), rendered lazily.
+
+    With a caption, each image carries it below the code with "frame n/N"; `on_frame(n, N)`
+    is told after each one (progress).
+    """
+    total = plan.export_count if count is None else count
+    for seq, text in enumerate(plan.texts(total)):
+        image = frame_image(text, version=plan.version, error=plan.error, scale=scale)
+        if caption:
+            image = captioned(image, [*caption.split("\n"), frame_label(seq, total)])
+        if on_frame is not None:
+            on_frame(seq + 1, total)
+        yield image
 
 
 def write_png_folder(
-    plan: TransferPlan, folder: Path, *, scale: int = DEFAULT_SCALE, count: int | None = None
+    plan: TransferPlan,
+    folder: Path,
+    *,
+    scale: int = DEFAULT_SCALE,
+    count: int | None = None,
+    caption: str = "",
+    on_frame: FrameCallback | None = None,
 ) -> list[Path]:
     """Write numbered PNGs `frame-0000.png`...: K + ceil(K/2) frames, or one for a static code.
 
@@ -133,7 +197,9 @@ def write_png_folder(
         )
     digits = max(4, len(str(total - 1)))
     paths: list[Path] = []
-    for seq, image in enumerate(plan_images(plan, scale=scale, count=total)):
+    for seq, image in enumerate(
+        plan_images(plan, scale=scale, count=total, caption=caption, on_frame=on_frame)
+    ):
         path = folder / f"frame-{seq:0{digits}d}.png"
         _atomic_write(path, _png_bytes(image))
         paths.append(path)
@@ -147,8 +213,11 @@ def write_gif(
     scale: int = DEFAULT_SCALE,
     fps: float | None = None,
     count: int | None = None,
+    caption: str = "",
+    on_frame: FrameCallback | None = None,
 ) -> Path:
-    """Write an endlessly looping animated GIF of the export frames at `fps` (the preset's)."""
+    """Write an endlessly looping animated GIF of the export frames at `fps` (the preset's),
+    each frame captioned (with "frame n/N") when a caption is given."""
     total = plan.export_count if count is None else count
     fps = _checked_fps(plan, fps)
     side = (17 + 4 * plan.version + 2 * QUIET_ZONE) * scale
@@ -157,7 +226,10 @@ def write_gif(
             f"{total} frames of {side}x{side} pixels are too many for a GIF; use the HTML "
             "page or the PNG folder instead."
         )
-    images = [image.convert("L") for image in plan_images(plan, scale=scale, count=total)]
+    images = [
+        image.convert("L")
+        for image in plan_images(plan, scale=scale, count=total, caption=caption, on_frame=on_frame)
+    ]
     buffer = io.BytesIO()
     images[0].save(
         buffer,
@@ -179,6 +251,7 @@ def html_page(
     count: int | None = None,
     title: str = "Ceremony QR transfer",
     caption: str = "",
+    on_frame: FrameCallback | None = None,
 ) -> str:
     """A self-contained HTML player: frames as PNG data URIs (all rendered before the page is
     written), fps control starting at the preset's rate, counter, pause.
@@ -188,11 +261,11 @@ def html_page(
     fps = _checked_fps(plan, fps)
     uris = [
         "data:image/png;base64," + base64.b64encode(_png_bytes(image)).decode("ascii")
-        for image in plan_images(plan, scale=scale, count=count)
+        for image in plan_images(plan, scale=scale, count=count, on_frame=on_frame)
     ]
     return _HTML_TEMPLATE.format(
         title=html.escape(title),
-        caption=html.escape(caption),
+        caption=html.escape(caption).replace("\n", "<br>"),
         k=plan.k,
         version=plan.version,
         error=plan.error,
@@ -213,9 +286,12 @@ def write_html(
     count: int | None = None,
     title: str = "Ceremony QR transfer",
     caption: str = "",
+    on_frame: FrameCallback | None = None,
 ) -> Path:
     """Write `html_page` to `path` atomically."""
-    page = html_page(plan, scale=scale, fps=fps, count=count, title=title, caption=caption)
+    page = html_page(
+        plan, scale=scale, fps=fps, count=count, title=title, caption=caption, on_frame=on_frame
+    )
     _atomic_write(path, page.encode("utf-8"))
     return path
 
@@ -248,10 +324,13 @@ def half_block_lines(matrix: Matrix, *, border: int = QUIET_ZONE) -> list[str]:
     ]
 
 
-def terminal_frame(text: str, *, version: int, error: str) -> Text:
-    """One frame as rich Text, black on white."""
+def terminal_frame(text: str, *, version: int, error: str, caption: str = "") -> Text:
+    """One frame as rich Text, black on white, with the caption lines below it."""
     lines = half_block_lines(qr_matrix(text, version=version, error=error))
-    return Text("\n".join(lines), style="black on white", no_wrap=True, overflow="crop")
+    frame = Text("\n".join(lines), style="black on white", no_wrap=True, overflow="crop")
+    if caption:
+        frame.append("\n" + caption, style="")
+    return frame
 
 
 def play_terminal(
@@ -262,6 +341,7 @@ def play_terminal(
     limit: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    caption: str = "",
 ) -> int:
     """Animate frames 0, 1, 2, ... in the terminal; returns how many frames were shown.
 
@@ -273,15 +353,28 @@ def play_terminal(
     """
     console = console or Console(emoji=False, highlight=False)
     fps = _checked_fps(plan, fps)
-    first = terminal_frame(plan.encoder.frame(0), version=plan.version, error=plan.error)
+    caption_lines = caption.split("\n") if caption else []
+
+    def label(seq: int) -> str:
+        if not caption_lines:
+            return ""
+        return "\n".join([*caption_lines, f"{frame_label(seq, None)} (K = {plan.k})"])
+
+    first = terminal_frame(
+        plan.encoder.frame(0),
+        version=plan.version,
+        error=plan.error,
+        caption="\n".join(caption_lines),
+    )
     if plan.is_static or not console.is_terminal or limit == 1:
         console.print(first)
         return 1
     size = 17 + 4 * plan.version + 2 * QUIET_ZONE
-    if console.width < size or console.height < (size + 1) // 2:
+    height = (size + 1) // 2 + len(caption_lines) + (1 if caption_lines else 0)
+    if console.width < size or console.height < height:
         raise EnvironmentFailure(
             f"The terminal is {console.width}x{console.height} but the QR code needs "
-            f"{size}x{(size + 1) // 2}; enlarge the window or reduce the font size."
+            f"{size}x{height}; enlarge the window or reduce the font size."
         )
     seqs = itertools.count() if limit is None else range(limit)
     shown = 0
@@ -291,22 +384,28 @@ def play_terminal(
     ):
 
         def draw(seq: int) -> Text:
-            return terminal_frame(plan.encoder.frame(seq), version=plan.version, error=plan.error)
+            return terminal_frame(
+                plan.encoder.frame(seq), version=plan.version, error=plan.error, caption=label(seq)
+            )
 
         ahead: collections.deque[concurrent.futures.Future[Text]] = collections.deque()
         pending = iter(seqs)
         for seq in itertools.islice(pending, _DRAW_AHEAD):
             ahead.append(drawer.submit(draw, seq))
         beat = clock()
-        while ahead:
-            frame = ahead.popleft().result()
-            following = next(pending, None)
-            if following is not None:
-                ahead.append(drawer.submit(draw, following))
-            live.update(frame, refresh=True)
-            shown += 1
-            beat += 1 / fps
-            sleep(max(0.0, beat - clock()))
+        try:
+            while ahead:
+                frame = ahead.popleft().result()
+                following = next(pending, None)
+                if following is not None:
+                    ahead.append(drawer.submit(draw, following))
+                live.update(frame, refresh=True)
+                shown += 1
+                beat += 1 / fps
+                sleep(max(0.0, beat - clock()))
+        except KeyboardInterrupt:  # Ctrl-C is the player's normal stop
+            for future in ahead:
+                future.cancel()
     return shown
 
 

@@ -7,7 +7,7 @@ picks the plan, shows progress and refuses the wrong kind of document.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 
@@ -56,10 +56,13 @@ def write_qr(
     terminal_frames: int | None = None,
     single: bool = False,
     name: str | None = None,
+    on_frame: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """Write `document` as QR frames into `out_dir` (PNG folder, GIF, HTML) or play it in the terminal.
 
-    `caption` (the document's digest words) is shown under the HTML player. With
+    `caption` (GUN, request id and words; lines split by newlines) is shown under every
+    PNG frame, GIF frame, the HTML player and the terminal player, with the frame
+    number; the terminal player prints it again when it stops (Ctrl-C). With
     `single` (always for signatures) the document is one static code; `name` names
     the GIF or HTML file and the message (default: signatures or request).
     """
@@ -72,16 +75,22 @@ def write_qr(
     name = name or ("signatures" if content_type is ContentType.SIGNATURES else "request")
     written: list[Path]
     if fmt is QrFormat.PNG:
-        written = render.write_png_folder(plan, out_dir)
+        written = render.write_png_folder(plan, out_dir, caption=caption, on_frame=on_frame)
     elif fmt is QrFormat.GIF:
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = [render.write_gif(plan, out_dir / f"{name}.gif")]
+        written = [
+            render.write_gif(plan, out_dir / f"{name}.gif", caption=caption, on_frame=on_frame)
+        ]
     elif fmt is QrFormat.HTML:
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = [render.write_html(plan, out_dir / f"{name}.html", caption=caption)]
+        written = [
+            render.write_html(plan, out_dir / f"{name}.html", caption=caption, on_frame=on_frame)
+        ]
     else:
-        render.play_terminal(plan, console=console, limit=terminal_frames)
+        shown = render.play_terminal(plan, console=console, limit=terminal_frames, caption=caption)
         written = []
+        if caption:
+            console.print(f"Stopped after {shown} frame(s). {caption}", markup=False)
     frames = "endless frames" if fmt is QrFormat.TERMINAL else f"{plan.export_count} frames"
     kind = "one static QR code" if plan.is_static else f"{plan.k} blocks, {frames}"
     console.print(f"QR {name}: {kind} at version {plan.version}-{plan.error}", markup=False)

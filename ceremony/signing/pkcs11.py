@@ -96,6 +96,22 @@ def wrong_pin_message(token: str, flags: int) -> str:
     return f"The PIN for {token} is wrong, {tries}; nothing was signed or written."
 
 
+def check_pin_tries(token: str, flags: int) -> None:
+    """Stop before the last PIN try: when the token says one more wrong PIN locks it, no PIN
+    is asked for or sent (a YubiKey PIV locks after 3 wrong PINs)."""
+    if flags & TokenFlag.USER_PIN_LOCKED:
+        raise PinLocked(
+            f"The PIN of {token} is locked: unlock it with the security officer PIN or PUK, "
+            "then run the command again."
+        )
+    if flags & TokenFlag.USER_PIN_FINAL_TRY:
+        raise PinLocked(
+            f"{token} says one more wrong PIN locks it, so no PIN was tried: enter the PIN "
+            "once with the token vendor's tool (a right PIN resets the count), then run the "
+            "command again; nothing was signed or written."
+        )
+
+
 @contextlib.contextmanager
 def _failures(name: str, token: pkcs11.Token | None = None) -> Iterator[None]:
     """Turn the module's exceptions into one sentence each."""
@@ -243,6 +259,7 @@ def _login(uri: Pkcs11Uri, secrets: PassphraseSource) -> _Login:
         if token.flags & TokenFlag.PROTECTED_AUTHENTICATION_PATH:  # a PIN pad on the reader
             session = token.open(rw=rw, user_pin=pkcs11.PROTECTED_AUTH)
         else:
+            check_pin_tries(name, int(token.flags))
             pin = secrets(pin_alias(token.label))
             if not pin:
                 raise UsageError(f"An empty PIN cannot log in to {name}; give its PIN.")
