@@ -21,6 +21,7 @@ from ceremony.core.keys import describe_key
 from ceremony.core.verify import verify_repository
 from ceremony.edge.clikit import output_console
 from ceremony.edge.fsutil import atomic_write, read_input
+from ceremony.offline import transcript
 from ceremony.offline.policy import Policy
 from ceremony.offline.review import (
     MIN_ACK_PREFIX,
@@ -264,6 +265,7 @@ def review(
     now = utc_now()
     home = home_of(ctx)
     req = read_request(request, qr)
+    transcript.note(request_id=req.id, digest=req.digest)
     result = _review(home, TrustStore(home), req, now)
     show_review(result, now, full=full)
 
@@ -390,6 +392,7 @@ def sign(
     now = utc_now()
     home = home_of(ctx)
     req = read_request(request, qr)
+    transcript.note(request_id=req.id, digest=req.digest)
     store = TrustStore(home)
     keystore = KeyStore(home)
     given = _given(expect_key, accept, abandon)
@@ -446,6 +449,7 @@ def sign(
             GoTime.from_datetime(now).format(),
         )
         store.save(record_signing(store.load(req.gun), outcome.state), outcome.bodies)
+        transcript.note(keys=[s.keyid for r in outcome.document.roles for s in r.signatures])
     # Recorded first: a failure from here on leaves a record, and `sign --again` recovers.
     data = outcome.document.to_bytes()
     if out_file is not None:

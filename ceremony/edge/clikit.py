@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn, Protocol, cast
 
 import typer
 from rich.console import Console
@@ -52,37 +54,93 @@ def fail(error: CeremonyError) -> NoReturn:
     sys.exit(error.exit_code)
 
 
-def run_app(app: typer.Typer, argv: list[str] | None = None) -> NoReturn:
-    """Run a typer app, translating every failure once."""
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one run of a CLI ended: its exit code, and the sentence it printed if it failed."""
+
+    code: int
+    error: str | None = None
+
+
+def run_app(
+    app: typer.Typer,
+    argv: list[str] | None = None,
+    *,
+    finish: Callable[[Outcome], int] | None = None,
+) -> NoReturn:
+    """Run a typer app, translating every failure once, and exit.
+
+    `finish` sees how the command ended after its output is printed (the offline half
+    records it in the ceremony transcript) and returns the exit status.
+    """
+    outcome = run_once(app, argv)
+    sys.exit(finish(outcome) if finish is not None else outcome.code)
+
+
+def _said(sentence: str, code: int) -> Outcome:
+    err_console.print(f"error: {sentence}", markup=False)
+    return Outcome(code, sentence)
+
+
+def run_once(app: typer.Typer, argv: list[str] | None = None) -> Outcome:
+    """Run a typer app once: print its errors as one sentence each, and say how it ended.
+
+    Click runs outside its standalone mode so that its usage errors can be reported too;
+    they are shown exactly as standalone click shows them.
+    """
     debug = os.environ.get("CEREMONY_DEBUG") == "1"
     try:
-        # typer/click handle their own usage errors (exit 2) in standalone mode.
-        app(args=argv, standalone_mode=True)
-    except SystemExit:
-        raise
+        result = app(args=argv, standalone_mode=False)
+    except SystemExit as exc:
+        return Outcome(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
+    except typer.Abort:
+        err_console.print("Aborted!", markup=False)
+        return Outcome(EXIT_REJECTED, "aborted.")
     except CeremonyError as exc:
         if debug:
             raise
-        fail(exc)
+        return _said(exc.diagnostics(), exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("error: interrupted; nothing was written.")
-        sys.exit(EXIT_ABORTED)
-    except OSError as exc:
-        if debug:
-            raise
-        where = f" ({exc.filename})" if exc.filename else ""
-        err_console.print(
-            f"error: the system refused a file or device operation{where}: {exc.strerror}.",
-            markup=False,
-        )
-        sys.exit(EXIT_ENVIRONMENT)
+        return _said("interrupted; nothing was written.", EXIT_ABORTED)
     except Exception as exc:
-        if debug:
-            raise
-        err_console.print(
-            f"error: internal error ({type(exc).__name__}); nothing was changed. "
-            "Re-run with CEREMONY_DEBUG=1 and report the output.",
-            markup=False,
+        usage = _click_error(exc)
+        if usage is None:
+            if debug:
+                raise
+            return _unexpected(exc)
+        usage.show()  # exactly what standalone click shows
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group without its subcommand
+            return Outcome(usage.exit_code, "no subcommand was given; the help was shown.")
+        return Outcome(usage.exit_code, usage.format_message())
+    # Outside standalone mode click returns the status of an `Exit` (e.g. after --help).
+    return Outcome(result if isinstance(result, int) else EXIT_OK)
+
+
+class _ClickError(Protocol):
+    exit_code: int
+
+    def show(self) -> None: ...
+
+    def format_message(self) -> str: ...
+
+
+def _click_error(exc: Exception) -> _ClickError | None:
+    """Click's own errors (usage errors), from click or the copy typer vendors."""
+    if any(c.__name__ == "ClickException" for c in type(exc).__mro__):
+        return cast(_ClickError, exc)
+    return None
+
+
+def _unexpected(exc: Exception) -> Outcome:
+    """Anything else: an OS refusal is named; any other exception by its type only."""
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _said(
+            f"the system refused a file or device operation{where}: {exc.strerror}.",
+            EXIT_ENVIRONMENT,
         )
-        sys.exit(EXIT_REJECTED)
-    sys.exit(EXIT_OK)
+    return _said(
+        f"internal error ({type(exc).__name__}); nothing was changed. "
+        "Re-run with CEREMONY_DEBUG=1 and report the output.",
+        EXIT_REJECTED,
+    )
