@@ -5,6 +5,8 @@ Every command is registered explicitly below, in the order `--help` lists them.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -42,15 +44,24 @@ def home_of(ctx: typer.Context) -> Path:
 
 
 def _register() -> None:
-    from ceremony.cli import key_cmds, review_cmds, trust_cmds
+    from ceremony.cli import key_cmds, preflight_cmds, review_cmds, transcript_cmds, trust_cmds
 
     app.command("review")(review_cmds.review)
     app.command("sign")(review_cmds.sign)
     app.command("verify")(review_cmds.verify)
     app.add_typer(key_cmds.key_app, name="key")
     app.add_typer(trust_cmds.trust_app, name="trust")
+    app.add_typer(transcript_cmds.transcript_app, name="transcript")
+    app.command("preflight")(preflight_cmds.preflight)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
     _register()
-    run_app(app, argv)
+    from ceremony.cli import _record
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not _record.records(args):  # `--help` and a bare `ceremony` only print help
+        run_app(app, args)
+    home = _record.home_from(args, os.environ.get("CEREMONY_HOME"), default_home())
+    with _record.recording(home, args) as finish:
+        run_app(app, args, finish=finish)
