@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench system-deps clean
+.PHONY: demo test lint bench system-deps clean offline-bundle
 
 system-deps:
 	@missing=""; \
@@ -40,6 +40,10 @@ test: system-deps $(STAMP) lint
 
 demo: system-deps $(STAMP)
 	$(PY) scripts/demo.py
+
+# The offline half and its dependencies as hash-pinned wheels, with install.sh (no index).
+offline-bundle: $(STAMP)
+	$(PY) scripts/offline_bundle.py dist/offline-bundle
 
 bench: system-deps $(STAMP)
 	$(PY) bench/qr.py
