@@ -260,7 +260,8 @@ def review(
 ) -> None:
     """Verify a request against this machine's trust state and show exactly what would be signed.
 
-    Read-only: it writes nothing, and a request already signed here is shown as such.
+    Read-only: it writes nothing but its transcript line, and a request already signed here
+    is shown as such.
     """
     now = utc_now()
     home = home_of(ctx)
