@@ -27,13 +27,13 @@ from ceremony.core.changes import (
     SetDelegation,
 )
 from ceremony.core.documents import PublicKeysDocument, SignaturesDocument
-from ceremony.core.errors import CeremonyError, InputRejected, UsageError
+from ceremony.core.errors import CeremonyError, InputRejected, UsageError, VerificationFailed
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.core.keys import key_from_pem
 from ceremony.core.metadata import FileMeta, is_delegation_name
 from ceremony.edge.clikit import new_app, output_console, run_app
-from ceremony.edge.fsutil import atomic_write, read_input
+from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
 from online.changelist import canonical_custom, read_changelist, translate
@@ -263,7 +263,7 @@ def add(
         if custom is not None:
             raise UsageError("--custom applies to one target; it cannot be combined with --from.")
         try:
-            text = read_input(from_list, "target list").decode("utf-8")
+            text = read_input(from_list, "target list", cap=MAX_BULK_INPUT).decode("utf-8")
         except UnicodeDecodeError:
             raise InputRejected(f"{from_list} is not UTF-8 text; nothing was staged.") from None
         changes = parse_target_list(text, str(from_list), role)
@@ -616,6 +616,75 @@ def publish(
                 f"and it verifies. Dropped {r.dropped} staged change(s) it carried.",
                 markup=False,
             )
+
+
+@app.command("check-liveness")
+def check_liveness(
+    ctx: typer.Context,
+    gun: Annotated[str, typer.Option("--gun", help="The repository (GUN) whose keys to check.")],
+    proofs: Annotated[
+        list[Path] | None, typer.Argument(help="Liveness proofs from `ceremony key check`.")
+    ] = None,
+    nonce: Annotated[
+        str | None,
+        typer.Option(
+            "--nonce", help="The hex nonce given to the keyholders: every proof must answer it."
+        ),
+    ] = None,
+    qr: Annotated[
+        list[Path] | None,
+        typer.Option("--qr", help="Read a liveness proof from QR images (repeatable)."),
+    ] = None,
+) -> None:
+    """Which keys the published repository lists are proven to work, and can each role sign?
+
+    Exits 1 if any role's threshold cannot be reached with proven keys.
+    """
+    from ceremony.core.documents import sha256_hex
+    from ceremony.core.liveness import check_nonce
+    from online.liveness import check_liveness as check
+    from online.liveness import read_proof
+
+    if not proofs and not qr:
+        raise UsageError("Give liveness proof files, or --qr with an image of the proof's QR code.")
+    gun = _gun(gun)
+    try:
+        wanted = check_nonce(nonce, "--nonce") if nonce is not None else None
+    except CeremonyError as exc:
+        raise UsageError(exc.message) from exc
+    g = _globals(ctx)
+    config = g.config()
+    docs = [(str(p), read_input(p, "liveness proof")) for p in proofs or []]
+    docs.extend((str(path), read_qr([path], ContentType.OTHER, console=err)) for path in qr or [])
+    for source, data in docs:
+        read_proof(source, data)  # a foreign file is refused before anything else
+        err.print(f"{source}: proof words {digest_phrase(sha256_hex(data))}", markup=False)
+    with TrustServer(config) as server:
+        report = check(Home(g.home), server, gun, docs, utc_now(), nonce=wanted)
+    result = report.assessment
+    out.print(f"Liveness of the keys {gun} publishes (root v{report.root_version}):", markup=False)
+    for key in result.keys:
+        when = f"proven at {key.proven_at}" if key.proven_at else "NOT proven"
+        out.print(f"  {', '.join(key.roles)} key {key.fingerprint}: {when}", markup=False)
+    for role in result.roles:
+        state = "reachable" if role.reachable else "NOT reachable"
+        out.print(
+            f"  {role.role}: {role.proven} of {role.listed} key(s) proven, {role.threshold} "
+            f"needed: threshold {state}",
+            markup=False,
+        )
+    if result.foreign:
+        out.print(
+            f"  note: the proofs also prove key(s) {gun} does not list (ignored): "
+            + ", ".join(k[:16] for k in result.foreign),
+            markup=False,
+        )
+    if result.unreachable:
+        names = ", ".join(r.role for r in result.unreachable)
+        raise VerificationFailed(
+            f"With the keys proven, the threshold of {names} cannot be reached: prove the "
+            "other keys (or replace lost ones) before the ceremony."
+        )
 
 
 requests_app = new_app(

@@ -104,9 +104,10 @@ def newest_base(base: Sequence[BaseFile]) -> dict[str, BaseFile]:
     return out
 
 
-def base_bodies(base: Sequence[BaseFile]) -> dict[str, Body]:
-    """The bodies `plan` applies the changes to; needs a full (not thin) base."""
-    out: dict[str, Body] = {}
+def base_envelopes(base: Sequence[BaseFile]) -> dict[str, Envelope[Any]]:
+    """The newest base file of each targets role, parsed once (with its bytes); needs a full
+    (not thin) base."""
+    out: dict[str, Envelope[Any]] = {}
     for role, b in newest_base(base).items():
         if role in SERVER_ROLES:
             continue
@@ -114,7 +115,7 @@ def base_bodies(base: Sequence[BaseFile]) -> dict[str, Body]:
             raise VerificationFailed(
                 "The stored request lacks its base files: re-export it from this home."
             )
-        out[role] = parse_any(b.data, what=f"{role} metadata").body
+        out[role] = parse_any(b.data, what=f"{role} metadata")
     return out
 
 
@@ -162,15 +163,18 @@ def build_request(
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """A plan with each role's signed bytes computed once (megabytes for large target sets)."""
+    """A plan with each role's signed bytes computed once (megabytes for large target sets),
+    and the base files it was planned from (parsed once, with their bytes)."""
 
     plan: Plan
     messages: Mapping[str, bytes]
+    base: Mapping[str, Envelope[Any]] = field(default_factory=dict)
     verified: dict[tuple[str, Signature], bool] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def of(cls, result: Plan) -> Planned:
-        return cls(result, {role: rp.signed_bytes for role, rp in result.roles.items()})
+    def of(cls, result: Plan, base: Mapping[str, Envelope[Any]] | None = None) -> Planned:
+        messages = {role: rp.signed_bytes for role, rp in result.roles.items()}
+        return cls(result, messages, base or {})
 
     def valid(self, role: str, key: Key, signature: Signature) -> bool:
         """Whether `signature` by `key` verifies over the role's planned bytes (checked once)."""
@@ -186,13 +190,14 @@ class Planned:
 
 def replan(request: Request) -> Planned:
     """Re-derive the stored request's plan and check it still asks for the same bytes."""
-    result = plan(base_bodies(request.base), request.changes)
+    base = base_envelopes(request.base)
+    result = plan({role: env.body for role, env in base.items()}, request.changes)
     if Expectation.from_plan(result) != request.expect:
         raise VerificationFailed(
             f"Request {request.id} no longer plans to the bytes it asked to sign "
             "(the software changed since export): export it again."
         )
-    return Planned.of(result)
+    return Planned.of(result, base)
 
 
 # ---------------------------------------------------------------------------
@@ -322,23 +327,27 @@ def already_served(result: Planned, files: Mapping[str, Envelope[Any]] | None) -
 
 def upload_files(
     result: Planned, signatures: Mapping[str, Sequence[Signature]]
-) -> dict[str, bytes]:
-    """The envelopes to POST: root first, then targets, then delegations (never snapshot/timestamp)."""
-    out: dict[str, bytes] = {}
+) -> dict[str, Envelope[Any]]:
+    """The envelopes to POST (`.raw`): root first, then targets, then delegations (never
+    snapshot/timestamp)."""
+    out: dict[str, Envelope[Any]] = {}
     for role in sorted(result.roles, key=role_order):
         rp = result.roles[role]
         keys = _signer_keys(rp)
         sigs = tuple(s for s in signatures.get(role, ()) if s.keyid in keys)
-        envelope: Envelope[Any] = Envelope(rp.body, sigs, result.messages[role])
-        out[role] = envelope.to_bytes()
+        message = result.messages[role]
+        made: Envelope[Any] = Envelope(rp.body, sigs, message, _memo={"signed": message})
+        out[role] = Envelope(rp.body, sigs, message, made.to_bytes(), _memo={"signed": message})
     return out
 
 
-def check_served(uploaded: Mapping[str, bytes], files: Mapping[str, Envelope[Any]] | None) -> None:
+def check_served(
+    uploaded: Mapping[str, Envelope[Any]], files: Mapping[str, Envelope[Any]] | None
+) -> None:
     """The server must now serve every uploaded role with exactly the uploaded bytes."""
-    for role, data in uploaded.items():
+    for role, sent in uploaded.items():
         served = files.get(role) if files is not None else None
-        if served is None or served.raw != data:
+        if served is None or served.raw != sent.raw:
             raise VerificationFailed(
                 f"The server accepted the update but does not serve the uploaded {role}: "
                 "check the server, then run publish again (everything is kept)."

@@ -14,12 +14,13 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ceremony.core.changes import Change, InitRepository, SetExpiry
 from ceremony.core.documents import PublicKeysDocument, Request, SignaturesDocument, combine
 from ceremony.core.errors import CeremonyError, InputRejected, UsageError, VerificationFailed
 from ceremony.core.gotime import GoTime
-from ceremony.core.metadata import Key, Root, Targets, role_order
+from ceremony.core.metadata import Envelope, Key, Root, Targets, role_order
 from ceremony.edge.fsutil import locked
 from online.client import Server
 from online.client.fetch import FetchedRepository, fetch_repository
@@ -64,11 +65,13 @@ def fetch(
     now: datetime,
     *,
     full_root_chain: bool = False,
+    known: Mapping[str, Envelope[Any]] | None = None,
 ) -> FetchedRepository | None:
     """Fetch and verify the GUN from the anchor this home trusts (TOFU over TLS at first contact).
 
     The newest verified root becomes the anchor, and the verified versions the
-    floor for the next fetch (rollback protection).
+    floor for the next fetch (rollback protection). Files in `known` whose bytes the
+    snapshot records are not downloaded again (`fetch_repository`).
     """
     fetched = fetch_repository(
         server,
@@ -77,7 +80,8 @@ def fetch(
         trusted_root=repo.anchor(),
         previous_versions=repo.versions(),
         full_root_chain=full_root_chain,
-        expired_ok=True,  # an expired role must still be readable, to stage its refresh
+        expired_ok=True,
+        known=known,  # an expired role must still be readable, to stage its refresh
     )
     if fetched is not None:
         repo.trust(fetched.envelopes["root"], {r.name: r.version for r in fetched.report.roles})
@@ -362,7 +366,7 @@ def _publish_one(
             )
         upload = upload_files(result, signatures)
         say(f"Checking {gun} on {server.location} …")
-        before = fetch(repo, server, now)
+        before = fetch(repo, server, now, known=result.base)
         before_files = before.envelopes if before is not None else None
         if already_served(result, before_files):
             say("The server already serves this request's metadata (an earlier upload).")
@@ -376,9 +380,9 @@ def _publish_one(
                     "sign again (the staged changes and signatures are kept)."
                 )
             say(f"Uploading {', '.join(upload)} …")
-            server.publish(gun, upload)
+            server.publish(gun, {role: env.raw for role, env in upload.items()})
             uploaded_here = True
-        after = _read_back(repo, server, now)
+        after = _read_back(repo, server, now, {**result.base, **upload})
         after_files = after.envelopes if after is not None else None
         if uploaded_here:
             check_served(upload, after_files)
@@ -403,10 +407,15 @@ def _publish_one(
     return PublishResult(gun, request.id, versions, False, dropped)
 
 
-def _read_back(repo: RepositoryHome, server: Server, now: datetime) -> FetchedRepository | None:
-    """Fetch and verify after an upload, saying that the upload itself went through."""
+def _read_back(
+    repo: RepositoryHome, server: Server, now: datetime, known: Mapping[str, Envelope[Any]]
+) -> FetchedRepository | None:
+    """Fetch and verify after an upload, saying that the upload itself went through.
+
+    What was just uploaded is not downloaded again: the server's new timestamp and
+    snapshot are, and they must record exactly the uploaded bytes."""
     try:
-        return fetch(repo, server, now)
+        return fetch(repo, server, now, known=known)
     except CeremonyError as exc:
         raise type(exc)(
             f"The server took the upload, but reading it back failed ({exc.message.rstrip('.')}): "

@@ -102,9 +102,9 @@ def edit(request: Path, out: Path, change: Callable[[dict[str, Any]], None]) -> 
 def with_changes(request: Request, changes: Sequence[Change]) -> Request:
     """The same base and creation time with other changes, replanned and re-identified."""
     from ceremony.core.plan import plan
-    from online.flow import base_bodies
+    from online.flow import base_envelopes
 
-    result = plan(base_bodies(request.base), changes)
+    result = plan({r: e.body for r, e in base_envelopes(request.base).items()}, changes)
     return Request.build(
         gun=request.gun,
         created=_created(request),

@@ -39,10 +39,28 @@ def free_port() -> int:
 def make_tls_cert(directory: Path) -> tuple[Path, Path]:
     key, crt = directory / "notary-server.key", directory / "notary-server.crt"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "3650", "-keyout", str(key), "-out", str(crt), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "3650",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
     )
     return key, crt
 
@@ -67,8 +85,11 @@ class NotaryServer:
     def config(self) -> dict[str, Any]:
         """notary-server's configuration: TLS, memory storage, the in-process signer."""
         return {
-            "server": {"http_addr": f"127.0.0.1:{self.port}",
-                       "tls_key_file": "./notary-server.key", "tls_cert_file": "./notary-server.crt"},
+            "server": {
+                "http_addr": f"127.0.0.1:{self.port}",
+                "tls_key_file": "./notary-server.key",
+                "tls_cert_file": "./notary-server.crt",
+            },
             "trust_service": {"type": "local"},
             "storage": {"backend": "memory"},
             "logging": {"level": "info"},
@@ -79,7 +100,9 @@ class NotaryServer:
         config.write_text(json.dumps(self.config()))
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                ["notary-server", "-config", str(config)], stdout=out, stderr=subprocess.STDOUT,
+                ["notary-server", "-config", str(config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         ctx = ssl.create_default_context(cafile=str(self.ca))
@@ -88,7 +111,9 @@ class NotaryServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"notary-server exited: {self.log.read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(f"{self.url}/_notary_server/health", context=ctx, timeout=2):
+                with urllib.request.urlopen(
+                    f"{self.url}/_notary_server/health", context=ctx, timeout=2
+                ):
                     return
             except OSError:
                 time.sleep(0.05)
@@ -103,7 +128,9 @@ class NotaryServer:
     def fetch(self, gun: str, name: str) -> bytes:
         """GET a metadata file straight from the server (test-side, not our client)."""
         ctx = ssl.create_default_context(cafile=str(self.ca))
-        with urllib.request.urlopen(f"{self.url}/v2/{gun}/_trust/tuf/{name}", context=ctx, timeout=10) as r:
+        with urllib.request.urlopen(
+            f"{self.url}/v2/{gun}/_trust/tuf/{name}", context=ctx, timeout=10
+        ) as r:
             return bytes(r.read())
 
 
@@ -129,12 +156,26 @@ class NotaryCli:
         env.update(PASSPHRASE_ENV)
         return env
 
-    def run(self, *args: str, stdin: str = "", check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = ["notary", "-s", self.server.url, "--tlscacert", str(self.server.ca), "-d", str(self.trust_dir),
-               *args]
-        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=self.env(), timeout=120)
+    def run(
+        self, *args: str, stdin: str = "", check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            "notary",
+            "-s",
+            self.server.url,
+            "--tlscacert",
+            str(self.server.ca),
+            "-d",
+            str(self.trust_dir),
+            *args,
+        ]
+        proc = subprocess.run(
+            cmd, input=stdin, capture_output=True, text=True, env=self.env(), timeout=120
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def list_targets(self, gun: str, role: str | None = None) -> dict[str, str]:

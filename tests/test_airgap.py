@@ -16,7 +16,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FORBIDDEN = ("ssl", "http.client", "urllib.request", "requests", "httpx", "urllib3", "aiohttp", "online")
+FORBIDDEN = (
+    "ssl",
+    "http.client",
+    "urllib.request",
+    "requests",
+    "httpx",
+    "urllib3",
+    "aiohttp",
+    "online",
+)
 
 GUARD = """
 import importlib, pkgutil, sys
@@ -52,7 +61,9 @@ sys.exit(1 if bad or events else 0)
 
 def run_guard(package_parent: Path, *, exercise: bool = False) -> subprocess.CompletedProcess[str]:
     code = GUARD.format(path=str(package_parent), forbidden=FORBIDDEN, exercise=exercise)
-    return subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_ceremony_imports_no_network_module() -> None:

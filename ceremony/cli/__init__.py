@@ -44,13 +44,32 @@ def home_of(ctx: typer.Context) -> Path:
 
 
 def _register() -> None:
-    from ceremony.cli import key_cmds, preflight_cmds, review_cmds, transcript_cmds, trust_cmds
+    from ceremony.cli import (
+        backup_cmds,
+        key_cmds,
+        liveness_cmds,
+        preflight_cmds,
+        retire_cmds,
+        review_cmds,
+        token_cmds,
+        transcript_cmds,
+        trust_cmds,
+    )
 
     app.command("review")(review_cmds.review)
     app.command("sign")(review_cmds.sign)
     app.command("verify")(review_cmds.verify)
+    key_cmds.key_app.command("check")(liveness_cmds.check)
+    key_cmds.key_app.command("retire")(retire_cmds.retire)
+    key_cmds.key_app.command("import-token")(token_cmds.import_token)
     app.add_typer(key_cmds.key_app, name="key")
     app.add_typer(trust_cmds.trust_app, name="trust")
+    key_cmds.key_app.command("backup")(backup_cmds.key_backup)
+    key_cmds.key_app.command("restore")(backup_cmds.key_restore)
+    backup_cmds.backup_app.command("home")(backup_cmds.backup_home)
+    backup_cmds.restore_app.command("home")(backup_cmds.restore_home)
+    app.add_typer(backup_cmds.backup_app, name="backup")
+    app.add_typer(backup_cmds.restore_app, name="restore")
     app.add_typer(transcript_cmds.transcript_app, name="transcript")
     app.command("preflight")(preflight_cmds.preflight)
 

@@ -12,9 +12,11 @@ import sys
 
 import typer
 
-from ceremony.core.errors import Aborted
+from ceremony.core.errors import Aborted, printable
+from ceremony.signing.pkcs11uri import token_of_pin_alias
 
 MIN_PASSPHRASE = 8
+PIN_ENV = "CEREMONY_PKCS11_PIN"
 
 _ENV_FOR_ALIAS = {
     "root": "NOTARY_ROOT_PASSPHRASE",
@@ -33,7 +35,11 @@ def interactive() -> bool:
 
 
 def get_passphrase(alias: str, *, new: bool, label: str = "") -> str:
-    """A passphrase for a key with role `alias`, from Notary's variable or a prompt."""
+    """A passphrase for a key with role `alias`, from Notary's variable or a prompt (or the
+    PIN a token backend asks for)."""
+    token = token_of_pin_alias(alias)
+    if token is not None:
+        return get_pin(token)
     var = passphrase_env(alias)
     value = os.environ.get(var)
     if value:
@@ -52,6 +58,17 @@ def get_passphrase(alias: str, *, new: bool, label: str = "") -> str:
             return first
         typer.echo("The two passphrases differ.", err=True)
     raise Aborted("No new passphrase was agreed; nothing was written.")
+
+
+def get_pin(token: str) -> str:
+    """The user PIN of a PKCS#11 token, from CEREMONY_PKCS11_PIN or a prompt (asked once)."""
+    value = os.environ.get(PIN_ENV)
+    if value:
+        return value
+    name = printable(token)
+    if not interactive():
+        raise Aborted(f"No PIN for token {name!r}: set {PIN_ENV} or run at a terminal.")
+    return getpass.getpass(f"PIN for token {name!r}: ")
 
 
 def confirm(question: str, *, assume_yes: bool) -> None:

@@ -15,12 +15,15 @@ import typer
 
 from ceremony.cli import home_of
 from ceremony.cli._prompts import get_passphrase
-from ceremony.core.errors import printable
+from ceremony.cli.token_cmds import ModuleOption, TokenOption, generate_on_token
+from ceremony.core.errors import UsageError, printable
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.core.keys import describe_key, key_fingerprint
 from ceremony.edge.clikit import err_console, new_app, output_console
 from ceremony.edge.fsutil import atomic_write, read_input
+from ceremony.offline.retirement import TrustedRoots, retired_lines
+from ceremony.offline.trust import TrustStore
 from ceremony.signing.keyfile import read_key_file_headers
 from ceremony.signing.keystore import KeyRecord, KeyStore
 
@@ -53,11 +56,18 @@ def generate(
     ctx: typer.Context,
     role: Annotated[NewKeyRole, typer.Argument(help="root, targets or delegation.")],
     gun: Annotated[str, typer.Option("--gun", help="The repository (GUN) the key is for.")],
+    token: TokenOption = None,
+    pkcs11_module: ModuleOption = None,
 ) -> None:
     """Generate a P-256 key (and for root, its certificate CN=GUN); print its id."""
     store = KeyStore(home_of(ctx))
-    passphrase = get_passphrase(role.value, new=True)
-    record = store.generate(role.value, check_gun(gun), passphrase, utc_now())
+    if token is not None:
+        record = generate_on_token(
+            store, role.value, check_gun(gun), token, pkcs11_module, utc_now()
+        )
+    else:
+        passphrase = get_passphrase(role.value, new=True)
+        record = store.generate(role.value, check_gun(gun), passphrase, utc_now())
     _say(f"Generated a new {role.value} key for {gun}:")
     _show_record(store, record)
     typer.echo(record.canonical_id)
@@ -76,6 +86,7 @@ def list_keys(ctx: typer.Context) -> None:
         )
         return
     console.print(f"Keys in {printable(str(store.home))}", markup=False)
+    roots = TrustedRoots(TrustStore(store.home))
     for record in records:
         console.print("", markup=False)
         for line in store.describe(record):
@@ -83,6 +94,9 @@ def list_keys(ctx: typer.Context) -> None:
         console.print(f"  lives in {printable(store.location(record))}", markup=False)
         if record.retired is not None:
             console.print(f"  RETIRED {record.retired}: its private half was removed", markup=False)
+        else:
+            for line in retired_lines(record, roots):
+                console.print(printable(line), markup=False)
 
 
 @key_app.command("fingerprint")
@@ -103,19 +117,39 @@ def fingerprint(
 def import_keys(
     ctx: typer.Context,
     files: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
             help="Notary or Docker private key files.", exists=True, dir_okay=False, readable=True
         ),
-    ],
+    ] = None,
     role: Annotated[
         str | None, typer.Option("--role", help="Role for files without a role: header.")
     ] = None,
     gun: Annotated[
         str | None, typer.Option("--gun", help="GUN for keys whose file names none (e.g. root).")
     ] = None,
+    trust_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust-dir",
+            help="Import every key of a Docker/Notary trust dir (~/.docker/trust, ~/.notary), "
+            "root keys with their certificates.",
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    """Import private key files; print each imported key's id."""
+    """Import private key files, or a whole trust dir; print each imported key's id."""
+    if trust_dir is not None:
+        if files or role or gun:
+            raise UsageError(
+                "--trust-dir imports a whole trust dir: give no files, --role or --gun."
+            )
+        from ceremony.cli.trustdir_cmds import import_from_trust_dir
+
+        import_from_trust_dir(home_of(ctx), trust_dir)
+        return
+    if not files:
+        raise UsageError("Give key files to import, or --trust-dir DIR.")
     store = KeyStore(home_of(ctx))
     known = {r.canonical_id for r in store.records()}
     now = utc_now()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 from rich.table import Table
 from rich.text import Text
@@ -18,9 +19,9 @@ from ceremony.core.documents import Request
 from ceremony.core.errors import InputRejected, UsageError, printable
 from ceremony.core.gotime import GoTime, utc_now
 from ceremony.core.keys import describe_key
-from ceremony.core.verify import verify_repository
-from ceremony.edge.clikit import output_console
-from ceremony.edge.fsutil import atomic_write, read_input
+from ceremony.core.verify import RepositoryReport, TargetEntry, verify_repository
+from ceremony.edge.clikit import output_console, write_lines
+from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.offline import transcript
 from ceremony.offline.policy import Policy
 from ceremony.offline.review import (
@@ -59,7 +60,7 @@ def load_metadata_dir(directory: Path) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for path in sorted(directory.rglob("*.json")):
         name = path.relative_to(directory).as_posix()[: -len(".json")]
-        files[name] = read_input(path, "metadata file")
+        files[name] = read_input(path, "metadata file", cap=MAX_BULK_INPUT)
     return files
 
 
@@ -87,6 +88,9 @@ def verify(
         str | None,
         typer.Option("--now", help="Check expiry at this RFC 3339 time instead of the clock."),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the verified repository as one JSON document.")
+    ] = False,
 ) -> None:
     """Verify a Notary metadata folder from its root down and print what it holds."""
     when = parse_now(now)
@@ -99,6 +103,9 @@ def verify(
         trusted_root=state.root if state is not None else None,
         previous_versions=state.versions if state is not None else None,
     )
+    if as_json:
+        write_lines([json_report(report, when, first_use=state is None)])
+        return
     out.print(f"{gun}: verified at {when.isoformat()}", markup=False)
     if state is None:
         out.print(
@@ -114,11 +121,6 @@ def verify(
         for r in report.roles
     ]
     out.print(plain_table(("role", "version", "expires", "threshold", "signed by"), roles))
-    targets = [
-        (t.role, printable(t.name), str(t.meta.length), t.meta.sha256_hex)
-        for t in report.target_entries
-    ]
-    out.print(plain_table(("role", "target", "length", "sha256"), targets))
     for env in (report.targets, *report.delegations.values()):
         for d in env.body.delegations.roles:
             paths = ", ".join(repr(p) for p in d.paths) or "(none)"
@@ -126,6 +128,53 @@ def verify(
                 f"delegation {d.name}: threshold {d.threshold}, paths {paths}, keys {', '.join(d.keyids)}",
                 markup=False,
             )
+    # Targets can number 10⁶: plain lines written straight out, `sha256sum`-like, name last.
+    out.print(f"{len(report.target_entries)} target(s): sha256, length, role, name", markup=False)
+    width = max((len(t.role) for t in report.target_entries), default=0)
+    write_lines(_target_line(t, width) for t in report.target_entries)
+
+
+def _target_line(entry: TargetEntry, width: int) -> str:
+    length, sha256 = entry.summary()
+    return f"{sha256 or '-':64}  {length:>12}  {entry.role:{width}}  {printable(entry.name)}"
+
+
+def json_report(report: RepositoryReport, when: datetime, *, first_use: bool) -> str:
+    """The verified repository for scripts: roles, root keys, delegations and every target."""
+    root = report.root.body
+    doc = {
+        "gun": report.gun,
+        "verified_at": when.isoformat(),
+        "root_trusted_on_first_use": first_use,
+        "root_keys": [describe_key(root.keys[kid]).summary() for kid in root.roles["root"].keyids],
+        "roles": [
+            {
+                "name": r.name,
+                "version": r.version,
+                "expires": r.expires.format(),
+                "threshold": r.threshold,
+                "signed_by": list(r.signed_by),
+            }
+            for r in report.roles
+        ],
+        "delegations": [
+            {
+                "name": d.name,
+                "threshold": d.threshold,
+                "paths": list(d.paths),
+                "keyids": list(d.keyids),
+            }
+            for env in (report.targets, *report.delegations.values())
+            for d in env.body.delegations.roles
+        ],
+        "targets": [
+            {"role": t.role, "name": t.name, "length": length, "sha256": sha256}
+            for t in report.target_entries
+            for length, sha256 in (t.summary(),)
+        ],
+        "warnings": list(report.warnings),
+    }
+    return orjson.dumps(doc).decode("utf-8")
 
 
 def read_request(request: Path | None, qr: list[Path] | None) -> Request:
@@ -136,7 +185,7 @@ def read_request(request: Path | None, qr: list[Path] | None) -> Request:
         return Request.from_bytes(read_qr(qr, ContentType.REQUEST))
     if request is None:
         raise UsageError("Give a request file, or --qr with images of the request's QR codes.")
-    return Request.from_bytes(read_input(request, "request"))
+    return Request.from_bytes(read_input(request, "request", cap=MAX_BULK_INPUT))
 
 
 def _review(home: Path, store: TrustStore, request: Request, now: datetime) -> ReviewResult:
@@ -168,18 +217,24 @@ def _trust_line(result: ReviewResult) -> str:
     )
 
 
-def _detail(result: ReviewResult) -> list[str]:
-    lines: list[str] = []
+def _detail(result: ReviewResult) -> Iterator[str]:
     for d in result.diffs:
         old = f"v{d.old_version}" if d.old_version is not None else "new"
-        lines.append("")
-        lines.append(f"{d.role}: {old} -> v{d.new_version}")
-        lines.append(f"  expires {d.new_expires} ({d.expiry_note})")
+        yield ""
+        yield f"{d.role}: {old} -> v{d.new_version}"
+        yield f"  expires {d.new_expires} ({d.expiry_note})"
         if d.old_expires is not None:
-            lines.append(f"  previous expiry {d.old_expires}")
-        lines.extend(f"  {line.render()}" for line in d.lines)
-        lines.extend(f"  must be signed by {s}" for s in d.signers)
-    return lines
+            yield f"  previous expiry {d.old_expires}"
+        for line in d.detail():
+            yield f"  {line.render()}"
+        for s in d.signers:
+            yield f"  must be signed by {s}"
+
+
+def _detail_count(result: ReviewResult) -> int:
+    return sum(
+        3 + (d.old_expires is not None) + d.detail_count + len(d.signers) for d in result.diffs
+    )
 
 
 def show_review(result: ReviewResult, now: datetime, *, full: bool) -> None:
@@ -222,17 +277,15 @@ def show_review(result: ReviewResult, now: datetime, *, full: bool) -> None:
         say("To sign it, acknowledge by name (a prompt at a terminal, or these options):")
         for need in result.needed:
             say(f"  {need.flag}    {need.why}")
-    detail = _detail(result)
     if full:
-        for line in detail:
-            say(line)
+        write_lines(_detail(result))
     elif out.is_terminal:
-        with out.pager():
-            for line in ["Detail of every change:", *detail]:
-                say(line)
+        import pydoc
+
+        pydoc.pager("\n".join(["Detail of every change:", *_detail(result)]))
     else:
         say("")
-        say(f"(The detail, {len(detail)} lines, is printed with --full.)")
+        say(f"(The detail, {_detail_count(result)} lines, is printed with --full.)")
     for w in result.warnings:
         err.print(f"warning: {w}", markup=False)
 

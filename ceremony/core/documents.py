@@ -41,17 +41,20 @@ from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
 from ceremony.core.gun import check_gun
 from ceremony.core.keys import canonical_key_id, check_root_certificate
+from ceremony.core.liveness import challenge, check_nonce, check_time
 from ceremony.core.metadata import Key, Signature, is_delegation_name
 from ceremony.core.plan import Plan
 
 REQUEST_MEDIA_TYPE = "application/vnd.notary-ceremony.request.v1+json"
 SIGNATURES_MEDIA_TYPE = "application/vnd.notary-ceremony.signatures.v1+json"
 PUBLIC_KEYS_MEDIA_TYPE = "application/vnd.notary-ceremony.public-keys.v1+json"
+LIVENESS_MEDIA_TYPE = "application/vnd.notary-ceremony.liveness.v1+json"
 _HEX = re.compile(r"^[0-9a-f]+$")
 _KIND_NAMES = {
     REQUEST_MEDIA_TYPE: "a signing request",
     SIGNATURES_MEDIA_TYPE: "a signatures document",
     PUBLIC_KEYS_MEDIA_TYPE: "a public keys document",
+    LIVENESS_MEDIA_TYPE: "a liveness proof",
 }
 
 
@@ -500,3 +503,60 @@ class PublicKeysDocument:
                 PublicKeyEntry.from_dict(e, gun, f"{_WHAT} key {i}") for i, e in enumerate(entries)
             ),
         )
+
+
+# ---------------------------------------------------------------------------
+# the liveness proof (offline -> online, before a ceremony)
+
+MAX_LIVENESS_PROOFS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessProof:
+    """Signatures by offline keys over one liveness challenge (`ceremony.core.liveness`).
+
+    Each signature's `keyid` is the key's canonical id (the id of its key file);
+    the online half finds the key among those the published metadata lists.
+    """
+
+    when: str  # the offline clock, UTC, to the second
+    nonce: str  # lowercase hex from the online side; "" for none
+    signatures: tuple[Signature, ...]
+
+    @property
+    def challenge(self) -> bytes:
+        return challenge(self.when, bytes.fromhex(self.nonce))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "media_type": LIVENESS_MEDIA_TYPE,
+            "nonce": self.nonce,
+            "signatures": [s.to_dict() for s in self.signatures],
+            "when": self.when,
+        }
+
+    def to_bytes(self) -> bytes:
+        return encode_canonical(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LivenessProof:
+        """Parse strictly; MalformedInput with one sentence on any problem."""
+        if len(data) > MAX_DOCUMENT_SIZE:
+            raise MalformedInput("The liveness proof is too large to be one.")
+        f = Fields(open_document(data, LIVENESS_MEDIA_TYPE), "The liveness proof")
+        f.text("media_type")
+        when = check_time(f.text("when"), "The liveness proof")
+        nonce = f.text("nonce")
+        check_nonce(nonce, "The liveness proof's nonce")
+        if nonce != nonce.lower():
+            raise MalformedInput("The liveness proof's nonce must be lowercase hex.")
+        raw = f.array("signatures")
+        f.done()
+        if not raw or len(raw) > MAX_LIVENESS_PROOFS:
+            raise MalformedInput(
+                f"The liveness proof must hold between 1 and {MAX_LIVENESS_PROOFS} signatures."
+            )
+        signatures = tuple(Signature.from_dict(s, "The liveness proof's signature") for s in raw)
+        if len({s.keyid for s in signatures}) != len(signatures):
+            raise MalformedInput("The liveness proof holds two signatures by one key.")
+        return cls(when, nonce, signatures)

@@ -12,10 +12,12 @@ the operator.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import ClassVar
 
 _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_PLAIN_ASCII = re.compile(r"[ -\[\]-~]*").fullmatch  # printable ASCII but the backslash
 
 
 def printable(text: str) -> str:
@@ -26,6 +28,8 @@ def printable(text: str) -> str:
     right-to-left override could make a review screen say something other than
     what is signed. Backslashes are doubled so an escape is never ambiguous.
     """
+    if _PLAIN_ASCII(text):  # the usual name: nothing to escape (and no loop per character)
+        return text
     out = []
     for ch in text:
         if ch == "\\":

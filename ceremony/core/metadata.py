@@ -17,13 +17,19 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from ceremony.core.canonical import RawJSON, encode_canonical, envelope_escape, parse_json
+from ceremony.core.canonical import (
+    Checked,
+    RawJSON,
+    encode_canonical,
+    envelope_escape,
+    parse_json,
+)
 from ceremony.core.errors import MalformedInput
-from ceremony.core.fields import Fields
+from ceremony.core.fields import MAX_SAFE_INT, Fields
 from ceremony.core.gotime import GoTime
 
 KEY_TYPES = ("ecdsa", "ecdsa-x509", "rsa", "rsa-x509", "ed25519")
@@ -224,7 +230,9 @@ class FileMeta:
             if alg in hashes and len(hashes[alg]) != size:
                 raise MetadataError(f"{where}.hashes.{alg} has the wrong length.")
         custom = f.optional("custom")
-        return cls(length, hashes, RawJSON(custom) if custom is not None else None, f.rest())
+        if custom is not None and not isinstance(custom, RawJSON):
+            custom = RawJSON(custom)
+        return cls(length, hashes, custom, f.rest())
 
     @classmethod
     def for_bytes(cls, data: bytes, *, sha512: bool = True) -> FileMeta:
@@ -250,6 +258,104 @@ class FileMeta:
     def sha256_hex(self) -> str:
         h = self.hashes.get("sha256")
         return h.hex() if h else ""
+
+
+# Standard padded base64 of exactly 32 and 64 bytes, with the unused low bits zero
+# (the only spelling Go writes and the only one `b64decode` accepts).
+_SHA256_B64 = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=").fullmatch
+_SHA512_B64 = re.compile(r"[A-Za-z0-9+/]{85}[AQgw]==").fullmatch
+
+
+class TargetFiles(Mapping[str, FileMeta]):
+    """A targets role's `targets` map, kept as the JSON it was read from.
+
+    At 10⁵–10⁶ targets a typed object per entry costs more than all the rest of a
+    command. Entries are checked once when read (a loop with no call per entry for
+    the usual shape, the full `FileMeta` reader for any other) and become `FileMeta`
+    only when one is asked for; listing, diffing and re-encoding use the JSON.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Checked | None = None) -> None:
+        self._raw: Checked = Checked() if raw is None else raw
+
+    @classmethod
+    def of(cls, entries: Mapping[str, FileMeta]) -> TargetFiles:
+        if isinstance(entries, TargetFiles):
+            return entries
+        return cls(Checked({name: meta.to_dict() for name, meta in entries.items()}))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str) -> TargetFiles:
+        """Check every entry of a parsed `targets` object (plain JSON from `parse_json`)."""
+        checked = Checked(raw)
+        for name, entry in raw.items():
+            if type(entry) is dict and len(entry) == 2:
+                length = entry.get("length")
+                hashes = entry.get("hashes")
+                if type(length) is int and 0 <= length < MAX_SAFE_INT and type(hashes) is dict:
+                    sha256 = hashes.get("sha256")
+                    if type(sha256) is str and _SHA256_B64(sha256):
+                        count = len(hashes)
+                        if count == 1:
+                            continue
+                        sha512 = hashes.get("sha512")
+                        if count == 2 and type(sha512) is str and _SHA512_B64(sha512):
+                            continue
+            # Anything else (custom data, other algorithms, or a flaw) is read in full.
+            checked[name] = FileMeta.from_dict(entry, f"{where}.targets[{name!r}]").to_dict()
+        return cls(checked)
+
+    def __getitem__(self, name: str) -> FileMeta:
+        return FileMeta.from_dict(self._raw[name], f"target {name!r}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TargetFiles):
+            return self._raw == other._raw
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def summary(self, name: str) -> tuple[int, str]:
+        """Length and SHA-256 (hex, "" if none) of one entry, without building a `FileMeta`."""
+        entry = self._raw[name]
+        sha256 = entry["hashes"].get("sha256")
+        return entry["length"], base64.b64decode(sha256).hex() if sha256 else ""
+
+    def differences(self, newer: TargetFiles) -> tuple[list[str], list[str], list[str]]:
+        """Names `newer` adds, removes and records differently (set operations on the JSON,
+        and an identity check first: entries a plan did not touch are the same objects)."""
+        mine, theirs = self._raw, newer._raw
+        added = list(theirs.keys() - mine.keys())
+        removed = list(mine.keys() - theirs.keys())
+        changed = [
+            name
+            for name, entry in theirs.items()
+            if (old := mine.get(name, entry)) is not entry and old != entry
+        ]
+        return added, removed, changed
+
+    def edit(self) -> dict[str, Any]:
+        """A mutable copy of the JSON entries, for `with_entries` after changes."""
+        return dict(self._raw)
+
+    @classmethod
+    def with_entries(cls, entries: dict[str, Any]) -> TargetFiles:
+        """Entries from `edit()`, with new ones from `FileMeta.to_dict()`."""
+        return cls(Checked(entries))
+
+    def to_dict(self) -> Checked:
+        return self._raw
 
 
 # ---------------------------------------------------------------------------
@@ -351,9 +457,13 @@ class Targets:
     TYPE: ClassVar[str] = "Targets"
     expires: GoTime
     version: int
-    targets: Mapping[str, FileMeta] = field(default_factory=dict)
+    targets: TargetFiles = field(default_factory=TargetFiles)
     delegations: Delegations = field(default_factory=Delegations)
     unrecognized: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A plain {name: FileMeta} is accepted (TargetFiles.of returns a TargetFiles as it is).
+        object.__setattr__(self, "targets", TargetFiles.of(self.targets))
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.unrecognized)
@@ -362,7 +472,7 @@ class Targets:
                 "_type": self.TYPE,
                 "delegations": self.delegations.to_dict(),
                 "expires": self.expires.format(),
-                "targets": {name: m.to_dict() for name, m in self.targets.items()},
+                "targets": self.targets.to_dict(),
                 "version": self.version,
             }
         )
@@ -372,10 +482,7 @@ class Targets:
     def from_dict(cls, data: Any, where: str = "targets") -> Targets:
         f = Fields(data, where, error=MetadataError)
         expires, version = _common(f, cls.TYPE)
-        raw_targets = f.mapping("targets")
-        targets = {
-            n: FileMeta.from_dict(m, f"{where}.targets[{n!r}]") for n, m in raw_targets.items()
-        }
+        targets = TargetFiles.from_dict(f.mapping("targets"), where)
         delegations = Delegations.from_dict(f.mapping("delegations"), f"{where}.delegations")
         return cls(expires, version, targets, delegations, f.rest())
 
@@ -483,31 +590,38 @@ class Envelope(Generic[T]):
 
     `signed_map_bytes` is what Go's verifier checks signatures against: the
     received `signed` object re-canonicalised as a map. For metadata we create,
-    it equals `body_bytes(body)`.
+    it equals `body_bytes(body)`. The body's own canonical bytes and the file's
+    bytes are each encoded once per envelope and then kept.
     """
 
     body: T
     signatures: tuple[Signature, ...] = ()
     signed_map_bytes: bytes = b""
     raw: bytes = field(default=b"", repr=False, compare=False)  # the file as read (b"": made here)
+    _memo: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def create(cls, body: T, signatures: tuple[Signature, ...] = ()) -> Envelope[T]:
-        return cls(body, signatures, body_bytes(body))
+        signed = body_bytes(body)
+        return cls(body, signatures, signed, _memo={"signed": signed})
 
     @property
     def signed_bytes(self) -> bytes:
         """The canonical bytes of the typed body (what a signer signs)."""
-        return body_bytes(self.body)
+        signed = self._memo.get("signed")
+        if signed is None:
+            signed = self._memo["signed"] = body_bytes(self.body)
+        return signed
 
     def to_bytes(self) -> bytes:
-        sigs = b",".join(encode_canonical(RawJSON(s.to_dict())) for s in self.signatures)
-        return (
-            b'{"signed":' + envelope_escape(self.signed_bytes) + b',"signatures":[' + sigs + b"]}"
-        )
+        data = self._memo.get("file")
+        if data is None:
+            data = self._memo["file"] = _envelope_bytes(self.signed_bytes, self.signatures)
+        return data
 
     def with_signatures(self, signatures: tuple[Signature, ...]) -> Envelope[T]:
-        return replace(self, signatures=signatures, signed_map_bytes=self.signed_bytes, raw=b"")
+        signed = self.signed_bytes
+        return Envelope(self.body, signatures, signed, _memo={"signed": signed})
 
     @property
     def is_go_fixed_point(self) -> bool:
@@ -515,24 +629,50 @@ class Envelope(Generic[T]):
         return not self.body.unrecognized and self.signed_map_bytes == self.signed_bytes
 
 
-def parse_envelope(data: bytes, expected: type[T], *, what: str = "metadata") -> Envelope[T]:
-    """Parse a metadata file whose body must be of type `expected`."""
-    doc = parse_json(data, what=what)
+def _envelope_bytes(signed: bytes, signatures: tuple[Signature, ...]) -> bytes:
+    sigs = b",".join(encode_canonical(RawJSON(s.to_dict())) for s in signatures)
+    return b'{"signed":' + envelope_escape(signed) + b',"signatures":[' + sigs + b"]}"
+
+
+def _read_envelope(data: bytes, what: str, *, any_type: bool) -> tuple[dict[str, Any], bytes]:
+    """The parsed envelope and the canonical bytes of its `signed` object as a map."""
+    signed_map: list[bytes] = []
+
+    def written_by_go(doc: Any) -> bytes | None:
+        """The file Go would write for `doc`; when it is `data`, `data` is strict JSON."""
+        if type(doc) is not dict or list(doc) != ["signed", "signatures"]:
+            return None
+        signed_map.append(encode_canonical(doc["signed"]))
+        sigs = encode_canonical(RawJSON(doc["signatures"]))
+        return b'{"signed":' + envelope_escape(signed_map[-1]) + b',"signatures":' + sigs + b"}"
+
+    doc = parse_json(data, what=what, form=written_by_go)
+    signed = doc.get("signed") if isinstance(doc, dict) else None
+    kind = signed.get("_type") if isinstance(signed, dict) else None
+    if any_type and not (isinstance(kind, str) and kind in _BODY_TYPES):
+        raise MetadataError(f"The {what} is not Notary metadata.")
     if not isinstance(doc, dict) or set(doc) != {"signed", "signatures"}:
         raise MetadataError(f"The {what} is not a signed metadata envelope.")
-    signed, sigs = doc["signed"], doc["signatures"]
-    if not isinstance(sigs, list):
+    if not isinstance(doc["signatures"], list):
         raise MetadataError(f"The {what} has no signature list.")
-    body = expected.from_dict(signed, what)
-    signatures = tuple(Signature.from_dict(s, f"{what} signature") for s in sigs)
-    return Envelope(body, signatures, encode_canonical(signed), data)
+    return doc, signed_map[-1] if signed_map else encode_canonical(doc["signed"])
+
+
+def _envelope_of(
+    doc: dict[str, Any], signed_map: bytes, expected: type[T], data: bytes, what: str
+) -> Envelope[T]:
+    body = expected.from_dict(doc["signed"], what)
+    signatures = tuple(Signature.from_dict(s, f"{what} signature") for s in doc["signatures"])
+    return Envelope(body, signatures, signed_map, data)
+
+
+def parse_envelope(data: bytes, expected: type[T], *, what: str = "metadata") -> Envelope[T]:
+    """Parse a metadata file whose body must be of type `expected`."""
+    doc, signed_map = _read_envelope(data, what, any_type=False)
+    return _envelope_of(doc, signed_map, expected, data, what)
 
 
 def parse_any(data: bytes, *, what: str = "metadata") -> Envelope[Any]:
     """Parse a metadata file of any type, dispatching on `_type`."""
-    doc = parse_json(data, what=what)
-    signed = doc.get("signed") if isinstance(doc, dict) else None
-    kind = signed.get("_type") if isinstance(signed, dict) else None
-    if not isinstance(kind, str) or kind not in _BODY_TYPES:
-        raise MetadataError(f"The {what} is not Notary metadata.")
-    return parse_envelope(data, _BODY_TYPES[kind], what=what)
+    doc, signed_map = _read_envelope(data, what, any_type=True)
+    return _envelope_of(doc, signed_map, _BODY_TYPES[doc["signed"]["_type"]], data, what)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ceremony.core.changes import (
@@ -40,10 +40,10 @@ from ceremony.core.metadata import (
     Body,
     DelegatedRole,
     Delegations,
-    FileMeta,
     Key,
     RoleKeys,
     Root,
+    TargetFiles,
     Targets,
     body_bytes,
     parent_role,
@@ -63,19 +63,18 @@ class SignerSet:
 
 @dataclass(frozen=True, slots=True)
 class RolePlan:
-    """A role to be signed: its new body, the bytes to sign, and who must sign."""
+    """A role to be signed: its new body, the bytes to sign (encoded once), and who must sign."""
 
     role: str
     body: Body
     signers: tuple[SignerSet, ...]
+    signed_bytes: bytes = field(default=b"", repr=False)
+    digest: str = field(default="", repr=False)
 
-    @property
-    def signed_bytes(self) -> bytes:
-        return body_bytes(self.body)
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.signed_bytes).hexdigest()
+    @classmethod
+    def of(cls, role: str, body: Body, signers: tuple[SignerSet, ...]) -> RolePlan:
+        signed = body_bytes(body)
+        return cls(role, body, signers, signed, hashlib.sha256(signed).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +117,7 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
     touched: list[str] = []
     expiries: dict[str, GoTime] = {}
     versions: dict[str, int] = {}
-    pending_targets: dict[str, dict[str, FileMeta]] = {}
+    pending_targets: dict[str, dict[str, Any]] = {}  # role -> JSON entries being edited
     old_root = base.get("root")
 
     def touch(role: str) -> None:
@@ -177,13 +176,13 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
             # One mutable map per role while planning (bulk adds stay linear); bodies at the end.
             working = pending_targets.get(change.role)
             if working is None:
-                working = pending_targets[change.role] = dict(body.targets)
+                working = pending_targets[change.role] = body.targets.edit()
             if isinstance(change, AddTarget):
                 if paths is not None and not any(change.name.startswith(p) for p in paths):
                     raise ChangeError(
                         f"{change.name!r} is outside the paths delegated to {change.role}."
                     )
-                working[change.name] = change.meta
+                working[change.name] = change.meta.to_dict()
             else:
                 if change.name not in working:
                     raise ChangeError(f"{change.role} has no target {change.name!r} to remove.")
@@ -242,7 +241,7 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
     for role, working in pending_targets.items():
         current = bodies[role]
         if isinstance(current, Targets):
-            bodies[role] = replace(current, targets=working)
+            bodies[role] = replace(current, targets=TargetFiles.with_entries(working))
     if not touched:
         raise ChangeError("There are no changes to sign.")
     for role in versions:
@@ -272,7 +271,7 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
             )
         new_body: Body = replace(current, version=version, expires=expires)
         bodies[role] = new_body
-        result[role] = RolePlan(role, new_body, ())
+        result[role] = RolePlan.of(role, new_body, ())
     for role, rp in list(result.items()):
         result[role] = replace(rp, signers=_signers(role, bodies, old_root))
     return Plan(result)

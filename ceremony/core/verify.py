@@ -27,6 +27,7 @@ from ceremony.core.metadata import (
     RoleKeys,
     Root,
     Snapshot,
+    TargetFiles,
     Targets,
     Timestamp,
     parent_role,
@@ -47,9 +48,19 @@ class RoleReport:
 
 @dataclass(frozen=True, slots=True)
 class TargetEntry:
+    """One target of a verified role; its `FileMeta` is built only when asked for."""
+
     role: str
     name: str
-    meta: FileMeta
+    files: TargetFiles = field(repr=False, compare=False)
+
+    @property
+    def meta(self) -> FileMeta:
+        return self.files[self.name]
+
+    def summary(self) -> tuple[int, str]:
+        """Length and SHA-256 (hex), cheaply: what a listing shows."""
+        return self.files.summary(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +360,7 @@ def verify_parsed(
     base("targets", targets)
     check_key_ids(targets.body.delegations.keys, "targets")
 
-    entries = [TargetEntry("targets", n, m) for n, m in sorted(targets.body.targets.items())]
+    entries = _entries("targets", targets.body.targets)
     delegations: dict[str, Envelope[Targets]] = {}
     # Pre-order walk of the delegation tree, as Notary's client does.
     stack: list[tuple[DelegatedRole, Envelope[Targets], tuple[str, ...] | None]] = [
@@ -382,7 +393,7 @@ def verify_parsed(
         reports.append(
             RoleReport(name, env.body.version, env.body.expires, spec_role.threshold, signed)
         )
-        entries.extend(TargetEntry(name, n, m) for n, m in sorted(env.body.targets.items()))
+        entries.extend(_entries(name, env.body.targets))
         stack.extend((r, env, paths) for r in reversed(env.body.delegations.roles))
     # notary-server keeps a removed delegation in its snapshot; Notary's client ignores such
     # entries (nothing delegates them, so nothing of theirs is trusted), and so do we.
@@ -403,6 +414,10 @@ def verify_parsed(
         chain,
         (*warnings, *stale),
     )
+
+
+def _entries(role: str, files: TargetFiles) -> list[TargetEntry]:
+    return [TargetEntry(role, name, files) for name in sorted(files)]
 
 
 def _name_of(delegations: Mapping[str, Envelope[Targets]], env: Envelope[Targets]) -> str:

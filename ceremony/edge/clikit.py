@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NoReturn, Protocol, cast
 
@@ -35,6 +35,29 @@ def output_console(*, stderr: bool = False) -> Console:
     width = None if stream.isatty() else WIDE
     # No markup, highlighting or :emoji: codes: names from metadata are shown as they are.
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width, emoji=False)
+
+
+def write_lines(lines: Iterable[str]) -> None:
+    """Write many lines straight to stdout (no rich rendering: 10⁶ rows take seconds in rich).
+
+    Callers pass text already made safe to show (`printable`). A reader that stops early
+    (`| head`) ends the output quietly.
+    """
+    stream = sys.stdout
+    try:
+        batch: list[str] = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) >= 4096:
+                stream.write("\n".join(batch) + "\n")
+                batch.clear()
+        if batch:
+            stream.write("\n".join(batch) + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())  # so the interpreter's final flush stays quiet
+        sys.exit(EXIT_OK)
 
 
 def new_app(help_text: str) -> typer.Typer:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ceremony.core.errors import MalformedInput, UsageError
 
-MAX_INPUT = 64 * 1024 * 1024  # larger than any request, signatures or key document of ours
+MAX_INPUT = 64 * 1024 * 1024  # larger than any signatures, key or public keys document of ours
+MAX_BULK_INPUT = 1024 * 1024 * 1024  # a request or metadata file of a 10⁶-target repository
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:

@@ -27,7 +27,7 @@ the signatures are written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,6 +51,7 @@ from ceremony.core.metadata import (
     Key,
     Root,
     Snapshot,
+    TargetFiles,
     Targets,
     Timestamp,
     body_bytes,
@@ -86,6 +87,38 @@ class Line:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetsDiff:
+    """Which targets a role adds, removes and changes. The lines are made when shown: a
+    request can add 10⁶ targets, and the summary needs only the counts."""
+
+    old: TargetFiles
+    new: TargetFiles
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+    @classmethod
+    def between(cls, old: TargetFiles, new: TargetFiles) -> TargetsDiff:
+        added, removed, changed = old.differences(new)
+        return cls(old, new, tuple(sorted(added)), tuple(sorted(removed)), tuple(sorted(changed)))
+
+    @property
+    def line_count(self) -> int:
+        return len(self.added) + len(self.removed) + 2 * len(self.changed)
+
+    def lines(self) -> Iterator[Line]:
+        """Every changed target in name order, each with every hash (Notary checks them all)."""
+        for name in sorted((*self.added, *self.removed, *self.changed)):
+            if name not in self.old:
+                yield _meta_line("+", name, self.new[name])
+            elif name not in self.new:
+                yield _meta_line("-", name, self.old[name])
+            else:
+                yield _meta_line("- old", name, self.old[name])
+                yield _meta_line("+ new", name, self.new[name])
+
+
+@dataclass(frozen=True, slots=True)
 class RoleDiff:
     """The readable change of one role."""
 
@@ -95,17 +128,29 @@ class RoleDiff:
     old_expires: str | None
     new_expires: str
     expiry_note: str
-    lines: tuple[Line, ...]
+    lines: tuple[Line, ...]  # everything but the targets: who signs, keys, paths
     signers: tuple[str, ...]  # one line per signer set
-    added: int = 0  # targets
-    removed: int = 0
-    changed: int = 0
+    targets: TargetsDiff | None = None
+
+    def detail(self) -> Iterator[Line]:
+        """The targets changed, then every other line (the review's detail of this role)."""
+        if self.targets is not None:
+            yield from self.targets.lines()
+        yield from self.lines
+        if not self.lines and (self.targets is None or not self.targets.line_count):
+            yield Line("(content unchanged: re-signed with a new version and expiry)")
+
+    @property
+    def detail_count(self) -> int:
+        count = len(self.lines) + (self.targets.line_count if self.targets else 0)
+        return count or 1
 
     def summary(self) -> str:
         old = f"v{self.old_version}" if self.old_version is not None else "new"
         text = f"{self.role} {old} -> v{self.new_version}"
-        if self.added or self.removed or self.changed:
-            text += f": targets +{self.added} -{self.removed} ~{self.changed}"
+        t = self.targets
+        if t is not None and (t.added or t.removed or t.changed):
+            text += f": targets +{len(t.added)} -{len(t.removed)} ~{len(t.changed)}"
         bangs = sum(1 for line in self.lines if line.bang)
         if bangs:
             text += f"; {bangs} change(s) to who can sign"
@@ -1036,21 +1081,10 @@ def _diff(
     init: bool,
 ) -> RoleDiff:
     lines: list[Line] = []
-    added = removed = changed = 0
+    targets: TargetsDiff | None = None
     if isinstance(new, Targets):
-        old_t = old if isinstance(old, Targets) else Targets(new.expires, 0)
-        for name in sorted(set(old_t.targets) | set(new.targets)):
-            a, b = old_t.targets.get(name), new.targets.get(name)
-            if a is None and b is not None:
-                lines.append(_meta_line("+", name, b))
-                added += 1
-            elif b is None and a is not None:
-                lines.append(_meta_line("-", name, a))
-                removed += 1
-            elif a is not None and b is not None and a != b:
-                lines.append(_meta_line("- old", name, a))
-                lines.append(_meta_line("+ new", name, b))
-                changed += 1
+        old_files = old.targets if isinstance(old, Targets) else TargetFiles()
+        targets = TargetsDiff.between(old_files, new.targets)
     before = {} if init else _signer_specs(old, server=True)
     after = _signer_specs(new, server=True)
     names = list(after) + [n for n in before if n not in after]
@@ -1059,8 +1093,6 @@ def _diff(
         if was is not None and now_is is not None and was == now_is:
             continue
         lines.extend(_signers_lines(name, was, now_is, holder))
-    if not lines:
-        lines.append(Line("(content unchanged: re-signed with a new version and expiry)"))
     rp = computed.roles[role]
     signers = tuple(
         f"{s.threshold} of {len(s.keys)}: "
@@ -1076,9 +1108,7 @@ def _diff(
         _expiry_note(new.expires, now),
         tuple(lines),
         signers,
-        added,
-        removed,
-        changed,
+        targets,
     )
 
 

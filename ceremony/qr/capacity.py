@@ -106,6 +106,7 @@ class Preset:
     version: int
     error: str
     note: str
+    fps: int = 5  # frames per second the GIF, HTML player and terminal play at
 
     @property
     def capacity(self) -> int:
@@ -124,9 +125,9 @@ PRESETS: Final[Mapping[str, Preset]] = MappingProxyType(
         "default": Preset(
             name="default", version=25, error="M", note="3 camera px/module at 375 px"
         ),
-        "fast": Preset(name="fast", version=30, error="L", note="steady 1080p capture"),
+        "fast": Preset(name="fast", version=30, error="L", note="steady 1080p capture", fps=10),
         "fast40": Preset(
-            name="fast40", version=40, error="L", note="largest code; tripod and 1080p+"
+            name="fast40", version=40, error="L", note="largest code; tripod and 1080p+", fps=10
         ),
     }
 )

@@ -16,6 +16,8 @@ Nothing here decodes or decides what to send; see `frames.plan` and `ceremony.qr
 from __future__ import annotations
 
 import base64
+import collections
+import concurrent.futures
 import html
 import io
 import itertools
@@ -39,7 +41,6 @@ MASK: Final = 0
 QUIET_ZONE: Final = 4
 DEFAULT_SCALE: Final = 6
 """Screen pixels per module; at least 5-6 are needed on screen (qr-transfer.md §1.4)."""
-DEFAULT_FPS: Final = 5.0
 MIN_FPS: Final = 1.0
 MAX_FPS: Final = 15.0
 GIF_PIXEL_BUDGET: Final = 256 * 1024 * 1024
@@ -144,12 +145,12 @@ def write_gif(
     path: Path,
     *,
     scale: int = DEFAULT_SCALE,
-    fps: float = DEFAULT_FPS,
+    fps: float | None = None,
     count: int | None = None,
 ) -> Path:
-    """Write an endlessly looping animated GIF of the export frames at `fps`."""
+    """Write an endlessly looping animated GIF of the export frames at `fps` (the preset's)."""
     total = plan.export_count if count is None else count
-    _check_fps(fps)
+    fps = _checked_fps(plan, fps)
     side = (17 + 4 * plan.version + 2 * QUIET_ZONE) * scale
     if total * side * side > GIF_PIXEL_BUDGET:
         raise UsageError(
@@ -174,16 +175,17 @@ def html_page(
     plan: TransferPlan,
     *,
     scale: int = DEFAULT_SCALE,
-    fps: float = DEFAULT_FPS,
+    fps: float | None = None,
     count: int | None = None,
     title: str = "Ceremony QR transfer",
     caption: str = "",
 ) -> str:
-    """A self-contained HTML player: frames as PNG data URIs, fps control, counter, pause.
+    """A self-contained HTML player: frames as PNG data URIs (all rendered before the page is
+    written), fps control starting at the preset's rate, counter, pause.
 
     A Content-Security-Policy forbids every fetch, so the page works (and stays) offline.
     """
-    _check_fps(fps)
+    fps = _checked_fps(plan, fps)
     uris = [
         "data:image/png;base64," + base64.b64encode(_png_bytes(image)).decode("ascii")
         for image in plan_images(plan, scale=scale, count=count)
@@ -207,7 +209,7 @@ def write_html(
     path: Path,
     *,
     scale: int = DEFAULT_SCALE,
-    fps: float = DEFAULT_FPS,
+    fps: float | None = None,
     count: int | None = None,
     title: str = "Ceremony QR transfer",
     caption: str = "",
@@ -256,18 +258,21 @@ def play_terminal(
     plan: TransferPlan,
     *,
     console: Console | None = None,
-    fps: float = DEFAULT_FPS,
+    fps: float | None = None,
     limit: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Animate frames 0, 1, 2, ... in the terminal; returns how many frames were shown.
 
-    Runs until `limit` frames (None: until Ctrl-C). A static code, or a console that is not
-    a terminal, gets frame 0 printed once and the call returns at once, never blocking a
-    pipe. Repair frames never repeat, so a late or lossy receiver always gains.
+    Runs until `limit` frames (None: until Ctrl-C), at `fps` (the preset's by default). A
+    static code, or a console that is not a terminal, gets frame 0 printed once and the call
+    returns at once, never blocking a pipe. Repair frames never repeat, so a late or lossy
+    receiver always gains. Frames are drawn ahead in a thread and shown on a fixed beat, so
+    the drawing time of a large code does not slow the rate.
     """
     console = console or Console(emoji=False, highlight=False)
-    _check_fps(fps)
+    fps = _checked_fps(plan, fps)
     first = terminal_frame(plan.encoder.frame(0), version=plan.version, error=plan.error)
     if plan.is_static or not console.is_terminal or limit == 1:
         console.print(first)
@@ -280,21 +285,43 @@ def play_terminal(
         )
     seqs = itertools.count() if limit is None else range(limit)
     shown = 0
-    with Live(first, console=console, auto_refresh=False, transient=True) as live:
-        for seq in seqs:
-            text = plan.encoder.frame(seq)
-            live.update(terminal_frame(text, version=plan.version, error=plan.error), refresh=True)
+    with (
+        concurrent.futures.ThreadPoolExecutor(max_workers=1) as drawer,
+        Live(first, console=console, auto_refresh=False, transient=True) as live,
+    ):
+
+        def draw(seq: int) -> Text:
+            return terminal_frame(plan.encoder.frame(seq), version=plan.version, error=plan.error)
+
+        ahead: collections.deque[concurrent.futures.Future[Text]] = collections.deque()
+        pending = iter(seqs)
+        for seq in itertools.islice(pending, _DRAW_AHEAD):
+            ahead.append(drawer.submit(draw, seq))
+        beat = clock()
+        while ahead:
+            frame = ahead.popleft().result()
+            following = next(pending, None)
+            if following is not None:
+                ahead.append(drawer.submit(draw, following))
+            live.update(frame, refresh=True)
             shown += 1
-            sleep(1 / fps)
+            beat += 1 / fps
+            sleep(max(0.0, beat - clock()))
     return shown
+
+
+_DRAW_AHEAD: Final = 8
 
 
 # --- Helpers -----------------------------------------------------------------------------
 
 
-def _check_fps(fps: float) -> None:
+def _checked_fps(plan: TransferPlan, fps: float | None) -> float:
+    """`fps`, or the preset's rate (10 for the fast presets, 5 for the others)."""
+    fps = float(plan.preset.fps) if fps is None else fps
     if not MIN_FPS <= fps <= MAX_FPS:
         raise UsageError(f"The frame rate must be between {MIN_FPS:g} and {MAX_FPS:g} fps.")
+    return fps
 
 
 def _png_bytes(image: Image.Image) -> bytes:

@@ -54,18 +54,22 @@ def write_qr(
     caption: str = "",
     console: Console | None = None,
     terminal_frames: int | None = None,
+    single: bool = False,
+    name: str | None = None,
 ) -> list[Path]:
     """Write `document` as QR frames into `out_dir` (PNG folder, GIF, HTML) or play it in the terminal.
 
-    `caption` (the document's digest words) is shown under the HTML player.
+    `caption` (the document's digest words) is shown under the HTML player. With
+    `single` (always for signatures) the document is one static code; `name` names
+    the GIF or HTML file and the message (default: signatures or request).
     """
     from ceremony.qr import render
 
     # Signatures go back as one static code: nothing animated has to be filmed on the offline side.
-    single = content_type is ContentType.SIGNATURES
+    single = single or content_type is ContentType.SIGNATURES
     plan = qr_plan(document, preset_named(preset), content_type=content_type, single=single)
     console = console or Console(stderr=True, highlight=False, emoji=False)
-    name = "signatures" if content_type is ContentType.SIGNATURES else "request"
+    name = name or ("signatures" if content_type is ContentType.SIGNATURES else "request")
     written: list[Path]
     if fmt is QrFormat.PNG:
         written = render.write_png_folder(plan, out_dir)

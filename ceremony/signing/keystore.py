@@ -44,6 +44,7 @@ from ceremony.edge.fsutil import atomic_write, private_dir
 from ceremony.signing.certificates import certify, make_root_certificate
 from ceremony.signing.filekey import FILE_SCHEME
 from ceremony.signing.keyfile import decode_key_file, encode_key_file, read_key_file_headers
+from ceremony.signing.pkcs11uri import Pkcs11Uri
 from ceremony.signing.private import PrivateKey
 from ceremony.signing.signer import PassphraseSource, Signer, raw_signer_from_uri, signer_from_uri
 
@@ -175,6 +176,11 @@ class KeyStore:
         """Where the private half lives, for people: a file, or a token."""
         path = self.file_of(record)
         if path is None:
+            if record.on_token:
+                try:
+                    return Pkcs11Uri.parse(record.uri).describe()
+                except UsageError:
+                    return record.uri
             return record.uri
         return str(path) if path.is_file() else f"{path} (missing)"
 

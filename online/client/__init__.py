@@ -16,6 +16,7 @@ from ceremony.core.metadata import Key
 MIB = 1024 * 1024
 TIMESTAMP_MAX_LENGTH = 1 * MIB  # what Notary's client allows for timestamp.json
 DEFAULT_MAX_DOWNLOAD = 100 * MIB  # Notary's cap for files whose length is not yet known
+RECORDED_MAX_LENGTH = 1024 * MIB  # a file whose parent records its length: 10⁶ targets fit
 
 
 class Server(Protocol):

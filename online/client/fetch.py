@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ceremony.core.errors import (
-    VerificationFailed,
-)
+from ceremony.core.errors import InputRejected, VerificationFailed
 from ceremony.core.gun import check_gun
 from ceremony.core.metadata import (
     Envelope,
+    FileMeta,
     Root,
     Targets,
 )
 from ceremony.core.verify import RepositoryReport, parse_role_file, verify_parsed
-from online.client import TIMESTAMP_MAX_LENGTH, Server
+from online.client import RECORDED_MAX_LENGTH, TIMESTAMP_MAX_LENGTH, Server
 from online.client.names import metadata_name
 
 
@@ -55,6 +55,24 @@ def _sha256_of(meta_hashes: Mapping[str, bytes], role: str, parent: str) -> str:
             f"{parent} records no sha256 for {role}, so it cannot be fetched by checksum."
         )
     return digest.hex()
+
+
+def _recorded_length(meta: FileMeta, role: str, parent: str) -> int:
+    """The download cap for a file its parent records: its length (not yet trusted: the
+    parent is verified only after every file is read), within a bound this machine handles."""
+    if meta.length > RECORDED_MAX_LENGTH:
+        raise InputRejected(
+            f"{parent} records {role} as {meta.length} bytes, more than the "
+            f"{RECORDED_MAX_LENGTH} this tool reads; it is not a Notary repository it can handle."
+        )
+    return meta.length
+
+
+def _is_recorded(meta: FileMeta, data: bytes) -> bool:
+    sha256 = meta.hashes.get("sha256")
+    return (
+        sha256 is not None and len(data) == meta.length and hashlib.sha256(data).digest() == sha256
+    )
 
 
 def fetch_root_chain(
@@ -104,8 +122,14 @@ def fetch_repository(
     previous_versions: Mapping[str, int] | None = None,
     full_root_chain: bool = False,
     expired_ok: bool = False,
+    known: Mapping[str, Envelope[Any]] | None = None,
 ) -> FetchedRepository | None:
     """Download `gun` in TUF order and verify it; None if the server has no such repository.
+
+    `known` holds files this machine already has, parsed, with their bytes (a request's
+    base, what it just uploaded): a role the snapshot names by exactly those bytes'
+    length and SHA-256 is taken from there instead of being downloaded and parsed again.
+    Everything is verified as if it had been downloaded.
 
     Order: `root.json`, and the older roots needed to reach it (`N.root.json`
     from `trusted_root`'s version + 1, or from v1 when `full_root_chain`);
@@ -147,7 +171,7 @@ def fetch_repository(
         server,
         gun,
         metadata_name("snapshot", sha256=_sha256_of(snap_meta.hashes, "snapshot", "The timestamp")),
-        min(snap_meta.length, server.max_download),
+        _recorded_length(snap_meta, "snapshot", "The timestamp"),
         "the timestamp",
     )
     snapshot = parse_role_file(snapshot_bytes, "snapshot", what=f"snapshot metadata of {gun}")
@@ -160,11 +184,16 @@ def fetch_repository(
         meta = snapshot.body.meta.get(role)
         if meta is None or role in envelopes:
             continue
+        held = (known or {}).get(role)
+        if held is not None and _is_recorded(meta, held.raw):
+            envelopes[role] = held
+            pending.extend(r.name for r in reversed(held.body.delegations.roles))
+            continue
         data = _required(
             server,
             gun,
             metadata_name(role, sha256=_sha256_of(meta.hashes, role, "The snapshot")),
-            min(meta.length, server.max_download),
+            _recorded_length(meta, role, "The snapshot"),
             "the snapshot",
         )
         delegated: Envelope[Targets] = parse_role_file(

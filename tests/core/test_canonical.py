@@ -22,10 +22,13 @@ from ceremony.core.canonical import (
     INT64_MAX,
     INT64_MIN,
     CanonicalError,
+    Checked,
     RawJSON,
     encode_canonical,
     envelope_escape,
     parse_json,
+    reference_encode,
+    reference_parse,
 )
 from ceremony.core.errors import MalformedInput
 from ceremony.core.gotime import GoTime
@@ -184,6 +187,123 @@ def test_floats_refused_both_ways(number: float) -> None:
     with pytest.raises(MalformedInput) as err:
         parse_json(json.dumps({"n": number}).encode())  # repr always has "." or "e"
     assert_one_sentence(err.value.message)
+
+
+# ---------------------------------------------------------------------------
+# the fast codec against the reference (canonical.py keeps the pure-Python one as the definition)
+
+# Anything a caller might pass: every JSON type, floats, big integers, tuples, RawJSON at
+# any depth (with nested objects in their own order), Checked objects, and foreign types.
+odd_scalars = (
+    scalars
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers()
+    | st.sampled_from([b"x", {1, 2}, object(), 1 + 2j])
+)
+any_values = st.recursive(
+    odd_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(texts, inner, max_size=4)
+        | st.dictionaries(texts, inner, max_size=3).map(RawJSON)
+        | st.dictionaries(texts, inner, max_size=3).map(Checked)
+        | st.dictionaries(st.integers(), inner, min_size=1, max_size=2)
+    ),
+    max_leaves=20,
+)
+
+
+def _holds_unencodable_checked(value: Any) -> bool:
+    if isinstance(value, Checked):
+        try:
+            reference_encode(value)
+        except CanonicalError:
+            return True
+    if isinstance(value, RawJSON):
+        return _holds_unencodable_checked(value.value)
+    if isinstance(value, dict):
+        return any(_holds_unencodable_checked(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_unencodable_checked(v) for v in value)
+    return False
+
+
+def _outcome(encode: Any, value: Any) -> bytes | str:
+    try:
+        return bytes(encode(value))
+    except CanonicalError:
+        return "refused"
+
+
+@settings(max_examples=600, deadline=None)
+@given(any_values)
+def test_fast_encoder_equals_reference(value: Any) -> None:
+    if _holds_unencodable_checked(value):
+        return  # Checked promises encodable JSON inside; the fast path trusts that promise
+    assert _outcome(encode_canonical, value) == _outcome(reference_encode, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_fast_encoder_on_plain_json_equals_reference(value: Any) -> None:
+    assert encode_canonical(value) == reference_encode(value)
+    assert encode_canonical(Checked(value) if isinstance(value, dict) else value) == (
+        reference_encode(value)
+    )
+
+
+def _json_texts() -> st.SearchStrategy[bytes]:
+    """Canonical encodings, then the edits a hostile or careless writer makes."""
+    edits = st.sampled_from(
+        [
+            lambda b: b,
+            lambda b: b + b" ",
+            lambda b: b" " + b,
+            lambda b: b.replace(b":", b": ", 1),
+            lambda b: b.replace(b"{", b'{"k":1,', 1).replace(b"{", b'{"k":2,', 1),
+            lambda b: b.replace(b"{", b'{"k":1,"k":1,', 1),
+            lambda b: b.replace(b"1", b"1.0", 1),
+            lambda b: b.replace(b"1", b"1e2", 1),
+            lambda b: b.replace(b"0", b"-0", 1),
+            lambda b: b.replace(b"2", b"18446744073709551616", 1),
+            lambda b: b.replace(b"2", b"9223372036854775808", 1),
+            lambda b: b.replace(b'"', b'"\\ud800', 1),
+            lambda b: b.replace(b'"', b'"\\u0008', 1),
+            lambda b: b.replace(b'"', b'"\\b', 1),
+            lambda b: b.replace(b"null", b"NaN", 1),
+            lambda b: b[:-1],
+            lambda b: b + b"\xff",
+            lambda b: b.replace(b"[", b"[" * 1200, 1),
+        ]
+    )
+    return st.builds(lambda v, e: e(reference_encode(v)), json_values, edits)
+
+
+def _parsed(parse: Any, data: bytes) -> tuple[str, Any]:
+    try:
+        return "ok", parse(data, what="text")
+    except MalformedInput as exc:
+        return "refused", exc.message
+
+
+@settings(max_examples=600, deadline=None)
+@given(_json_texts())
+def test_fast_parser_equals_reference(data: bytes) -> None:
+    fast, reference = _parsed(parse_json, data), _parsed(reference_parse, data)
+    assert fast[0] == reference[0]
+    if fast[0] == "ok":
+        assert same(fast[1], reference[1])
+    else:
+        assert fast[1] == reference[1]
+
+
+def test_duplicate_keys_found_in_canonical_looking_input() -> None:
+    """The only fast proof of no duplicates is byte equality with the re-encoding."""
+    with pytest.raises(MalformedInput, match="repeats the key"):
+        parse_json(b'{"a":1,"a":1}')
+    with pytest.raises(MalformedInput, match="repeats the key"):
+        parse_json(b'{"a":{"b":1,"b":2},"c":3}')
 
 
 # ---------------------------------------------------------------------------

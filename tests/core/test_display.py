@@ -45,7 +45,7 @@ def test_review_shows_hostile_target_names_escaped() -> None:
         plan=plan({}, changes),
     )
     result = review_request(Request.from_bytes(request.to_bytes()), None, lambda _d: None, NOW)
-    lines = [line.render() for d in result.diffs for line in d.lines]
+    lines = [line.render() for d in result.diffs for line in d.detail()]
     assert any(
         "app\\u000d\\u001b[2K+ target harmless\\u202efdp.exe\\u2028" in line for line in lines
     )

@@ -7,6 +7,7 @@ subprocess with no stdin and a fresh `--home`; `--now` comes from the metadata.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -99,7 +100,7 @@ def test_verify_prints_roles_targets_and_delegations(repo: NotaryRepo, tmp_path:
     assert run.stderr == ""
     rows = table_rows(run.stdout)
     roles = {r[0]: r for r in rows if len(r) == 5}
-    targets = {(r[0], r[1]): r for r in rows if len(r) == 4}
+    targets = target_lines(run.stdout)
 
     files = repo.cache_files()
     assert set(roles) == {"root", "timestamp", "snapshot", "targets", "targets/releases"}
@@ -121,7 +122,7 @@ def test_verify_prints_roles_targets_and_delegations(repo: NotaryRepo, tmp_path:
     expected[("targets/releases", repos.RELEASE_NAME)] = repos.RELEASE_CONTENT
     assert set(targets) == set(expected)
     for (role, name), content in expected.items():
-        _, _, length, sha256 = targets[(role, name)]
+        length, sha256 = targets[(role, name)]
         assert length == str(len(content))
         assert sha256 == repo.listed[name]  # the digest `notary list` shows
 
@@ -131,6 +132,37 @@ def test_verify_prints_roles_targets_and_delegations(repo: NotaryRepo, tmp_path:
     keyid = parse_any(files["targets"]).body.delegations.roles[0].keyids[0]
     assert f"delegation targets/releases: threshold 1, paths '', keys {keyid}" in run.stdout
     assert f"{repo.gun}: verified at" in run.stdout
+
+
+def target_lines(stdout: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(role, name) -> (length, sha256) from the plain lines after "N target(s): ..."."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if " target(s): " in line)
+    count = int(lines[start].split(" ", 1)[0])
+    width = max(len(line.split()[2]) for line in lines[start + 1 : start + 1 + count])
+    out = {}
+    for line in lines[start + 1 : start + 1 + count]:
+        sha256, length, role = line[:64], line[66:78].strip(), line[80 : 80 + width].strip()
+        out[(role, line[82 + width :])] = (length, sha256)
+    return out
+
+
+def test_verify_json_lists_the_same_repository(repo: NotaryRepo, tmp_path: Path) -> None:
+    human = verify(repo, repo.cache_dir, tmp_path / "home")
+    run = ceremony(
+        tmp_path / "home", "verify", str(repo.cache_dir), "--gun", repo.gun,
+        "--now", now_arg(repo), "--json",
+    )  # fmt: skip
+    assert run.code == 0, run
+    doc = json.loads(run.stdout)
+    assert doc["gun"] == repo.gun
+    assert doc["root_trusted_on_first_use"] is True
+    listed = {(t["role"], t["name"]): (str(t["length"]), t["sha256"]) for t in doc["targets"]}
+    assert listed == target_lines(human.stdout)
+    assert {r["name"] for r in doc["roles"]} == {
+        "root", "timestamp", "snapshot", "targets", "targets/releases"
+    }  # fmt: skip
+    assert [d["name"] for d in doc["delegations"]] == ["targets/releases"]
 
 
 def test_verify_prints_full_digests_at_80_columns(repo: NotaryRepo, tmp_path: Path) -> None:

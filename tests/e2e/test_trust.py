@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import re
+import select
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -515,6 +516,20 @@ def test_a_200_character_gun_works_end_to_end_with_the_real_notary(
 # 9. two signs at once lose nothing
 
 
+def _read_until(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
+    """What `proc` wrote to stderr up to and including `text` (fails after `timeout`)."""
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        assert time.monotonic() < deadline, seen
+        assert proc.poll() is None, seen
+        ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+        if ready:  # the raw descriptor: nothing is left in a text buffer for communicate()
+            seen += os.read(proc.stderr.fileno(), 65536).decode()
+    return seen
+
+
 def test_two_signs_at_once_on_one_home_lose_nothing(
     published: Rig, notary_server: NotaryServer
 ) -> None:
@@ -538,11 +553,15 @@ def test_two_signs_at_once_on_one_home_lose_nothing(
             )
             for req in (first, second)
         ]
-        time.sleep(1.5)
-        assert all(p.poll() is None for p in procs)  # both wait
+        # both wait (however long a loaded machine takes to start them)
+        early = [_read_until(p, "Waiting for another ceremony command", 120) for p in procs]
+        assert all(p.poll() is None for p in procs)
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    results = [p.communicate(timeout=60) for p in procs]
-    assert all("Waiting for another ceremony command" in err for _, err in results)
+    results = [
+        (out, head + err)
+        for head, p in zip(early, procs, strict=True)
+        for out, err in (p.communicate(timeout=120),)
+    ]
     assert sorted(p.returncode for p in procs) == [0, 1], results
     loser = next(err for p, (_, err) in zip(procs, results, strict=True) if p.returncode == 1)
     assert "never signs two bodies for one version" in loser

@@ -54,7 +54,7 @@ from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.private import PrivateKey, sign
 from online.client.config import ServerConfig
 from online.client.http import TrustServer
-from online.flow import base_bodies, choose_base, default_expiry
+from online.flow import base_envelopes, choose_base, default_expiry
 from tests.attacker import capture, edit, forge, with_changes, write
 from tests.e2e.rig import Rig, expect_keys, full_ceremony
 from tests.e2e.test_ceremony_cli import export_change, publish_new
@@ -222,7 +222,7 @@ def test_f3_a_delegation_left_out_of_the_base_is_refused(
         nonce="ef" * 16,
         base=base,
         changes=changes,
-        plan=plan(base_bodies(base), changes),
+        plan=plan({r: e.body for r, e in base_envelopes(base).items()}, changes),
     )
     path = write(rig.tmp / "omit.json", forged)
     assert "leaves out targets/releases, which the server serves" in refused(rig, path)

@@ -70,7 +70,9 @@ def test_generate_root_layout_and_permissions(tmp_path: Path) -> None:
     assert read_key_file_headers(data) == KeyFileHeaders("root", None, True)
     private = decode_key_file(data, SECRET)
     assert private.canonical_id == cid == record.public.key_id
-    assert record.certificate(GUN) is not None and record.metadata_key(GUN) == record.certificate(GUN)
+    assert record.certificate(GUN) is not None and record.metadata_key(GUN) == record.certificate(
+        GUN
+    )
     assert canonical_key_id(record.certificate(GUN)) == cid
     assert check_root_certificate(record.certificate(GUN), GUN, NOW) is None
     assert describe_key(record.certificate(GUN)).not_after == NOW + timedelta(days=3650)
@@ -158,7 +160,11 @@ def test_import_encrypted_targets_file(tmp_path: Path, ec_key: PrivateKey) -> No
     asked = Passphrases()
     record = store.import_key_file(original, asked)
     assert asked.asked == ["targets"]
-    assert (record.canonical_id, record.role, list(record.guns)) == (ec_key.canonical_id, "targets", [GUN])
+    assert (record.canonical_id, record.role, list(record.guns)) == (
+        ec_key.canonical_id,
+        "targets",
+        [GUN],
+    )
     stored = store.file_of(record).read_bytes()
     assert stored != original  # re-encrypted (fresh salt and IV) ...
     assert (
@@ -176,7 +182,8 @@ def test_import_plain_root_key_gets_a_certificate(tmp_path: Path, rsa_key: Priva
     assert record.certificate(GUN) is not None and record.certificate(GUN).keytype == "rsa-x509"
     assert read_key_file_headers(store.file_of(record).read_bytes()).encrypted
     assert (
-        decode_key_file(store.file_of(record).read_bytes(), SECRET).canonical_id == rsa_key.canonical_id
+        decode_key_file(store.file_of(record).read_bytes(), SECRET).canonical_id
+        == rsa_key.canonical_id
     )
 
 
@@ -279,7 +286,9 @@ def test_public_keys_document(tmp_path: Path) -> None:
     with pytest.raises(InputRejected, match="expired"):
         store.public_keys(GUN, passphrase_for=asked, now=NOW + timedelta(days=4000))
     # One root key serves many repositories: named for another GUN, it is certified for it too.
-    other = store.public_keys("example.com/other", [root.canonical_id], passphrase_for=asked, now=NOW)
+    other = store.public_keys(
+        "example.com/other", [root.canonical_id], passphrase_for=asked, now=NOW
+    )
     (entry,) = other.keys
     assert describe_key(entry.key).common_name == "example.com/other"
     both = store.get(root.canonical_id)
@@ -299,7 +308,9 @@ def test_export_makes_the_missing_root_certificate(tmp_path: Path, ec_key: Priva
     (entry,) = document.keys
     assert entry.key.keytype == "ecdsa-x509" and describe_key(entry.key).common_name == GUN
     stored = store.get(record.canonical_id)
-    assert stored is not None and stored.certificate(GUN) == entry.key and list(stored.guns) == [GUN]
+    assert (
+        stored is not None and stored.certificate(GUN) == entry.key and list(stored.guns) == [GUN]
+    )
     with pytest.raises(WrongPassphrase):
         other = KeyStore(tmp_path / "b")
         rec = other.import_key_file(

@@ -182,10 +182,27 @@ def test_terminal_once_mode_prints_one_decodable_frame() -> None:
 def test_terminal_animation_is_bounded_and_uses_the_injected_sleep() -> None:
     _, transfer = make_plan(3000)
     naps: list[float] = []
+    now = [100.0]
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        now[0] += seconds
+
     console = Console(file=io.StringIO(), force_terminal=True, width=200, height=100)
-    shown = play_terminal(transfer, console=console, fps=4, limit=3, sleep=naps.append)
+    shown = play_terminal(
+        transfer, console=console, fps=4, limit=3, sleep=sleep, clock=lambda: now[0]
+    )
     assert shown == 3
-    assert naps == [0.25, 0.25, 0.25]
+    assert naps == [0.25, 0.25, 0.25]  # a fixed beat: drawing time is not added to it
+
+
+def test_fast_presets_play_at_ten_frames_per_second() -> None:
+    assert {name: p.fps for name, p in PRESETS.items()} == {
+        "robust": 5, "default": 5, "fast": 10, "fast40": 10
+    }  # fmt: skip
+    document = random.Random(7).randbytes(20_000)
+    transfer = plan(document, PRESETS["fast40"])
+    assert 'value="10"' in html_page(transfer, count=2)
 
 
 def test_terminal_too_small_is_an_environment_failure() -> None:

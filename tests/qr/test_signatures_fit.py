@@ -68,7 +68,9 @@ def test_a_typical_signatures_document_is_a_small_code() -> None:
 
 def test_more_signatures_than_level_m_holds_fall_back_to_level_l() -> None:
     document = rotation_signatures(old_root=7, new_root=7, targets=7)  # 21 signatures
-    transfer = plan(document, preset_named("default"), content_type=ContentType.SIGNATURES, single=True)
+    transfer = plan(
+        document, preset_named("default"), content_type=ContentType.SIGNATURES, single=True
+    )
     assert transfer.is_static and transfer.error == "L"
     image = frame_image(transfer.encoder.frame(0), version=transfer.version, error=transfer.error)
     assert decode_image(image, backend=Backend.ZXING) == [transfer.encoder.frame(0)]

@@ -1,0 +1,72 @@
+"""`ceremony key retire`: remove an old root or targets key once a rotation has replaced it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ceremony.cli import home_of
+from ceremony.cli._prompts import interactive
+from ceremony.core.errors import Aborted, printable
+from ceremony.core.gotime import utc_now
+from ceremony.edge.clikit import output_console
+from ceremony.offline.retirement import retire as retire_key
+from ceremony.offline.review import MIN_ACK_PREFIX
+from ceremony.offline.trust import TrustStore
+from ceremony.signing.keystore import KeyStore
+
+out = output_console()
+err = output_console(stderr=True)
+
+
+def retire(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="The key to retire (id, fingerprint or prefix).")],
+    confirm: Annotated[
+        str | None,
+        typer.Option(
+            "--confirm",
+            help=f"Acknowledge by the key's id or fingerprint (at least {MIN_ACK_PREFIX} hex digits).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Retire even a key a trusted root still lists, or one it cannot place."
+        ),
+    ] = False,
+) -> None:
+    """Remove a rotated-out key's private half; its record stays, marked retired."""
+    home = home_of(ctx)
+    store = KeyStore(home)
+    record = store.resolve(key_id)
+    for line in store.describe(record):
+        err.print(f"  {printable(line)}", markup=False)
+    err.print(f"  lives in {printable(store.location(record))}", markup=False)
+    if confirm is None:
+        if not interactive():
+            raise Aborted(
+                f"Retiring a key must be acknowledged: re-run with --confirm and at least "
+                f"{MIN_ACK_PREFIX} hex digits of its id or fingerprint (shown above)."
+            )
+        confirm = typer.prompt(
+            "Type the id of the key to retire (at least 16 hex digits)",
+            default="",
+            show_default=False,
+        )
+    done = retire_key(
+        store, TrustStore(home), record, confirmation=confirm, force=force, now=utc_now()
+    )
+    short = done.record.canonical_id[:12]
+    if done.removed is not None:
+        out.print(f"Removed {done.removed}.", markup=False)
+    if done.already:
+        out.print(f"Key {short} was already retired on {done.record.retired}.", markup=False)
+    else:
+        out.print(
+            f"Retired {done.record.role} key {short} on {done.record.retired}; its record is "
+            "kept. Backups of it (share sheets, copies) are not touched: destroy them too if "
+            "the key must be gone for good.",
+            markup=False,
+        )
