@@ -57,6 +57,9 @@ _SECRET_PARTS = frozenset(
     {"pin", "passphrase", "password", "passwd", "secret", "mnemonic", "puk", "sopin"}
 )
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# A PIN inside a PKCS#11 URI (RFC 7512 `pin-value`, `pin-source`): refused by the tool, but
+# a URI typed with one must not put the PIN on the record either.
+_URI_PIN = re.compile(r"(pin-value|pin-source)=[^&;?]*", re.IGNORECASE)
 
 
 def transcript_path(home: Path) -> Path:
@@ -102,7 +105,7 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
                 out.append(printable(arg))
                 hide_next = True
         else:
-            out.append(printable(arg))
+            out.append(printable(_URI_PIN.sub(rf"\1={REDACTED}", arg)))
     return out
 
 
