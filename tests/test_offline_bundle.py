@@ -58,7 +58,10 @@ def pins(bundle: Path) -> dict[str, str]:
 def test_bundle_installs_only_from_itself(bundle: Path, tmp_path: Path) -> None:
     wheels = sorted(bundle.glob("*.whl"))
     names = {w.name.split("-")[0].lower() for w in wheels}
+    # The custody dependencies too: tokens (python-pkcs11), share sheets (shamir-mnemonic,
+    # Pillow), canonical JSON (orjson).
     assert {"notary_ceremony", "cryptography", "typer", "rich", "pillow"} <= names
+    assert {"python_pkcs11", "shamir_mnemonic", "orjson"} <= names
     assert not names & {"httpx", "httpcore", "requests", "urllib3"}  # no online extra
     pinned = pins(bundle)
     assert len(pinned) == len(wheels)
@@ -89,6 +92,11 @@ def test_bundle_installs_only_from_itself(bundle: Path, tmp_path: Path) -> None:
     assert helped.returncode == 0 and "preflight" in helped.stdout, helped.stderr
     no_httpx = subprocess.run([str(venv / "bin" / "python"), "-c", "import httpx"], env=env())
     assert no_httpx.returncode == 1
+    custody = "import pkcs11, shamir_mnemonic, PIL.ImageFont, orjson, ceremony.signing.pkcs11"
+    imported = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", custody], capture_output=True, text=True, env=env()
+    )
+    assert imported.returncode == 0, imported.stderr
 
     # Preflight in the installed venv records each wheel's hash from the bundle.
     root = tmp_path / "root"
@@ -101,6 +109,8 @@ def test_bundle_installs_only_from_itself(bundle: Path, tmp_path: Path) -> None:
     checked = subprocess.run([ceremony, "preflight"], capture_output=True, text=True, env=run_env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"wheel sha256 {pinned['cryptography']}" in checked.stdout
+    assert f"wheel sha256 {pinned['python_pkcs11']}" in checked.stdout
+    assert f"wheel sha256 {pinned['shamir_mnemonic']}" in checked.stdout
     bundle_digest = hashlib.sha256((bundle / "requirements.txt").read_bytes()).hexdigest()
     assert f"requirements.txt has SHA-256 {bundle_digest}" in checked.stdout
     assert "as pinned by the offline bundle" in checked.stdout
