@@ -12,7 +12,11 @@ import hashlib
 import re
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ceremony.offline.transcript import Entry, load_chain
+from ceremony.signing.keyfile import encode_key_file
+from ceremony.signing.private import PrivateKey
 from tests.custody.helpers import (
     GUN,
     KEY_PASSPHRASE,
@@ -161,3 +165,26 @@ def test_token_commands_are_recorded_without_the_pin(tmp_path: Path) -> None:
     ]
     text = "".join((h / "transcript.jsonl").read_text() for h in (alice, bob))
     _assert_no_secret(text, [PIN, WRONG_PIN], [])
+
+
+def test_key_file_and_trust_dir_imports_are_recorded_without_the_passphrase(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    one = PrivateKey(ec.generate_private_key(ec.SECP256R1()))
+    key_file = tmp_path / "targets.key"
+    key_file.write_bytes(encode_key_file(one, role="targets", gun=GUN, passphrase=KEY_PASSPHRASE))
+    ceremony(home, "key", "import", str(key_file))
+    other = PrivateKey(ec.generate_private_key(ec.SECP256R1()))
+    trust_dir = tmp_path / "docker-trust"
+    (trust_dir / "private").mkdir(parents=True)
+    (trust_dir / "private" / f"{other.canonical_id}.key").write_bytes(
+        encode_key_file(other, role="targets", gun=GUN, passphrase=KEY_PASSPHRASE)
+    )
+    ceremony(home, "key", "import", "--trust-dir", str(trust_dir))
+
+    assert [(_command(e), e.exit, e.keys) for e in _lines(home)] == [
+        ("key import", 0, (one.canonical_id,)),
+        ("key import", 0, (other.canonical_id,)),
+    ]
+    _assert_no_secret((home / "transcript.jsonl").read_text(), [KEY_PASSPHRASE], [])
