@@ -53,6 +53,49 @@ def home_from(args: Sequence[str], env_home: str | None, default: Path) -> Path:
     return Path(env_home) if env_home else default
 
 
+def refused_argv(args: Sequence[str], command_path: Sequence[str]) -> tuple[list[str], list[str]]:
+    """A command line click refused, as recorded: (the words kept, the words left out).
+
+    Global options, the subcommands click recognised (or the first word, a mistyped command)
+    and option names are kept; every other word after the command is left out, since the
+    command never accepted it: share words typed as arguments must not reach the record.
+    """
+    kept: list[str] = []
+    hidden: list[str] = []
+    path = list(command_path)
+    in_command = False
+    for i, arg in enumerate(args):
+        after_home = i > 0 and args[i - 1] == "--home" and not in_command
+        if arg.startswith("-"):
+            name, eq, value = arg.partition("=")
+            if in_command and eq:
+                kept.append(f"{name}={transcript.REDACTED}")
+                hidden.append(value)
+            else:
+                kept.append(arg)
+        elif after_home:
+            kept.append(arg)
+        elif path and arg == path[0]:
+            kept.append(path.pop(0))
+            in_command = True
+        elif not in_command:
+            kept.append(arg)  # not a command click knows: a mistyped command name
+            in_command, path = True, []
+        else:
+            kept.append(transcript.REDACTED)
+            hidden.append(arg)
+    return kept, hidden
+
+
+def scrub(sentence: str | None, hidden: Sequence[str]) -> str | None:
+    """The sentence with every left-out word (3 characters or more) replaced."""
+    if sentence is None:
+        return None
+    for word in sorted({w for w in hidden if len(w) >= 3}, key=len, reverse=True):
+        sentence = sentence.replace(word, transcript.REDACTED)
+    return sentence
+
+
 def _report_failure(error: EnvironmentFailure, outcome: Outcome) -> int:
     ended = (
         "this command itself succeeded (exit 0)"
@@ -73,12 +116,16 @@ def recording(home: Path, args: Sequence[str]) -> Iterator[Callable[[Outcome], i
     with transcript.collecting() as notes:
 
         def finish(outcome: Outcome) -> int:
+            argv, error = list(args), outcome.error
+            if outcome.command_path is not None:  # click refused the command line
+                argv, hidden = refused_argv(args, outcome.command_path)
+                error = scrub(error, hidden)
             try:
                 appended = transcript.append(
                     home,
-                    argv=args,
+                    argv=argv,
                     exit_code=outcome.code,
-                    error=outcome.error,
+                    error=error,
                     notes=notes,
                     tool=tool_version(),
                     now=utc_now(),

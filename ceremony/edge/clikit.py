@@ -83,6 +83,9 @@ class Outcome:
 
     code: int
     error: str | None = None
+    # Set only when click refused the command line (a usage error): the subcommands it had
+    # recognised, so that a recorder can leave out the words the command never accepted.
+    command_path: tuple[str, ...] | None = None
 
 
 def run_app(
@@ -132,9 +135,10 @@ def run_once(app: typer.Typer, argv: list[str] | None = None) -> Outcome:
                 raise
             return _unexpected(exc)
         usage.show()  # exactly what standalone click shows
+        path = _command_path(exc)
         if type(exc).__name__ == "NoArgsIsHelpError":  # a group without its subcommand
-            return Outcome(usage.exit_code, "no subcommand was given; the help was shown.")
-        return Outcome(usage.exit_code, usage.format_message())
+            return Outcome(usage.exit_code, "no subcommand was given; the help was shown.", path)
+        return Outcome(usage.exit_code, usage.format_message(), path)
     # Outside standalone mode click returns the status of an `Exit` (e.g. after --help).
     return Outcome(result if isinstance(result, int) else EXIT_OK)
 
@@ -152,6 +156,16 @@ def _click_error(exc: Exception) -> _ClickError | None:
     if any(c.__name__ == "ClickException" for c in type(exc).__mro__):
         return cast(_ClickError, exc)
     return None
+
+
+def _command_path(exc: Exception) -> tuple[str, ...]:
+    """The subcommands click had recognised when it refused the command line (root left out)."""
+    names: list[str] = []
+    ctx = getattr(exc, "ctx", None)
+    while ctx is not None and getattr(ctx, "parent", None) is not None:
+        names.append(str(ctx.info_name))
+        ctx = ctx.parent
+    return tuple(reversed(names))
 
 
 def _unexpected(exc: Exception) -> Outcome:

@@ -85,6 +85,8 @@ def test_backup_restore_check_retire_are_recorded_without_a_secret(tmp_path: Pat
         stdin="\n".join(" ".join(s) for s in (typo, shares[1], shares[2])) + "\n",
         environ=restore_env,
     )
+    # Share words typed as arguments are refused, and the record leaves them out.
+    ceremony(home, "key", "restore", *shares[1], code=2)
     restored = ceremony(
         home,
         *restore,
@@ -109,22 +111,25 @@ def test_backup_restore_check_retire_are_recorded_without_a_secret(tmp_path: Pat
         "key backup",
         "key restore",
         "key restore",
+        "key restore",
         "key check",
         "backup home",
         "key retire",
     ]
-    assert [e.exit for e in lines] == [0, 0, 1, 0, 0, 0, 0]
-    assert all(e.keys == (key_id,) for i, e in enumerate(lines) if i not in (2, 5))
+    assert [e.exit for e in lines] == [0, 0, 1, 2, 0, 0, 0, 0]
+    assert all(e.keys == (key_id,) for i, e in enumerate(lines) if i not in (2, 3, 6))
     assert lines[2].error is not None and "not on the SLIP-39 word list" in lines[2].error
+    assert lines[3].argv[-33:] == ("<redacted>",) * 33
+    assert lines[3].error is not None and "unexpected extra argument" in lines[3].error
     archive_sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
-    assert lines[5].details["archive_sha256"] == archive_sha256
-    assert "proof_sha256" in lines[4].details
+    assert lines[6].details["archive_sha256"] == archive_sha256
+    assert "proof_sha256" in lines[5].details
     # The restored home carries the transcript as it was backed up, and records its restore.
     restored_lines = _lines(second)
-    assert restored_lines[:5] == lines[:5]
-    assert _command(restored_lines[5]) == "restore home"
-    assert restored_lines[5].keys == (key_id,)
-    assert restored_lines[5].details["archive_sha256"] == archive_sha256
+    assert restored_lines[:6] == lines[:6]
+    assert _command(restored_lines[6]) == "restore home"
+    assert restored_lines[6].keys == (key_id,)
+    assert restored_lines[6].details["archive_sha256"] == archive_sha256
 
     text = "".join((h / "transcript.jsonl").read_text() for h in (home, second))
     secrets = [KEY_PASSPHRASE, NEW_PASSPHRASE, SHARE_PASSPHRASE, ARCHIVE_PASSPHRASE]
