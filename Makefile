@@ -47,7 +47,7 @@ offline-bundle: $(STAMP)
 
 bench: system-deps $(STAMP)
 	$(PY) bench/qr.py
-	$(PY) bench/ceremony_bench.py
+	$(PY) bench/scale.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -7,16 +7,18 @@ module translates them, in that order, into the changes `plan` understands:
 
 - target create/delete (on `targets` or a delegation) -> AddTarget / RemoveTarget;
 - delegation create: the keys change (`add_keys`, `threshold`) and the separate
-  paths change (`add_paths`) for one role become ONE SetDelegation, placed where
-  the first of them was; certificates become `ecdsa-x509`/`rsa-x509` keys as in
-  notary. Our SetDelegation *sets* the role's keys and paths;
+  paths change (`add_paths`) for one role become ONE UpdateDelegation, placed
+  where the first of them was, with notary's additive meaning: the keys and
+  paths are added to the role, which is created (threshold 1) when it is missing
+  and both were given. Keys alone or paths alone add to an existing delegation.
+  Certificates become `ecdsa-x509`/`rsa-x509` keys as in notary;
 - delegation delete -> RemoveDelegation;
 - witness -> SetExpiry with the default expiry (which re-signs the role).
 
 Anything else (removing keys or paths, clearing paths, purging a key from every
-delegation, base-role key changes, a delegation given keys without paths or
-paths without keys) is refused with one sentence naming the change file, and
-nothing from the import is staged. Pure: file names and bytes in, changes out.
+delegation, base-role key changes, a threshold other than 1) is refused with one
+sentence naming the change file, and nothing from the import is staged. Pure:
+file names and bytes in, changes out.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from ceremony.core.changes import (
     Change,
     RemoveDelegation,
     RemoveTarget,
-    SetDelegation,
     SetExpiry,
+    UpdateDelegation,
 )
 from ceremony.core.errors import CeremonyError, InputRejected, MalformedInput
 from ceremony.core.metadata import FileMeta, Key, is_delegation_name
@@ -155,20 +157,20 @@ def translate(files: Sequence[tuple[str, bytes]], now: datetime) -> list[Change]
     changes: list[Change] = []
     for slot in slots:
         if isinstance(slot, _Pending):
-            if not (slot.has_keys and slot.has_paths):
-                missing = "paths" if slot.has_keys else "keys"
+            if slot.threshold != 1:
                 raise _refuse(
                     slot.first_file,
-                    f"sets up {slot.role} without {missing} (notary adds to an existing "
-                    "delegation, which ceremony-online does not import)",
+                    f"gives {slot.role} threshold {slot.threshold} (set a threshold with "
+                    "`ceremony-online delegation add --threshold`)",
                 )
+            paths = tuple(dict.fromkeys(slot.paths))
             try:
                 changes.append(
-                    SetDelegation(
+                    UpdateDelegation(
                         slot.role,
-                        tuple(dict.fromkeys(slot.keys)),
-                        slot.threshold,
-                        tuple(dict.fromkeys(slot.paths)),
+                        add_keys=tuple(dict.fromkeys(slot.keys)),
+                        add_paths=paths,
+                        paths_if_new=paths if slot.has_keys and slot.has_paths else None,
                     )
                 )
             except CeremonyError as exc:

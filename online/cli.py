@@ -9,8 +9,8 @@ home) and the pure `online.flow`.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -36,10 +36,12 @@ from ceremony.edge.clikit import new_app, output_console, run_app
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
+from online import signer_cmds
 from online.changelist import canonical_custom, read_changelist, translate
-from online.client.config import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, ServerConfig
+from online.cli_root import Globals, app, globals_of
+from online.client.config import ServerConfig
 from online.client.http import TrustServer
-from online.home import HOME_ENV, Home, StagedChange, default_home
+from online.home import Home, StagedChange
 from online.operations import (
     cancel_request,
     export_request,
@@ -50,12 +52,11 @@ from online.operations import (
     stage_init,
 )
 
-app = new_app(
-    "Online half of the Notary signing ceremony: stage changes, export signing requests, "
-    "publish signatures. Holds no private key."
-)
-delegation_app = new_app("Add or remove a delegation (defined in its parent role).")
+delegation_app = new_app("Delegations (defined in their parent role): list, add, update, remove.")
 app.add_typer(delegation_app, name="delegation")
+app.add_typer(signer_cmds.signer_app, name="signer")
+delegation_app.command("list")(signer_cmds.delegation_list)
+delegation_app.command("update")(signer_cmds.delegation_update)
 
 out = output_console()
 err = output_console(stderr=True)
@@ -64,55 +65,8 @@ _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _STATUS_LIMIT = 40  # staged changes listed one by one; beyond, a summary
 
 
-@dataclass(frozen=True, slots=True)
-class Globals:
-    """The global options, resolved."""
-
-    home: Path
-    server: str | None
-    tls_ca: Path | None
-
-    def config(self) -> ServerConfig:
-        return ServerConfig.from_env(self.server, self.tls_ca)
-
-    def connect(self) -> TrustServer:
-        """The trust server the options name (a context manager that closes its connections)."""
-        return TrustServer(self.config())
-
-
-@app.callback()
-def _global(
-    ctx: typer.Context,
-    home: Annotated[
-        Path | None,
-        typer.Option(
-            "--home",
-            envvar=HOME_ENV,
-            help="Online home (staged changes, requests, signatures).",
-            show_default="~/.ceremony-online",
-        ),
-    ] = None,
-    server: Annotated[
-        str | None,
-        typer.Option(
-            "--server",
-            envvar=[ENV_SERVER, ENV_DOCKER_SERVER],
-            help="Trust server URL, e.g. https://notary.example.com:4443.",
-        ),
-    ] = None,
-    tls_ca: Annotated[
-        Path | None,
-        typer.Option("--tls-ca", envvar=ENV_TLS_CA, help="CA certificate of the trust server."),
-    ] = None,
-) -> None:
-    ctx.obj = Globals(home if home is not None else default_home(), server, tls_ca)
-
-
 def _globals(ctx: typer.Context) -> Globals:
-    obj = ctx.find_root().obj
-    if not isinstance(obj, Globals):  # pragma: no cover - the callback always runs first
-        raise UsageError("The global options were not read.")
-    return obj
+    return globals_of(ctx)
 
 
 def _home(ctx: typer.Context) -> Home:
@@ -207,7 +161,7 @@ def _file_meta(path: Path) -> FileMeta:
 def parse_target_list(text: str, source: str, role: str) -> list[Change]:
     """`name sha256hex length` per line (blank lines and `#` comments skipped); all or nothing."""
     changes: list[Change] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(io.StringIO(text), start=1):  # no list of a million lines
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
@@ -729,5 +683,5 @@ def requests_cancel(
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Console script `ceremony-online`."""
+    """Every command registered (`online.cli_root.main`, the console script, is the quick way)."""
     run_app(app, argv)

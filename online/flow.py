@@ -149,7 +149,8 @@ def build_request(
         if role != "root" and (bodies[role].version if role in bodies else 0) < floor.get(role, 0)
     ]
     full = (*full, *skips)
-    result = plan(bodies, full)
+    encoded = tuple(change.to_dict() for change in full)
+    result = plan(bodies, full, encoded=encoded)
     request = Request.build(
         gun=gun,
         created=GoTime.from_datetime(now),
@@ -157,6 +158,7 @@ def build_request(
         base=base,
         changes=full,
         plan=result,
+        changes_data=encoded,
     )
     return request, result
 
@@ -191,7 +193,11 @@ class Planned:
 def replan(request: Request) -> Planned:
     """Re-derive the stored request's plan and check it still asks for the same bytes."""
     base = base_envelopes(request.base)
-    result = plan({role: env.body for role, env in base.items()}, request.changes)
+    result = plan(
+        {role: env.body for role, env in base.items()},
+        request.changes,
+        encoded=request.changes_data,
+    )
     if Expectation.from_plan(result) != request.expect:
         raise VerificationFailed(
             f"Request {request.id} no longer plans to the bytes it asked to sign "

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,15 +39,8 @@ from ceremony.core.gun import gun_folder
 from ceremony.core.metadata import Envelope, Root, parse_envelope
 from ceremony.edge.fsutil import atomic_write, locked, private_dir
 
-HOME_ENV = "CEREMONY_ONLINE_HOME"
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
-
-
-def default_home() -> Path:
-    """`$CEREMONY_ONLINE_HOME`, else `~/.ceremony-online`."""
-    env = os.environ.get(HOME_ENV)
-    return Path(env) if env else Path.home() / ".ceremony-online"
 
 
 def _damaged(path: Path, why: str) -> HomeDamaged:
@@ -415,8 +407,18 @@ class RepositoryHome:
         return [e for e in entries if isinstance(e, dict)]
 
 
+_ROUND_TRIP_CHUNK = 4096
+
+
 def _check_round_trip(encoded: Sequence[Mapping[str, Any]]) -> None:
-    """Refuse a change that could not be read back, rather than stage a file that breaks later."""
+    """Refuse a change that could not be read back, rather than stage a file that breaks later.
+
+    In chunks: a million staged targets are read back without a second copy of them all."""
+    for start in range(0, len(encoded), _ROUND_TRIP_CHUNK):
+        _check_read_back(encoded[start : start + _ROUND_TRIP_CHUNK])
+
+
+def _check_read_back(encoded: Sequence[Mapping[str, Any]]) -> None:
     parsed = parse_json(encode_canonical(list(encoded)), what="staged changes")
     for item in parsed:
         try:

@@ -12,7 +12,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from ceremony.edge.clikit import new_app, run_app
+from ceremony.edge.clikit import Overview, new_app, run_app
 
 app = new_app("Offline half of the Notary signing ceremony: keys, review, signing, verification.")
 
@@ -74,12 +74,53 @@ def _register() -> None:
     app.command("preflight")(preflight_cmds.preflight)
 
 
+# `ceremony --help` without importing a command (tests/test_cold_start.py keeps it exact).
+OVERVIEW = Overview(
+    commands=(  # overview: begin
+        (
+            "review",
+            "Verify a request against this machine's trust state and show exactly what would be signed.",
+        ),
+        (
+            "sign",
+            "Review a request, confirm, sign with every key held here, and write the signatures.",
+        ),
+        ("verify", "Verify a Notary metadata folder from its root down and print what it holds."),
+        (
+            "preflight",
+            "Check the network, radios, clock, transcript, permissions and installed software.",
+        ),
+        (
+            "key",
+            "Offline keys: generate, list, import Notary/Docker key files, export public keys.",
+        ),
+        (
+            "trust",
+            "The trust this machine keeps per repository (GUN): list it, show it, or forget it.",
+        ),
+        ("backup", "Back up the whole offline home into one encrypted archive."),
+        (
+            "restore",
+            "Restore the offline home from an encrypted archive (merging, never forgetting).",
+        ),
+        (
+            "transcript",
+            "The ceremony transcript: one hash-chained line per command run on this machine.",
+        ),
+    ),  # overview: end
+    value_options=frozenset({"--home"}),
+)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if OVERVIEW.wanted(args):  # `--help` or nothing: help only, not recorded
+        OVERVIEW.draw(app)
+        run_app(app, args)
     _register()
     from ceremony.cli import _record
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not _record.records(args):  # `--help` and a bare `ceremony` only print help
+    if not _record.records(args):  # `--help` of a command only prints help
         run_app(app, args)
     home = _record.home_from(args, os.environ.get("CEREMONY_HOME"), default_home())
     with _record.recording(home, args) as finish:

@@ -7,7 +7,7 @@ bodies it needs (`reads`). `ceremony.core.plan` applies them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -164,6 +164,107 @@ class SetDelegation(_OnDelegation):
             keys,
             _threshold(f, len(keys)),
             tuple(paths),
+        )
+
+
+_KEY_ID = frozenset("0123456789abcdef")
+
+
+def _key_ids(f: Fields, key: str) -> tuple[str, ...]:
+    ids = f.strings(key)
+    if any(len(i) != 64 or not set(i) <= _KEY_ID for i in ids):
+        raise f.fail(f"lists a {key} entry that is not a 64-digit lowercase key id")
+    if len(set(ids)) != len(ids):
+        raise f.fail(f"lists a {key} entry twice")
+    return ids
+
+
+def _path_list(f: Fields, key: str) -> tuple[str, ...]:
+    paths = f.strings(key)
+    if len(set(paths)) != len(paths):
+        raise f.fail(f"lists a {key} entry twice")
+    return paths
+
+
+def _paths_shown(paths: Sequence[str]) -> str:
+    return ", ".join(repr(p) if p else "(all paths)" for p in paths)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateDelegation(_OnDelegation):
+    """Add or remove keys and paths of a delegation, keeping the rest (Notary's additive update).
+
+    The role must exist, unless `paths_if_new` is given: then a missing role is
+    created with threshold 1, the added keys and those paths (what `notary
+    delegation add` and `docker trust signer add` do). Removed keys are key ids
+    as the parent lists them; an existing role keeps its threshold.
+    """
+
+    KIND: ClassVar[str] = "update-delegation"
+    role: str
+    add_keys: tuple[Key, ...] = ()
+    remove_keys: tuple[str, ...] = ()
+    add_paths: tuple[str, ...] = ()
+    remove_paths: tuple[str, ...] = ()
+    paths_if_new: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.add_keys or self.remove_keys or self.add_paths or self.remove_paths):
+            raise MalformedInput(f"The update of {self.role} neither adds nor removes anything.")
+        added = {k.key_id for k in self.add_keys}
+        if len(added) != len(self.add_keys):
+            raise MalformedInput(f"The update of {self.role} adds a key twice.")
+        if added & set(self.remove_keys):
+            raise MalformedInput(f"The update of {self.role} adds and removes the same key.")
+        if set(self.add_paths) & set(self.remove_paths):
+            raise MalformedInput(f"The update of {self.role} adds and removes the same path.")
+        if self.paths_if_new is not None and (
+            not self.paths_if_new or not self.add_keys or self.remove_keys or self.remove_paths
+        ):
+            raise MalformedInput(
+                f"The update of {self.role} may create it only with keys and paths to add, "
+                "and nothing to remove."
+            )
+
+    def describe(self) -> str:
+        parts = []
+        if self.add_keys:
+            parts.append("add key(s) " + ", ".join(k.key_id for k in self.add_keys))
+        if self.remove_keys:
+            parts.append("remove key(s) " + ", ".join(self.remove_keys))
+        if self.add_paths:
+            parts.append(f"add path(s) {_paths_shown(self.add_paths)}")
+        if self.remove_paths:
+            parts.append(f"remove path(s) {_paths_shown(self.remove_paths)}")
+        text = f"update {self.role}: " + "; ".join(parts)
+        if self.paths_if_new is not None:
+            text += (
+                f" (if missing, create it with threshold 1 for {_paths_shown(self.paths_if_new)})"
+            )
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.KIND,
+            "role": self.role,
+            "add_keys": [k.to_dict() for k in self.add_keys],
+            "remove_keys": list(self.remove_keys),
+            "add_paths": list(self.add_paths),
+            "remove_paths": list(self.remove_paths),
+            "paths_if_new": None if self.paths_if_new is None else list(self.paths_if_new),
+        }
+
+    @classmethod
+    def from_dict(cls, f: Fields) -> UpdateDelegation:
+        add_keys = tuple(Key.from_dict(k, f"{f.where} key") for k in f.array("add_keys"))
+        if_new = None if f.raw("paths_if_new") is None else _path_list(f, "paths_if_new")
+        return cls(
+            _role_name(f, delegation=True),
+            add_keys,
+            _key_ids(f, "remove_keys"),
+            _path_list(f, "add_paths"),
+            _path_list(f, "remove_paths"),
+            if_new,
         )
 
 
@@ -348,6 +449,7 @@ Change = (
     | RemoveTarget
     | SetDelegation
     | RemoveDelegation
+    | UpdateDelegation
     | ReplaceKeys
     | SetExpiry
     | SetVersion
@@ -360,6 +462,7 @@ _KINDS: dict[str, Any] = {
         RemoveTarget,
         SetDelegation,
         RemoveDelegation,
+        UpdateDelegation,
         ReplaceKeys,
         SetExpiry,
         SetVersion,
@@ -380,6 +483,14 @@ def _plain(value: Any) -> Any:
 
 
 def change_from_dict(d: Any) -> Change:
+    return read_change(d)[0]
+
+
+def read_change(d: Any) -> tuple[Change, Mapping[str, Any]]:
+    """The typed change, and its JSON form: the parsed `d` itself when the typed change
+    writes exactly it (a million staged targets are not held twice), else what it writes
+    (custom data kept as read, `RawJSON`). Anything the typed change would not write back
+    is refused."""
     if not isinstance(d, dict):
         raise MalformedInput("A change must be a JSON object.")
     kind = d.get("type")
@@ -390,9 +501,12 @@ def change_from_dict(d: Any) -> Change:
     f.text("type")
     change: Change = cls.from_dict(f)
     f.done()
-    if _plain(change.to_dict()) != d:
+    made = change.to_dict()
+    if made == d:
+        return change, d
+    if _plain(made) != d:
         raise MalformedInput(f"The {kind} change has unexpected or non-canonical fields.")
-    return change
+    return change, made
 
 
 def _chain(role: str) -> tuple[str, ...]:
@@ -424,6 +538,7 @@ __all__ = [
     "SetDelegation",
     "SetExpiry",
     "SetVersion",
+    "UpdateDelegation",
     "change_from_dict",
     "roles_read",
     "touched_roles",

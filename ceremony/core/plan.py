@@ -34,6 +34,7 @@ from ceremony.core.changes import (
     SetDelegation,
     SetExpiry,
     SetVersion,
+    UpdateDelegation,
 )
 from ceremony.core.gotime import GoTime
 from ceremony.core.metadata import (
@@ -106,8 +107,16 @@ def _effective_paths(role: str, bodies: Mapping[str, Body]) -> tuple[str, ...] |
     return tuple(p for p in spec.paths if any(p.startswith(q) for q in above))
 
 
-def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
+def plan(
+    base: Mapping[str, Body],
+    changes: Sequence[Change],
+    *,
+    encoded: Sequence[Mapping[str, Any]] | None = None,
+) -> Plan:
     """Apply `changes` to the verified `base` bodies (role -> body) and say who must sign what.
+
+    `encoded` is the changes' JSON form when the caller already made it (`Request.changes_data`):
+    an added target's entry is then that JSON, not a fresh copy per target.
 
     `base` must hold "root" (unless the changes initialise a repository), and the
     current body of every targets role a change touches or whose delegations it
@@ -132,7 +141,7 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
             return Targets(expires=_placeholder_expiry(role, expiries), version=0)
         raise ChangeError(f"The request's base does not include {role}, which the changes need.")
 
-    for change in changes:
+    for index, change in enumerate(changes):
         if isinstance(change, InitRepository):
             if "root" in bodies:
                 raise ChangeError("The repository already exists; it cannot be initialised again.")
@@ -182,7 +191,9 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
                     raise ChangeError(
                         f"{change.name!r} is outside the paths delegated to {change.role}."
                     )
-                working[change.name] = change.meta.to_dict()
+                working[change.name] = (
+                    change.meta.to_dict() if encoded is None else encoded[index]["meta"]
+                )
             else:
                 if change.name not in working:
                     raise ChangeError(f"{change.role} has no target {change.name!r} to remove.")
@@ -208,6 +219,17 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
                     keys_map[k.key_id] = k
             elif len(roles_list) == len(body.delegations.roles):
                 raise ChangeError(f"{parent} does not delegate {change.role}; nothing to remove.")
+            bodies[parent] = replace(
+                body, delegations=Delegations(_prune(keys_map, roles_list), tuple(roles_list))
+            )
+            touch(parent)
+        elif isinstance(change, UpdateDelegation):
+            parent = parent_role(change.role)
+            body = targets_body(parent)
+            roles_list = _updated_roles(parent, list(body.delegations.roles), change)
+            keys_map = dict(body.delegations.keys)
+            for k in change.add_keys:
+                keys_map[k.key_id] = k
             bodies[parent] = replace(
                 body, delegations=Delegations(_prune(keys_map, roles_list), tuple(roles_list))
             )
@@ -275,6 +297,54 @@ def plan(base: Mapping[str, Body], changes: Sequence[Change]) -> Plan:
     for role, rp in list(result.items()):
         result[role] = replace(rp, signers=_signers(role, bodies, old_root))
     return Plan(result)
+
+
+def _updated_roles(
+    parent: str, roles: list[DelegatedRole], change: UpdateDelegation
+) -> list[DelegatedRole]:
+    """`roles` with the additive update applied (Notary's order: paths, then keys).
+
+    Unlike Notary, which warns and goes on, an update that names a key or path the
+    role lacks, or leaves it unable to sign (no key, fewer keys than its threshold,
+    no path), is refused.
+    """
+    added_ids = [k.key_id for k in change.add_keys]
+    found = [i for i, r in enumerate(roles) if r.name == change.role]
+    if not found:
+        if change.paths_if_new is None:
+            raise ChangeError(
+                f"{parent} does not delegate {change.role}: create it with `delegation add`."
+            )
+        created = tuple(dict.fromkeys((*change.paths_if_new, *change.add_paths)))
+        return [*roles, DelegatedRole(change.role, tuple(added_ids), 1, created)]
+    index = found[0]
+    current = roles[index]
+    for kid in change.remove_keys:
+        if kid not in current.keyids:
+            raise ChangeError(f"{change.role} has no key {kid} to remove.")
+    for p in change.remove_paths:
+        if p not in current.paths:
+            raise ChangeError(f"{change.role} has no path {p!r} to remove.")
+    paths = [p for p in current.paths if p not in change.remove_paths]
+    paths += [p for p in change.add_paths if p not in paths]
+    keyids = [k for k in current.keyids if k not in change.remove_keys]
+    keyids += [k for k in added_ids if k not in keyids]
+    if not keyids:
+        raise ChangeError(
+            f"The update leaves {change.role} with no key: remove the delegation instead."
+        )
+    if len(keyids) < current.threshold:
+        raise ChangeError(
+            f"The update leaves {change.role} with {len(keyids)} key(s), fewer than its "
+            f"threshold of {current.threshold}."
+        )
+    if not paths:
+        raise ChangeError(
+            f"The update leaves {change.role} with no path, so it could sign nothing."
+        )
+    updated = list(roles)
+    updated[index] = DelegatedRole(change.role, tuple(keyids), current.threshold, tuple(paths))
+    return updated
 
 
 _UNSET = GoTime.parse("0001-01-01T00:00:00Z")

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn, Protocol, cast
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, cast
 
 import typer
-from rich.console import Console
 
 from ceremony.core.errors import CeremonyError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    err_console: Console  # made on first use (module __getattr__): rich costs `--help` time
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -25,12 +29,30 @@ EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
 EXIT_ABORTED = 4
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 WIDE = 4096
+
+
+def _err() -> Console:
+    """The error console, made on first use: rich costs `--help` a third of its time."""
+    console: Console | None = globals().get("err_console")
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+        globals()["err_console"] = console
+    return console
+
+
+def __getattr__(name: str) -> Any:
+    if name == "err_console":
+        return _err()
+    raise AttributeError(name)
 
 
 def output_console(*, stderr: bool = False) -> Console:
     """A console that never cuts ids or digests: off a terminal (pipe, file, log) it is very wide."""
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else WIDE
     # No markup, highlighting or :emoji: codes: names from metadata are shown as they are.
@@ -72,8 +94,42 @@ def new_app(help_text: str) -> typer.Typer:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """What `--help` (or no arguments) shows, drawn without importing a single command.
+
+    Importing every command module (cryptography, Pillow, httpx, ...) took most of a
+    second; the overview needs only each command's name and summary. A test holds the
+    overview's text equal to the full app's, so the two cannot drift apart.
+    """
+
+    commands: tuple[tuple[str, str], ...]  # (name, help text), in `--help` order
+    value_options: frozenset[str]  # the app's global options that take a value
+
+    def wanted(self, argv: Sequence[str]) -> bool:
+        """Whether `argv` asks for the overview: no command name, and --help or nothing."""
+        skip = False
+        for arg in argv:
+            if skip:
+                skip = False
+            elif arg in self.value_options:
+                skip = True
+            elif not arg.startswith("-"):
+                return False  # a command: the full app
+        return not argv or "--help" in argv
+
+    def draw(self, app: typer.Typer) -> None:
+        """Register a stand-in for each command on `app` (which has its callback already)."""
+        for name, help_text in self.commands:
+            app.command(name, help=help_text)(_stand_in)
+
+
+def _stand_in() -> None:
+    """Never run: `Overview.wanted` sends every command line that names a command elsewhere."""
+
+
 def fail(error: CeremonyError) -> NoReturn:
-    err_console.print(f"error: {error.diagnostics()}", markup=False)
+    _err().print(f"error: {error.diagnostics()}", markup=False)
     sys.exit(error.exit_code)
 
 
@@ -104,7 +160,7 @@ def run_app(
 
 
 def _said(sentence: str, code: int) -> Outcome:
-    err_console.print(f"error: {sentence}", markup=False)
+    _err().print(f"error: {sentence}", markup=False)
     return Outcome(code, sentence)
 
 
@@ -120,7 +176,7 @@ def run_once(app: typer.Typer, argv: list[str] | None = None) -> Outcome:
     except SystemExit as exc:
         return Outcome(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
     except typer.Abort:
-        err_console.print("Aborted!", markup=False)
+        _err().print("Aborted!", markup=False)
         return Outcome(EXIT_REJECTED, "aborted.")
     except CeremonyError as exc:
         if debug:

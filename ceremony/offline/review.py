@@ -54,7 +54,6 @@ from ceremony.core.metadata import (
     TargetFiles,
     Targets,
     Timestamp,
-    body_bytes,
     is_delegation_name,
     parent_role,
     parse_envelope,
@@ -533,7 +532,7 @@ def review_request(
         ):
             if expires.before(now):
                 expired.append((role, expires))
-    computed = plan(bodies, request.changes)
+    computed = plan(bodies, request.changes, encoded=request.changes_data)
     if init:
         new_root = computed.roles["root"].body
         if not isinstance(new_root, Root):
@@ -1196,7 +1195,7 @@ def sign_review(
             + "); import the right key or use the keyholder's machine."
         )
     document = SignaturesDocument(request.id, request.digest, request.gun, tuple(roles))
-    new_bodies = tuple(body_bytes(rp.body) for rp in result.plan.roles.values())
+    new_bodies = tuple(rp.signed_bytes for rp in result.plan.roles.values())  # encoded once
     by_role = {r.role: r for r in roles}
     previous = result.already
     record_roles: dict[str, SignedRole] = {}

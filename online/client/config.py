@@ -16,10 +16,8 @@ from ceremony.core.errors import (
     UsageError,
 )
 from online.client import DEFAULT_MAX_DOWNLOAD
+from online.settings import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA
 
-ENV_SERVER = "CEREMONY_SERVER"
-ENV_DOCKER_SERVER = "DOCKER_CONTENT_TRUST_SERVER"
-ENV_TLS_CA = "CEREMONY_TLS_CA"
 ENV_USERNAME = "CEREMONY_USERNAME"
 ENV_PASSWORD = "CEREMONY_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 ENV_DOCKER_CONFIG = "DOCKER_CONFIG"

@@ -140,7 +140,7 @@ def test_mistakes_are_one_sentence(base: dict[str, Root | Targets]) -> None:
 
 
 def test_bulk_adds(base: dict[str, Root | Targets]) -> None:
-    """Tens of thousands of staged targets in one plan (timings: bench/ceremony_bench.py)."""
+    """Tens of thousands of staged targets in one plan (timings: bench/scale.py)."""
     changes = [AddTarget("targets", f"pkg/{i}", meta(str(i))) for i in range(50_000)]
     body = plan(base, changes).roles["targets"].body
     assert isinstance(body, Targets) and len(body.targets) == 50_001

@@ -15,8 +15,8 @@ from ceremony.core.changes import (
     AddTarget,
     RemoveDelegation,
     RemoveTarget,
-    SetDelegation,
     SetExpiry,
+    UpdateDelegation,
 )
 from ceremony.core.errors import InputRejected
 from online.changelist import changelist_dir, translate
@@ -56,11 +56,11 @@ def test_notary_staged_targets_delegation_and_witness_are_imported_and_published
     imported = online.sub("import-changelist", gun, "--notary-trust-dir", str(notary_cli.trust_dir))
     assert imported.code == 0, imported.text
     staged = [s.change for s in Home(online.home).repository(gun).staged()]
-    assert [type(c) for c in staged] == [AddTarget, RemoveTarget, SetDelegation, SetExpiry]
+    assert [type(c) for c in staged] == [AddTarget, RemoveTarget, UpdateDelegation, SetExpiry]
     delegation = staged[2]
-    assert isinstance(delegation, SetDelegation)
-    assert delegation.paths == ("",) and delegation.threshold == 1
-    assert [k.key_id for k in delegation.keys] == [releases.key_id]  # ecdsa-x509, as notary has it
+    assert isinstance(delegation, UpdateDelegation)
+    assert delegation.add_paths == ("",) and delegation.paths_if_new == ("",)
+    assert [k.key_id for k in delegation.add_keys] == [releases.key_id]  # ecdsa-x509, as notary
 
     online.publish_staged(gun, tmp_path, [targets])
     digest = hashlib.sha256(b"new from notary\n").hexdigest()
@@ -153,15 +153,11 @@ KEY = plain_key("targets/x").key.to_dict()
                 (
                     "1.change",
                     _change(
-                        "create", "targets/x", "delegation", "", {"threshold": 1, "add_keys": [KEY]}
+                        "create", "targets/x", "delegation", "", {"threshold": 2, "add_keys": [KEY]}
                     ),
                 )
             ],
-            "without paths",
-        ),
-        (
-            [("1.change", _change("create", "targets/x", "delegation", "", {"add_paths": [""]}))],
-            "without keys",
+            "threshold 2",
         ),
         ([("1.change", b"{not json")], "1.change"),
         ([], "empty"),
@@ -191,16 +187,64 @@ def test_translate_merges_keys_and_paths_and_keeps_order() -> None:
     ]
     changes = translate(files, NOW)
     assert [type(c) for c in changes] == [
-        SetDelegation,
+        UpdateDelegation,
         AddTarget,
         AddTarget,
         RemoveDelegation,
         SetExpiry,
     ]
     first = changes[0]
-    assert isinstance(first, SetDelegation) and first.paths == ("p/", "q/")
+    assert isinstance(first, UpdateDelegation) and first.add_paths == ("p/", "q/")
+    assert first.paths_if_new == ("p/", "q/") and first.add_keys[0].to_dict() == KEY
     custom_target = changes[2]
     assert isinstance(custom_target, AddTarget) and custom_target.meta.custom is not None
     assert list(custom_target.meta.custom.value) == ["a", "z"]  # stored sorted (canonical)
     expiry = changes[4]
     assert isinstance(expiry, SetExpiry) and expiry.expires.format() == "2033-01-01T03:04:05Z"
+
+
+def test_keys_alone_or_paths_alone_import_as_an_update_of_an_existing_delegation() -> None:
+    files = [
+        (
+            "1.change",
+            _change("create", "targets/x", "delegation", "", {"threshold": 1, "add_keys": [KEY]}),
+        ),
+        ("2.change", _change("create", "targets/y", "delegation", "", {"add_paths": ["p/"]})),
+    ]
+    keys_only, paths_only = translate(files, NOW)
+    assert isinstance(keys_only, UpdateDelegation) and isinstance(paths_only, UpdateDelegation)
+    assert keys_only.role == "targets/x" and keys_only.add_keys[0].to_dict() == KEY
+    assert not keys_only.add_paths and keys_only.paths_if_new is None  # the role must exist
+    assert paths_only.add_paths == ("p/",) and not paths_only.add_keys
+    assert paths_only.paths_if_new is None
+
+
+def test_notary_adding_a_key_and_a_path_to_an_existing_delegation_imports_as_an_update(
+    online: Online, notary_cli: NotaryCli, new_gun: Callable[[], str], tmp_path: Path
+) -> None:
+    gun = new_gun()
+    root, targets = root_key(gun), plain_key("targets")
+    first, second = plain_key("targets/releases"), plain_key("targets/releases")
+    online.create(gun, tmp_path, root, targets)
+    pems = []
+    for i, k in enumerate((first, second)):
+        pem = tmp_path / f"k{i}.pem"
+        pem.write_bytes(k.public_pem())
+        pems.append(pem)
+    online.ok("delegation", "add", gun, "targets/releases", "--cert", str(pems[0]), "--path", "a/")
+    online.publish_staged(gun, tmp_path, [targets])
+
+    # What `notary delegation add` writes for an existing role: keys alone, then paths alone.
+    notary_cli.run("delegation", "add", gun, "targets/releases", str(pems[1]))
+    notary_cli.run("delegation", "add", gun, "targets/releases", "--paths", "b/")
+    imported = online.sub("import-changelist", gun, "--notary-trust-dir", str(notary_cli.trust_dir))
+    assert imported.code == 0, imported.text
+    staged = [s.change for s in Home(online.home).repository(gun).staged()]
+    assert len(staged) == 1 and isinstance(staged[0], UpdateDelegation)
+    online.publish_staged(gun, tmp_path, [targets])
+
+    listed = online.ok("delegation", "list", gun, "--json")
+    (releases,) = json.loads(listed.out)["delegations"]
+    assert releases["paths"] == ["a/", "b/"]  # added to, not replaced
+    assert [k["id"] for k in releases["keys"]] == [first.key_id, second.key_id]
+    assert releases["threshold"] == 1

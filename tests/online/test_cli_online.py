@@ -307,7 +307,7 @@ def test_bulk_add_of_twenty_thousand_targets_is_one_write(
         for i in range(20_000)
     ]
     listing.write_text("# name sha256 length\n" + "\n".join(lines) + "\n")
-    result = online.run("add", gun, "--from", str(listing))  # timings: bench/ceremony_bench.py
+    result = online.run("add", gun, "--from", str(listing))  # timings: bench/scale.py
     assert result.code == 0, result.text
     repo = Home(online.home).repository(gun)
     staged = repo.staged()

@@ -1,0 +1,133 @@
+"""The `ceremony-online` app, its global options and its entry point, without the commands.
+
+`ceremony-online --help` is drawn from here alone (`OVERVIEW`); any command line that names a
+command imports `online.cli`, which registers every command on `app`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from ceremony.core.errors import UsageError
+from ceremony.edge.clikit import Overview, new_app, run_app
+from online.settings import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, HOME_ENV, default_home
+
+if TYPE_CHECKING:
+    from online.client.config import ServerConfig
+    from online.client.http import TrustServer
+
+app = new_app(
+    "Online half of the Notary signing ceremony: stage changes, export signing requests, "
+    "publish signatures. Holds no private key."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Globals:
+    """The global options, resolved."""
+
+    home: Path
+    server: str | None
+    tls_ca: Path | None
+
+    def config(self) -> ServerConfig:
+        from online.client.config import ServerConfig
+
+        return ServerConfig.from_env(self.server, self.tls_ca)
+
+    def connect(self) -> TrustServer:
+        """The trust server the options name (a context manager that closes its connections)."""
+        from online.client.http import TrustServer
+
+        return TrustServer(self.config())
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar=HOME_ENV,
+            help="Online home (staged changes, requests, signatures).",
+            show_default="~/.ceremony-online",
+        ),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar=[ENV_SERVER, ENV_DOCKER_SERVER],
+            help="Trust server URL, e.g. https://notary.example.com:4443.",
+        ),
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option("--tls-ca", envvar=ENV_TLS_CA, help="CA certificate of the trust server."),
+    ] = None,
+) -> None:
+    ctx.obj = Globals(home if home is not None else default_home(), server, tls_ca)
+
+
+def globals_of(ctx: typer.Context) -> Globals:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, Globals):  # pragma: no cover - the callback always runs first
+        raise UsageError("The global options were not read.")
+    return obj
+
+
+# `ceremony-online --help` without importing a command (tests/test_cold_start.py keeps it exact).
+OVERVIEW = Overview(
+    commands=(  # overview: begin
+        (
+            "init",
+            "Stage a new repository: offline root and targets keys, server-held snapshot and timestamp.",
+        ),
+        ("add", "Stage adding target(s) to targets or a delegation."),
+        ("remove", "Stage removing a target."),
+        ("rotate", "Stage replacing the root or targets keys with those in the public keys file."),
+        ("refresh", "Stage re-signing roles with a new expiry (and nothing else)."),
+        (
+            "import-changelist",
+            "Stage the changes the notary client staged (notary add/remove/delegation/witness).",
+        ),
+        ("status", "Show what is published, staged, exported and signed for GUN."),
+        (
+            "export",
+            "Export everything staged for GUN as one signing request (a file and/or QR codes).",
+        ),
+        (
+            "publish",
+            "Check the signatures, upload the signed metadata, and verify what the server serves.",
+        ),
+        (
+            "check-liveness",
+            "Which keys the published repository lists are proven to work, and can each role sign?",
+        ),
+        ("delegation", "Delegations (defined in their parent role): list, add, update, remove."),
+        (
+            "signer",
+            "Docker signers: a signer's keys sign in targets/NAME and targets/releases (as `docker trust signer add/remove`).",
+        ),
+        (
+            "requests",
+            "Exported requests: list them, or cancel one so the next export makes a new one.",
+        ),
+    ),  # overview: end
+    value_options=frozenset({"--home", "--server", "--tls-ca"}),
+)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console script `ceremony-online`."""
+    if OVERVIEW.wanted(sys.argv[1:] if argv is None else argv):
+        OVERVIEW.draw(app)
+    else:
+        import online.cli  # noqa: F401 - registers every command on `app`
+    run_app(app, argv)
