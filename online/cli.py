@@ -125,6 +125,14 @@ def init(
         int | None,
         typer.Option("--targets-threshold", help="Targets signatures needed (default: all keys)."),
     ] = None,
+    over_vanished: Annotated[
+        bool,
+        typer.Option(
+            "--over-vanished",
+            help="This home trusted GUN and the server lost it: set the old trust aside and "
+            "start over.",
+        ),
+    ] = False,
 ) -> None:
     """Stage a new repository: offline root and targets keys, server-held snapshot and timestamp."""
     g = _globals(ctx)
@@ -138,6 +146,7 @@ def init(
             keys,
             root_threshold=root_threshold,
             targets_threshold=targets_threshold,
+            over_vanished=utc_now().strftime("%Y%m%dT%H%M%SZ") if over_vanished else None,
         )
     _report_staged(gun, (staged,))
 
@@ -483,6 +492,14 @@ def export(
             "--format", help="QR output: numbered PNGs, a GIF, an HTML player, or the terminal."
         ),
     ] = QrFormat.PNG,
+    accept_expired: Annotated[
+        bool,
+        typer.Option(
+            "--accept-expired-timestamp",
+            help="Go on although the server serves an expired timestamp (a stuck server that "
+            "needs a root change to recover); the offline review flags it.",
+        ),
+    ] = False,
 ) -> None:
     """Export everything staged for GUN as one signing request (a file and/or QR codes)."""
     if out_file is None and qr_out is None and fmt is not QrFormat.TERMINAL:
@@ -496,6 +513,7 @@ def export(
             gun,
             utc_now(),
             thin=thin,
+            accept_expired_timestamp=accept_expired,
             say=lambda text: err.print(text, markup=False),
         )
     data = request.to_bytes(thin=thin)
@@ -538,6 +556,14 @@ def publish(
         list[Path] | None,
         typer.Option("--qr", help="Read a signatures document from QR images (repeatable)."),
     ] = None,
+    accept_expired: Annotated[
+        bool,
+        typer.Option(
+            "--accept-expired-timestamp",
+            help="Go on although the server serves an expired timestamp (a stuck server that "
+            "needs a root change to recover); the offline review flags it.",
+        ),
+    ] = False,
 ) -> None:
     """Check the signatures, upload the signed metadata, and verify what the server serves."""
     if not signatures and not qr:
@@ -555,7 +581,12 @@ def publish(
         err.print(f"signatures document words: {digest_phrase(parsed.digest)}", markup=False)
     with TrustServer(config) as server:
         results = publish_documents(
-            Home(g.home), server, docs, utc_now(), say=lambda text: err.print(text, markup=False)
+            Home(g.home),
+            server,
+            docs,
+            utc_now(),
+            accept_expired_timestamp=accept_expired,
+            say=lambda text: err.print(text, markup=False),
         )
     for r in results:
         versions = ", ".join(f"{role} v{v}" for role, v in sorted(r.versions.items()))

@@ -34,11 +34,12 @@ class Globals:
     home: Path
     server: str | None
     tls_ca: Path | None
+    allow_http: bool = False
 
     def config(self) -> ServerConfig:
         from online.client.config import ServerConfig
 
-        return ServerConfig.from_env(self.server, self.tls_ca)
+        return ServerConfig.from_env(self.server, self.tls_ca, allow_http=self.allow_http)
 
     def connect(self) -> TrustServer:
         """The trust server the options name (a context manager that closes its connections)."""
@@ -71,8 +72,15 @@ def _global(
         Path | None,
         typer.Option("--tls-ca", envvar=ENV_TLS_CA, help="CA certificate of the trust server."),
     ] = None,
+    allow_http: Annotated[
+        bool,
+        typer.Option(
+            "--allow-http",
+            help="Accept a plain http:// server URL (credentials and metadata in the clear).",
+        ),
+    ] = False,
 ) -> None:
-    ctx.obj = Globals(home if home is not None else default_home(), server, tls_ca)
+    ctx.obj = Globals(home if home is not None else default_home(), server, tls_ca, allow_http)
 
 
 def globals_of(ctx: typer.Context) -> Globals:

@@ -37,7 +37,7 @@ from ceremony.core.errors import CeremonyError, HomeDamaged, InputRejected
 from ceremony.core.fields import Fields
 from ceremony.core.gun import gun_folder
 from ceremony.core.metadata import Envelope, Root, parse_envelope
-from ceremony.edge.fsutil import atomic_write, locked, private_dir
+from ceremony.edge.fsutil import atomic_write, locked, private_dir, sweep_temporaries
 
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -202,6 +202,7 @@ class RepositoryHome:
         if not marker.is_file():
             atomic_write(marker, self.gun.encode("utf-8"), mode=0o644)
         with locked(self.path / ".lock"):
+            sweep_temporaries(self.path, keep=(".gun",))  # left by a writer killed mid-write
             yield
 
     # -- staged changes -----------------------------------------------------
@@ -296,6 +297,16 @@ class RepositoryHome:
             for role, version in versions.items():
                 merged[role] = max(version, merged.get(role, 0))
             _write_json(self.path / "trust" / "versions.json", merged)
+
+    def set_aside_trust(self, suffix: str) -> Path | None:
+        """Move the trust anchor folder aside (kept, renamed) so a new repository can start."""
+        with self.locked():
+            folder = self._anchor_path.parent
+            if not folder.exists():
+                return None
+            target = folder.with_name(f"trust.{suffix}")
+            folder.rename(target)
+            return target
 
     # -- requests -----------------------------------------------------------
 

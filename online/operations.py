@@ -73,19 +73,49 @@ def fetch(
     floor for the next fetch (rollback protection). Files in `known` whose bytes the
     snapshot records are not downloaded again (`fetch_repository`).
     """
+    anchor = repo.anchor()
     fetched = fetch_repository(
         server,
         repo.gun,
         now,
-        trusted_root=repo.anchor(),
+        trusted_root=anchor,
         previous_versions=repo.versions(),
         full_root_chain=full_root_chain,
         expired_ok=True,
         known=known,  # an expired role must still be readable, to stage its refresh
     )
+    if fetched is None and anchor is not None:
+        raise VanishedRepository(
+            f"The trust server no longer serves {repo.gun}, which this home trusts (root "
+            f"v{anchor.body.version}): it was wiped, restored from an old backup, or is lying; "
+            "ask its operator before anything else (only `init --over-vanished` starts over)."
+        )
     if fetched is not None:
         repo.trust(fetched.envelopes["root"], {r.name: r.version for r in fetched.report.roles})
     return fetched
+
+
+class VanishedRepository(VerificationFailed):
+    """The server no longer serves a repository this home holds a trust anchor for (exit 1)."""
+
+
+def freeze(fetched: FetchedRepository | None, now: datetime) -> VerificationFailed | None:
+    """The error for a served timestamp that has expired (a freeze), or None.
+
+    notary-server re-signs an expired timestamp whenever it is asked for one, so a server
+    that serves one is stuck or is replaying old metadata to hide newer versions.
+    """
+    if fetched is None:
+        return None
+    for role in fetched.report.roles:
+        if role.name == "timestamp" and role.expires.before(now):
+            return VerificationFailed(
+                f"The trust server serves a timestamp for {fetched.report.gun} that expired at "
+                f"{role.expires.format()}, which a working Notary server never does: it is "
+                "stuck or hiding newer metadata (a freeze attack); have its operator check it, "
+                "or pass --accept-expired-timestamp to build on it anyway."
+            )
+    return None
 
 
 def _publishing(repo: RepositoryHome) -> contextlib.AbstractContextManager[None]:
@@ -105,8 +135,13 @@ def stage_init(
     *,
     root_threshold: int | None = None,
     targets_threshold: int | None = None,
+    over_vanished: str | None = None,
 ) -> StagedChange:
-    """Stage a new repository: offline root and targets keys, server-held snapshot and timestamp keys."""
+    """Stage a new repository: offline root and targets keys, server-held snapshot and timestamp keys.
+
+    If this home trusts a repository of that name that the server no longer serves, it is
+    refused unless `over_vanished` (a time stamp) says to set the old anchor aside.
+    """
     if keys.gun != gun:
         raise InputRejected(
             f"The public keys file is for {keys.gun}, not {gun}: export the keys for {gun}."
@@ -130,6 +165,15 @@ def stage_init(
         raise InputRejected(
             f"{gun} already exists on the server: change its keys with `ceremony-online rotate`."
         )
+    anchor = repo.anchor()
+    if anchor is not None:
+        if over_vanished is None:
+            raise VanishedRepository(
+                f"The trust server no longer serves {gun}, which this home trusts (root "
+                f"v{anchor.body.version}): find out why before creating it again, then pass "
+                "--over-vanished to stage a new repository over it."
+            )
+        repo.set_aside_trust(f"vanished-{over_vanished}")
     snapshot_key = server.get_server_key(gun, "snapshot")
     timestamp_key = server.get_server_key(gun, "timestamp")
     change = InitRepository(root_keys, rt, targets_keys, tt, snapshot_key, timestamp_key)
@@ -193,6 +237,7 @@ def export_request(
     now: datetime,
     *,
     thin: bool = False,
+    accept_expired_timestamp: bool = False,
     say: Say = _quiet,
 ) -> Request:
     """Build the request for everything staged for `gun`, keep it (full) in the home, return it.
@@ -209,6 +254,7 @@ def export_request(
         )
     say(f"Fetching and verifying {gun} from {server.location} …")
     fetched = fetch(repo, server, now, full_root_chain=True)
+    _check_freeze(fetched, now, accept_expired_timestamp, say)
     if fetched is None and not any(isinstance(s.change, InitRepository) for s in staged):
         raise InputRejected(
             f"{gun} does not exist on the server: stage its creation with `ceremony-online init`."
@@ -260,6 +306,20 @@ def export_request(
     return request
 
 
+def _check_freeze(
+    fetched: FetchedRepository | None, now: datetime, accepted: bool, say: Say
+) -> None:
+    problem = freeze(fetched, now)
+    if problem is None:
+        return
+    if not accepted:
+        raise problem
+    say(
+        "Going on with an expired timestamp as asked (--accept-expired-timestamp); the offline "
+        "review flags it."
+    )
+
+
 def cancel_request(home: Home, gun: str, request_id: str, now: datetime) -> RequestRecord:
     """Give up an exported request: the next export makes a new one, past its versions."""
     repo = home.repository(gun)
@@ -295,6 +355,7 @@ def publish_documents(
     documents: Sequence[bytes],
     now: datetime,
     *,
+    accept_expired_timestamp: bool = False,
     say: Say = _quiet,
 ) -> list[PublishResult]:
     """Publish the requests these signatures documents are for, with every signature collected.
@@ -324,8 +385,8 @@ def publish_documents(
                         "signatures made for the request that replaced it."
                     )
                 loaded[key] = (request, replan(request))
-            request, result = loaded[key]
-            check_signatures(result, combine(request, [doc]))
+                del request  # `loaded` holds it; `_publish_one` lets it go
+            check_signatures(loaded[key][1], combine(loaded[key][0], [doc]))
             if repo.save_signatures(doc):
                 say(f"Kept a new signatures document for request {doc.request_id}.")
             if key not in targets:
@@ -335,20 +396,25 @@ def publish_documents(
     if first_error is not None:
         raise first_error
     return [
-        _publish_one(home.repository(gun), server, *loaded[(gun, rid)], now, say)
-        for gun, rid in targets
+        _publish_one(home, server, loaded, key, now, say, accept_expired_timestamp)
+        for key in targets
     ]
 
 
 def _publish_one(
-    repo: RepositoryHome,
+    home: Home,
     server: Server,
-    request: Request,
-    result: Planned,
+    loaded: dict[tuple[str, str], tuple[Request, Planned]],
+    key: tuple[str, str],
     now: datetime,
     say: Say,
+    accept_expired_timestamp: bool = False,
 ) -> PublishResult:
-    gun = repo.gun
+    """Publish the request `key` names, taking it out of `loaded` (so that its memory can go
+    before the staged changes are read back)."""
+    gun = key[0]
+    repo = home.repository(gun)
+    request, result = loaded.pop(key)
     with _publishing(repo):
         record = repo.record(request.id)
         if record.published is not None:
@@ -367,6 +433,7 @@ def _publish_one(
         upload = upload_files(result, signatures)
         say(f"Checking {gun} on {server.location} …")
         before = fetch(repo, server, now, known=result.base)
+        _check_freeze(before, now, accept_expired_timestamp, say)
         before_files = before.envelopes if before is not None else None
         if already_served(result, before_files):
             say("The server already serves this request's metadata (an earlier upload).")
@@ -394,17 +461,20 @@ def _publish_one(
         versions = {role: rp.body.version for role, rp in result.roles.items()}
         published = Published(GoTime.from_datetime(now).format(), versions)
         repo.mark_published(request.id, published)
+        entry = {
+            "at": published.at,
+            "request_id": request.id,
+            "request_digest": request.digest,
+            "versions": dict(versions),
+            "signatures_documents": len(collected),
+        }
+        request_id = request.id
+        # A million staged targets are read back to drop them: let go of the request, its
+        # plan and the metadata first, so the two are never in memory together.
+        del request, result, upload, before, before_files, after, after_files, signatures
         dropped = repo.unstage(record.staged_ids)
-        repo.log(
-            {
-                "at": published.at,
-                "request_id": request.id,
-                "request_digest": request.digest,
-                "versions": dict(versions),
-                "signatures_documents": len(collected),
-            }
-        )
-    return PublishResult(gun, request.id, versions, False, dropped)
+        repo.log(entry)
+    return PublishResult(gun, request_id, versions, False, dropped)
 
 
 def _read_back(
@@ -495,6 +565,7 @@ def repository_status(
             if fetched is not None:
                 published = published_roles(fetched, now)
                 warnings = fetched.report.warnings
+                problem = freeze(fetched, now)
         except CeremonyError as exc:
             problem = exc
     requests: list[RequestStatus] = []

@@ -44,6 +44,25 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             os.close(dir_fd)
 
 
+def sweep_temporaries(folder: Path, *, keep: tuple[str, ...] = ()) -> int:
+    """Remove the temp files `atomic_write` leaves when a process is killed mid-write.
+
+    Call it only while holding the lock under which every write into `folder` happens:
+    then no temp file there belongs to a live writer. Temp files for the names in
+    `keep` (written outside that lock) are left alone. Returns how many were removed.
+    """
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for tmp in folder.rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            target = tmp.name[1:].removesuffix(".tmp").rsplit(".", 1)[0]  # .NAME.XXXX.tmp
+            if tmp.is_file() and not tmp.is_symlink() and target not in keep:
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
 def private_dir(path: Path) -> Path:
     """Create (if needed) a directory readable only by its owner."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -41,7 +41,13 @@ from ceremony.core.documents import (
     SignaturesDocument,
     sha256_hex,
 )
-from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed, printable
+from ceremony.core.errors import (
+    CeremonyError,
+    InputRejected,
+    MalformedInput,
+    VerificationFailed,
+    printable,
+)
 from ceremony.core.gotime import GoTime
 from ceremony.core.keys import check_root_certificate, describe_key, verify_signature
 from ceremony.core.metadata import (
@@ -532,6 +538,14 @@ def review_request(
         ):
             if expires.before(now):
                 expired.append((role, expires))
+        created = _created(request)
+        if (
+            created is not None
+            and timestamp.expires.before(created)
+            and not timestamp.expires.before(now)
+        ):
+            # The offline clock lags the online one: judge the base by the request's own time.
+            expired.append(("timestamp", timestamp.expires))
     computed = plan(bodies, request.changes, encoded=request.changes_data)
     if init:
         new_root = computed.roles["root"].body
@@ -597,13 +611,25 @@ def review_request(
         for env in (tofu, root_env):
             trust_lines.extend(_wildcard_lines(env.body))
 
+    created_at = _created(request)
+    if created_at is not None and created_at - now > _CLOCK_SKEW:
+        days = (created_at - now).total_seconds() / 86400
+        trust_lines.append(
+            Line(
+                f"the request was made at {request.created}, {days:.1f} days ahead of this "
+                "machine's clock: one of the two clocks is wrong, so expiry checks here may "
+                "pass what has already expired",
+                bang=True,
+            )
+        )
     for role, expires in expired:
         if role in computed.roles:
             warnings.append(f"the base {role} had expired ({expires.format()}); this re-signs it")
             continue
+        clock = "this machine's clock" if expires.before(now) else "the request's own clock"
         trust_lines.append(
             Line(
-                f"the base {role} expired at {expires.format()} by this machine's clock: the "
+                f"the base {role} expired at {expires.format()} by {clock}: the "
                 "online machine may be showing old metadata (a freeze), or this clock is wrong",
                 bang=True,
             )
@@ -648,6 +674,17 @@ def review_request(
         tuple(root_keys),
         signable,
     )
+
+
+_CLOCK_SKEW = timedelta(days=1)
+
+
+def _created(request: Request) -> datetime | None:
+    """When the online machine made the request, by its clock (None if unreadable)."""
+    try:
+        return GoTime.parse(request.created).to_datetime()
+    except (CeremonyError, ValueError, OverflowError):
+        return None
 
 
 def _signed_by(env: Envelope[Any], keys: Mapping[str, Key], keyids: Sequence[str]) -> set[str]:

@@ -35,7 +35,7 @@ from ceremony.core.errors import HomeDamaged, MalformedInput
 from ceremony.core.fields import read_home_file
 from ceremony.core.gun import gun_folder
 from ceremony.core.metadata import Envelope, Root, parse_envelope
-from ceremony.edge.fsutil import atomic_write, locked, private_dir
+from ceremony.edge.fsutil import atomic_write, locked, private_dir, sweep_temporaries
 
 STATE_FORMAT = 2
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -155,6 +155,7 @@ class TrustStore:
     def locked(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold the trust store's lock: no two commands read, check and record at once."""
         with locked(self.root_dir / ".lock", on_wait=on_wait):
+            sweep_temporaries(self.root_dir)  # left by a writer killed mid-write
             yield
 
     def load(self, gun: str) -> TrustState | None:

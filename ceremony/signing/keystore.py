@@ -19,6 +19,7 @@ prompts and never reads the clock (`now` is passed in).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -214,9 +215,17 @@ class KeyStore:
         cid = private.canonical_id
         header_gun = next(iter(guns)) if role == "targets" and len(guns) == 1 else None
         data = encode_key_file(private, role=role, gun=header_gun, passphrase=passphrase)
-        atomic_write(self.key_path(cid), data, mode=0o600)
+        key_path = self.key_path(cid)
+        existed = key_path.exists()
+        atomic_write(key_path, data, mode=0o600)
         record = KeyRecord(cid, role, private.public_key(), f"{FILE_SCHEME}{cid}.key", dict(guns))
-        return self.save(record)
+        try:
+            return self.save(record)
+        except BaseException:
+            if not existed:  # a full disk: no key file without the record that lists it
+                with contextlib.suppress(OSError):
+                    key_path.unlink()
+            raise
 
     def generate(self, role: str, gun: str | None, passphrase: str, now: datetime) -> KeyRecord:
         """A new P-256 key in a file for `role`; a root key also gets its certificate (CN=GUN)."""

@@ -21,6 +21,9 @@ from online.settings import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA
 ENV_USERNAME = "CEREMONY_USERNAME"
 ENV_PASSWORD = "CEREMONY_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 ENV_DOCKER_CONFIG = "DOCKER_CONFIG"
+ENV_ALLOW_HTTP = "CEREMONY_ALLOW_HTTP"
+ENV_DEADLINE = "CEREMONY_DOWNLOAD_DEADLINE"
+DEFAULT_DEADLINE = 120.0  # seconds for one whole download, however slowly it drips
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,8 @@ class ServerConfig:
         credentials: basic credentials for the token service, if given explicitly.
         docker_config: directory holding the Docker `config.json` consulted for
             credentials when `credentials` is None; None consults nothing.
+        deadline: seconds one download may take in all (a server dripping a byte a
+            second restarts the read timeout with every byte; this bound does not).
     """
 
     url: str
@@ -57,10 +62,11 @@ class ServerConfig:
     max_download: int = DEFAULT_MAX_DOWNLOAD
     credentials: Credentials | None = None
     docker_config: Path | None = None
+    deadline: float = DEFAULT_DEADLINE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", _normalise_url(self.url))
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+        if self.connect_timeout <= 0 or self.read_timeout <= 0 or self.deadline <= 0:
             raise UsageError("Server timeouts must be positive numbers of seconds.")
         if self.retries < 0 or self.backoff < 0:
             raise UsageError("The retry count and backoff must not be negative.")
@@ -79,6 +85,7 @@ class ServerConfig:
         tls_ca: Path | None,
         *,
         environ: Mapping[str, str] | None = None,
+        allow_http: bool = False,
     ) -> ServerConfig:
         """Resolve the command line and the environment into a configuration.
 
@@ -87,7 +94,13 @@ class ServerConfig:
         `CEREMONY_TLS_CA`. Credentials come from `CEREMONY_USERNAME` and
         `CEREMONY_PASSWORD`; without them the Docker config in `DOCKER_CONFIG`
         (default `~/.docker`) is consulted when a token is needed. Timeouts,
-        retries and caps keep their defaults (`dataclasses.replace` to change them).
+        retries and caps keep their defaults (`dataclasses.replace` to change them);
+        `CEREMONY_DOWNLOAD_DEADLINE` bounds one download in seconds.
+
+        A plain `http://` URL is refused unless `allow_http` (the `--allow-http`
+        option) or `CEREMONY_ALLOW_HTTP=1`: tokens and credentials would travel in the
+        clear, and anyone on the path could serve or withhold metadata unnoticed
+        until verification.
 
         Raises:
             UsageError: no server is configured, or the settings are unusable.
@@ -99,6 +112,22 @@ class ServerConfig:
                 "No trust server is configured: pass --server URL or set CEREMONY_SERVER "
                 "(or DOCKER_CONTENT_TRUST_SERVER)."
             )
+        if urlsplit(url.strip()).scheme == "http" and not (
+            allow_http or env.get(ENV_ALLOW_HTTP) == "1"
+        ):
+            raise UsageError(
+                f"The trust server URL {url!r} is plain http, so tokens, credentials and "
+                "metadata would travel in the clear: use https, or pass --allow-http "
+                "(CEREMONY_ALLOW_HTTP=1) for a server you reach privately."
+            )
+        deadline = DEFAULT_DEADLINE
+        if env.get(ENV_DEADLINE):
+            try:
+                deadline = float(env[ENV_DEADLINE])
+            except ValueError:
+                deadline = -1.0
+            if not 0 < deadline < 86400:
+                raise UsageError(f"{ENV_DEADLINE} must be a number of seconds between 0 and 86400.")
         ca = tls_ca
         if ca is None and env.get(ENV_TLS_CA):
             ca = Path(env[ENV_TLS_CA])
@@ -117,6 +146,7 @@ class ServerConfig:
             tls_ca=ca,
             credentials=credentials,
             docker_config=docker_config,
+            deadline=deadline,
         )
 
 

@@ -64,6 +64,8 @@ TOKEN_MAX_LENGTH = 1 * 1024 * 1024
 
 _USER_AGENT = "notary-ceremony-online/0.1"
 _PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
+# notary-server reports a dead notary-signer as an INVALID_UPDATE carrying the gRPC error
+_SIGNER_DOWN = re.compile(r"rpc error|code = Unavailable|unable to reach trust server", re.I)
 _UPDATE_KINDS = {
     "ErrBadRoot": "bad root",
     "ErrBadTargets": "bad targets",
@@ -86,6 +88,13 @@ class _Answer:
     body: bytes
     challenge: _Challenge | None
     error_code: str | None
+
+
+class _TooSlow(Exception):
+    def __init__(self, received: int, deadline: float) -> None:
+        super().__init__(received)
+        self.received = received
+        self.deadline = deadline
 
 
 class _Oversize(Exception):
@@ -265,11 +274,19 @@ class TrustServer:
         attempt = 0
         while True:
             try:
-                answer = self._send(client, method, url, cap, headers, params, auth, files)
+                answer = self._send(
+                    client, method, url, cap, headers, params, auth, files, self.config.deadline
+                )
             except _Oversize as exc:
                 raise InputRejected(
                     f"The {endpoint} sent more than {exc.cap} bytes for {what}: "
                     "refusing it as faulty or malicious."
+                ) from None
+            except _TooSlow as exc:
+                raise EnvironmentFailure(
+                    f"The {endpoint} at {_origin(url)} sent only {exc.received} bytes of {what} "
+                    f"in {exc.deadline:g} s, so the connection was cut (a stalled or malicious "
+                    "server): check it or the network, or raise CEREMONY_DOWNLOAD_DEADLINE."
                 ) from None
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 if attempt < retries:
@@ -295,14 +312,32 @@ class TrustServer:
         params: httpx.QueryParams | None,
         auth: tuple[str, str] | None,
         files: list[tuple[str, tuple[str, bytes, str]]] | None,
+        deadline: float,
     ) -> _Answer:
-        request = client.build_request(method, url, headers=headers, params=params, files=files)
+        started = time.monotonic()
+        timeout = client.timeout
+        if timeout.read is not None and timeout.read > deadline:
+            timeout = httpx.Timeout(deadline, connect=timeout.connect)
+        request = client.build_request(
+            method,
+            url,
+            headers=headers,
+            params=params,
+            files=files,
+            timeout=timeout,
+        )
         response = client.send(request, stream=True, auth=httpx.BasicAuth(*auth) if auth else None)
         try:
             ok = response.status_code == 200
             # only downloads are refused past the cap; other answers are just truncated
             strict = ok and method == "GET"
-            body = _read_capped(response, cap if ok else ERROR_MAX_LENGTH, strict=strict)
+            body = _read_capped(
+                response,
+                cap if ok else ERROR_MAX_LENGTH,
+                strict=strict,
+                deadline=started + deadline,
+                seconds=deadline,
+            )
         finally:
             response.close()
         return _Answer(
@@ -420,14 +455,19 @@ def _token_tls(ca: Path | None) -> ssl.SSLContext:
     return context
 
 
-def _read_capped(response: httpx.Response, cap: int, *, strict: bool) -> bytes:
-    """Read at most `cap` bytes; past it, raise (strict) or truncate (error documents)."""
+def _read_capped(
+    response: httpx.Response, cap: int, *, strict: bool, deadline: float, seconds: float
+) -> bytes:
+    """Read at most `cap` bytes by the `deadline` (a monotonic time); past the cap, raise
+    (strict) or truncate (error documents); past the deadline, raise `_TooSlow`."""
     declared = response.headers.get("content-length")
     if strict and declared is not None and declared.isdigit() and int(declared) > cap:
         raise _Oversize(cap)
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
+        if time.monotonic() > deadline:
+            raise _TooSlow(size, seconds)
         size += len(chunk)
         if size > cap:
             if strict:
@@ -498,7 +538,33 @@ def _error_for(answer: _Answer, gun: str, what: str, url: str) -> CeremonyError:
             inner = detail.get("Error")
             if isinstance(inner, dict) and inner.get("Msg"):
                 reason = _compact(inner["Msg"])
+        if detail is None:
+            # A real rejection names its kind in the detail; notary-server answers this
+            # bare form when its own storage fails (PostgreSQL down), after we checked
+            # every signature and threshold here.
+            return EnvironmentFailure(
+                f"The trust server at {url} refused the update of {gun} without a reason, as "
+                "notary-server does when its database fails: ask its operator to check it, "
+                "then publish again (everything is kept)."
+            )
+        if _SIGNER_DOWN.search(reason):
+            return EnvironmentFailure(
+                f"The trust server at {url} could not reach its signing service (notary-signer) "
+                f"for the update of {gun}: ask its operator to check it, then publish again "
+                "(everything is kept)."
+            )
         return InputRejected(f"The trust server rejected the update of {gun} ({kind}): {reason}.")
+    if status == 409:
+        return InputRejected(
+            f"The trust server refused {what} as a conflict (HTTP 409): another update of "
+            f"{gun} reached it first; run publish again, and re-export if the server moved "
+            "(everything is kept)."
+        )
+    if 300 <= status < 400:
+        return EnvironmentFailure(
+            f"The trust server at {url} redirects {what} elsewhere (HTTP {status}), and "
+            "redirects are not followed: point --server at the address that answers itself."
+        )
     if status == 401 or code == "UNAUTHORIZED":
         return EnvironmentFailure(
             f"The trust server at {url} refused access to {gun} (unauthorized): check "
@@ -557,6 +623,8 @@ def _reason(exc: httpx.HTTPError, config: ServerConfig) -> str:
             return "the TLS handshake failed"
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "the connection was reset"
         if isinstance(cause, socket.gaierror):
             return "the host name does not resolve"
     text = str(exc).lower()
@@ -566,7 +634,9 @@ def _reason(exc: httpx.HTTPError, config: ServerConfig) -> str:
         return "connection refused"
     if "name or service not known" in text or "name resolution" in text:
         return "the host name does not resolve"
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if "reset" in text:
+        return "the connection was reset"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return "the connection broke off"
     return type(exc).__name__
 

@@ -32,14 +32,17 @@ def test_expired_targets_are_refreshed(
         changes = refresh_changes(home, server, rig.gun, later, [])
         assert [c.role for c in changes] == ["targets"]
         home.repository(rig.gun).stage(changes)
-        request = export_request(home, server, rig.gun, later)
+        request = export_request(home, server, rig.gun, later, accept_expired_timestamp=True)
     assert [(e.role, e.version) for e in request.expect] == [("targets", 2)]
     path = tmp_path / "refresh.request.json"
     path.write_bytes(request.to_bytes())
 
     review = rig.run("ceremony", "review", str(path), "--full").stdout
     assert "(content unchanged: re-signed with a new version and expiry)" in review
-    rig.run("ceremony", "sign", str(path), "--out", str(tmp_path / "refresh.sig"), "--yes")
+    # made three years ahead of this clock, on a timestamp expired by then: both flagged
+    assert "! the base timestamp expired at" in review and "days ahead of this machine" in review
+    sign = ["ceremony", "sign", str(path), "--out", str(tmp_path / "refresh.sig"), "--yes"]
+    rig.run(*sign, "--accept", "timestamp")
     rig.run("ceremony-online", "publish", str(tmp_path / "refresh.sig"))
     assert "a" in notary_cli.list_targets(rig.gun)
     targets = notary_server.fetch(rig.gun, "targets.json")

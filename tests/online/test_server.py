@@ -522,9 +522,10 @@ def test_from_env_resolves_server_ca_and_credentials(tmp_path: Path) -> None:
     assert config.docker_config == tmp_path
     env["CEREMONY_SERVER"] = "https://ceremony.example.com:4443"
     assert ServerConfig.from_env(None, None, environ=env).url == "https://ceremony.example.com:4443"
-    assert (
-        ServerConfig.from_env("http://127.0.0.1:9", None, environ=env).url == "http://127.0.0.1:9"
-    )
+    allowed = ServerConfig.from_env("http://127.0.0.1:9", None, environ=env, allow_http=True)
+    assert allowed.url == "http://127.0.0.1:9"
+    with pytest.raises(UsageError, match="plain http"):
+        ServerConfig.from_env("http://127.0.0.1:9", None, environ=env)
 
 
 @pytest.mark.parametrize(
