@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench system-deps test-deps clean
+.PHONY: demo test lint bench system-deps test-deps clean offline-bundle
 
 # What the tools and `make demo` need. libzbar is found without ldconfig (not on a normal
 # user's PATH): ctypes' own lookup, then the usual library folders.
@@ -60,6 +60,10 @@ test: test-deps $(TEST_STAMP) lint
 
 demo: system-deps $(STAMP)
 	$(PY) scripts/demo.py
+
+# The offline half and its dependencies as hash-pinned wheels, with install.sh (no index).
+offline-bundle: $(STAMP)
+	$(PY) scripts/offline_bundle.py dist/offline-bundle
 
 bench: test-deps $(TEST_STAMP)
 	$(PY) bench/qr.py

@@ -12,6 +12,7 @@ import pytest
 
 from tests.notary_env import PASSPHRASE, NotaryServer
 from tests.softhsm import make_softhsm
+from tests.test_preflight import machine
 
 NOT_EXECUTED = "<!-- not executed by the tests:"  # a runbook for hardware this machine lacks
 ALL_RUNBOOKS = sorted((Path(__file__).resolve().parent.parent / "runbooks").glob("*.md"))
@@ -44,6 +45,8 @@ def test_runbook_commands_run(
         "NOTARY_DELEGATION_PASSPHRASE": PASSPHRASE,
         "WORK": str(tmp_path / "usb"),
         **make_softhsm(tmp_path / "hsm").env(),  # a fresh SoftHSM2 token directory each
+        # `ceremony preflight` reads an air-gapped /sys and /proc (this machine is connected)
+        "CEREMONY_PREFLIGHT_ROOT": str(machine(tmp_path)),
     }
     (tmp_path / "usb").mkdir()
     (tmp_path / "home").mkdir()

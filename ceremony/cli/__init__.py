@@ -5,6 +5,7 @@ Every command is registered explicitly below, in the order `--help` lists them.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -54,9 +55,11 @@ def _register() -> None:
         backup_cmds,
         key_cmds,
         liveness_cmds,
+        preflight_cmds,
         retire_cmds,
         review_cmds,
         token_cmds,
+        transcript_cmds,
         trust_cmds,
     )
 
@@ -74,6 +77,8 @@ def _register() -> None:
     backup_cmds.restore_app.command("home")(backup_cmds.restore_home)
     app.add_typer(backup_cmds.backup_app, name="backup")
     app.add_typer(backup_cmds.restore_app, name="restore")
+    app.add_typer(transcript_cmds.transcript_app, name="transcript")
+    app.command("preflight")(preflight_cmds.preflight)
 
 
 # `ceremony --help` without importing a command (tests/test_cold_start.py keeps it exact).
@@ -89,6 +94,10 @@ OVERVIEW = Overview(
         ),
         ("verify", "Verify a Notary metadata folder from its root down and print what it holds."),
         (
+            "preflight",
+            "Check the network, radios, clock, transcript, permissions and installed software.",
+        ),
+        (
             "key",
             "Offline keys: generate, list, import Notary/Docker key files, export public keys.",
         ),
@@ -101,12 +110,23 @@ OVERVIEW = Overview(
             "restore",
             "Restore the offline home from an encrypted archive (merging, never forgetting).",
         ),
+        (
+            "transcript",
+            "The ceremony transcript: one hash-chained line per command run on this machine.",
+        ),
     ),  # overview: end
     value_options=frozenset({"--home"}),
 )
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    if OVERVIEW.wanted(sys.argv[1:] if argv is None else argv):
-        run_app(app, argv, prepare=lambda: OVERVIEW.draw(app))
-    run_app(app, argv, prepare=_register)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if OVERVIEW.wanted(args):  # `--help` or nothing: help only, not recorded
+        run_app(app, args, prepare=lambda: OVERVIEW.draw(app))
+    from ceremony.cli import _record
+
+    if not _record.records(args):  # `--help` of a command only prints help
+        run_app(app, args, prepare=_register)
+    home = _record.home_from(args, os.environ.get("CEREMONY_HOME"), default_home())
+    with _record.recording(home, args) as finish:
+        run_app(app, args, prepare=_register, finish=finish)

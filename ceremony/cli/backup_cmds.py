@@ -23,13 +23,14 @@ from ceremony.cli._custody_prompts import (
     share_passphrase,
 )
 from ceremony.cli._prompts import get_passphrase
+from ceremony.core.documents import sha256_hex
 from ceremony.core.errors import InputRejected, UsageError, printable
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.core.metadata import Key, is_delegation_name
 from ceremony.edge.clikit import err_console, new_app
 from ceremony.edge.fsutil import MAX_INPUT, atomic_write, read_input
-from ceremony.offline import custody, homebackup
+from ceremony.offline import custody, homebackup, transcript
 from ceremony.offline.sheets import KeyFacts
 from ceremony.signing.keystore import GENERATABLE_ROLES, KeyStore
 from ceremony.signing.shares import share_words
@@ -79,6 +80,7 @@ def key_backup(
     rebuild it; print the files written."""
     store = KeyStore(home_of(ctx))
     record = store.resolve(key_id)
+    transcript.note(keys=[record.canonical_id])  # the key only: never a share word
     custody.backup_refusal(record)
     custody.prepare_out_dir(out, store.home)  # refuse a bad folder before any passphrase
     secret_passphrase = new_share_passphrase() if passphrase_protect else ""
@@ -255,6 +257,7 @@ def key_restore(
     custody.restore_refusal(store, private.canonical_id)
     new_passphrase = get_passphrase(key_role, new=True, label=" (restored)")
     record = custody.store_restored(store, private, key_role, guns, new_passphrase)
+    transcript.note(keys=[record.canonical_id])
     _say(f"Restored {key_role} key from {len(shares)} share(s); it is the key on the sheet:")
     for line in store.describe(record):
         _say(f"  {line}")
@@ -279,6 +282,7 @@ def backup_home(
     archive = homebackup.collect(home, now.isoformat(timespec="seconds"))
     data = homebackup.seal(archive, backup_passphrase(new=True))
     atomic_write(out, data, mode=0o600)
+    transcript.note(details={"archive_sha256": sha256_hex(data)})  # of the ciphertext
     counts = homebackup.summary(archive)
     _say(
         f"Wrote the home backup {printable(str(out))}: {counts['keys']} key file(s), "
@@ -301,6 +305,10 @@ def restore_home(
         raise InputRejected(f"{archive_file.name} is not a notary-ceremony home backup.")
     archive = homebackup.unseal(data, backup_passphrase(new=False))
     plan = homebackup.restore(home, archive)
+    transcript.note(
+        keys=plan.added_keys,
+        details={"archive_sha256": sha256_hex(data), "archive_made": archive.made},
+    )
     _say(f"Restored from the backup made {archive.made} into {printable(str(home))}:")
     _say(f"  keys added: {len(plan.added_keys)}")
     _say(f"  trust states added: {len(plan.added_guns)}, merged: {len(plan.merged_guns)}")

@@ -22,6 +22,7 @@ from ceremony.core.gun import check_gun
 from ceremony.core.keys import describe_key, key_fingerprint
 from ceremony.edge.clikit import JsonOption, err_console, new_app, output_console, print_json
 from ceremony.edge.fsutil import atomic_write, read_input
+from ceremony.offline import transcript
 from ceremony.offline.retirement import TrustedRoots, retired_lines
 from ceremony.offline.trust import TrustStore
 from ceremony.signing.keyfile import read_key_file_headers
@@ -74,6 +75,7 @@ def generate(
     else:
         passphrase = get_passphrase(role.value, new=True)
         record = store.generate(role.value, check_gun(gun), passphrase, utc_now())
+    transcript.note(keys=[record.canonical_id])
     _say(f"Generated a new {role.value} key for {gun}:")
     _show_record(store, record)
     typer.echo(record.canonical_id)
@@ -211,6 +213,7 @@ def import_keys(
             _say(f"Imported {path.name}:")
             _show_record(store, record)
         known.add(record.canonical_id)
+        transcript.note(keys=[record.canonical_id])
         typer.echo(record.canonical_id)
 
 

@@ -21,6 +21,7 @@ from ceremony.core.gun import check_gun
 from ceremony.core.liveness import check_nonce, liveness_time
 from ceremony.edge.clikit import output_console
 from ceremony.edge.fsutil import atomic_write
+from ceremony.offline import transcript
 from ceremony.offline.liveness import check_keys, keys_to_check, proof_of
 from ceremony.qr.transfer import digest_phrase
 from ceremony.signing.keystore import KeyStore
@@ -70,6 +71,7 @@ def check(
         return get_passphrase(alias, new=False)
 
     checks = check_keys(store, records, when, raw_nonce, passphrase_for)
+    transcript.note(keys=[c.record.canonical_id for c in checks if c.signature is not None])
     for c in checks:
         label = f"{c.record.role} key {c.record.fingerprint}"
         if c.signature is not None:
@@ -80,6 +82,7 @@ def check(
     failed = [c for c in checks if c.signature is None]
     if proof is not None:
         data = proof.to_bytes()
+        transcript.note(details={"proof_sha256": sha256_hex(data)})
         if out_file is not None:
             atomic_write(out_file, data, mode=0o644)
             err.print(f"Wrote the liveness proof to {out_file} (no secret).", markup=False)
@@ -93,6 +96,7 @@ def check(
         out.print(f"checked at {when}{nonce_text}", markup=False)
         out.print(f"proof words: {digest_phrase(sha256_hex(data))}", markup=False)
     if failed:
+        transcript.note(details={"failed": [c.record.canonical_id for c in failed]})
         names = ", ".join(f"{c.record.fingerprint[:16]}… ({c.problem})" for c in failed)
         kept = f"; the proof holds the other {len(checks) - len(failed)}" if proof else ""
         raise InputRejected(

@@ -11,6 +11,7 @@ from ceremony.cli._prompts import interactive
 from ceremony.core.errors import Aborted, printable
 from ceremony.core.gotime import utc_now
 from ceremony.edge.clikit import output_console
+from ceremony.offline import transcript
 from ceremony.offline.retirement import retire as retire_key
 from ceremony.offline.review import MIN_ACK_PREFIX
 from ceremony.offline.trust import TrustStore
@@ -41,6 +42,7 @@ def retire(
     home = home_of(ctx)
     store = KeyStore(home)
     record = store.resolve(key_id)
+    transcript.note(keys=[record.canonical_id])
     for line in store.describe(record):
         err.print(f"  {printable(line)}", markup=False)
     err.print(f"  lives in {printable(store.location(record))}", markup=False)

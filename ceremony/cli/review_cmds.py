@@ -24,6 +24,7 @@ from ceremony.core.verify import RepositoryReport, TargetEntry, verify_repositor
 from ceremony.edge.clikit import JsonOption, output_console, print_json, write_lines
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.edge.progress import Steps
+from ceremony.offline import transcript
 from ceremony.offline.policy import Policy
 from ceremony.offline.review import (
     MIN_ACK_PREFIX,
@@ -326,9 +327,9 @@ def review(
 ) -> None:
     """Verify a request against this machine's trust state and show exactly what would be signed.
 
-    Read-only: it writes nothing, and a request already signed here is shown as such. The
-    request comes from a file, or from QR codes with --qr (images, a folder, a GIF, a
-    video, or --qr webcam to film the codes with a camera).
+    Read-only: it writes nothing but its transcript line, and a request already signed here
+    is shown as such. The request comes from a file, or from QR codes with --qr (images, a
+    folder, a GIF, a video, or --qr webcam to film the codes with a camera).
 
     \b
     Examples:
@@ -339,6 +340,7 @@ def review(
     now = utc_now()
     home = home_of(ctx)
     req = read_request(request, qr)
+    transcript.note(request_id=req.id, digest=req.digest)
     result = _review(home, TrustStore(home), req, now)
     if as_json:
         print_json(review_json(result))
@@ -512,6 +514,7 @@ def sign(
     now = utc_now()
     home = home_of(ctx)
     req = read_request(request, qr)
+    transcript.note(request_id=req.id, digest=req.digest)
     store = TrustStore(home)
     keystore = KeyStore(home)
     given = _given(expect_key, accept, abandon)
@@ -566,6 +569,7 @@ def sign(
             GoTime.from_datetime(now).format(),
         )
         store.save(record_signing(store.load(req.gun), outcome.state), outcome.bodies)
+        transcript.note(keys=[s.keyid for r in outcome.document.roles for s in r.signatures])
     # Recorded first: a failure from here on leaves a record, and `sign --again` recovers.
     data = outcome.document.to_bytes()
     if out_file is not None:

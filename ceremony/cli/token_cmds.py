@@ -19,6 +19,7 @@ from ceremony.core.errors import printable
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.edge.clikit import err_console
+from ceremony.offline import transcript
 from ceremony.signing.keystore import KeyRecord, KeyStore
 from ceremony.signing.pkcs11uri import Pkcs11Uri
 
@@ -108,4 +109,5 @@ def import_token(
             _show_record(store, record)
         else:
             _say(f"Key {record.canonical_id[:12]} is already in the store.")
+        transcript.note(keys=[record.canonical_id])
         typer.echo(record.canonical_id)

@@ -9,6 +9,7 @@ import typer
 from ceremony.cli._prompts import get_passphrase
 from ceremony.core.errors import printable
 from ceremony.edge.clikit import err_console
+from ceremony.offline import transcript
 from ceremony.offline.trust import TrustStore
 from ceremony.offline.trustdir import import_trust_dir
 from ceremony.signing.keystore import KeyStore
@@ -52,6 +53,7 @@ def import_from_trust_dir(home: Path, trust_dir: Path) -> None:
             )
         if record.canonical_id not in printed:
             printed.add(record.canonical_id)
+            transcript.note(keys=[record.canonical_id])
             typer.echo(record.canonical_id)
     _say(
         f"Imported {len(printed)} key(s) from {trust_dir}. Once the ceremony works, remove "

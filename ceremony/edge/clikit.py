@@ -15,12 +15,11 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol, cast
 
 import typer
 import typer.main
 from typer.core import TyperArgument
-from typer.exceptions import TyperException
 
 from ceremony.core.errors import CeremonyError
 
@@ -220,15 +219,49 @@ _TYPER_INTERRUPT_CODE = 130
 """typer turns a KeyboardInterrupt into this exit code; no command returns it itself."""
 
 
-def run_app(
-    app: typer.Typer, argv: list[str] | None = None, *, prepare: Callable[[], None] | None = None
-) -> NoReturn:
-    """Run a typer app, translating every failure once.
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one run of a CLI ended: its exit code, and the sentence it printed if it failed."""
 
-    Ctrl-C (and Ctrl-D at a prompt) exits 4 with "interrupted; nothing was written." wherever
-    it comes: in `prepare` (command registration), in a passphrase or yes/no prompt (click
-    turns those into `Abort`), or mid-command (typer turns those into exit 130). A command
-    whose normal stop is Ctrl-C catches KeyboardInterrupt itself and never gets here.
+    code: int
+    error: str | None = None
+    # Set only when click refused the command line (a usage error): the subcommands it had
+    # recognised, so that a recorder can leave out the words the command never accepted.
+    command_path: tuple[str, ...] | None = None
+
+
+def run_app(
+    app: typer.Typer,
+    argv: list[str] | None = None,
+    *,
+    prepare: Callable[[], None] | None = None,
+    finish: Callable[[Outcome], int] | None = None,
+) -> NoReturn:
+    """Run a typer app, translating every failure once, and exit.
+
+    `prepare` registers the commands (inside the run, so Ctrl-C there is an interruption
+    like any other); `finish` sees how the command ended after its output is printed (the
+    offline half records it in the ceremony transcript) and returns the exit status.
+    """
+    outcome = run_once(app, argv, prepare=prepare)
+    sys.exit(finish(outcome) if finish is not None else outcome.code)
+
+
+def _said(sentence: str, code: int) -> Outcome:
+    _err().print(f"error: {sentence}", markup=False)
+    return Outcome(code, sentence)
+
+
+def run_once(
+    app: typer.Typer, argv: list[str] | None = None, *, prepare: Callable[[], None] | None = None
+) -> Outcome:
+    """Run a typer app once: print its errors as one sentence each, and say how it ended.
+
+    Ctrl-C (and Ctrl-D at a prompt) ends as an interruption (exit 4, "interrupted; nothing
+    was written.") wherever it comes: in `prepare`, in a prompt (click turns those into
+    `Abort`), or mid-command (typer turns those into exit 130). A command whose normal stop
+    is Ctrl-C catches KeyboardInterrupt itself. Click runs outside its standalone mode so
+    that its usage errors are reported too, shown exactly as standalone click shows them.
     """
     debug = os.environ.get("CEREMONY_DEBUG") == "1"
     try:
@@ -236,53 +269,79 @@ def run_app(
             prepare()
         command = typer.main.get_command(app)
         tidy_help(command)
-        # Not standalone: click's Abort and usage errors come back here to be translated.
-        code = command.main(args=argv, standalone_mode=False)
-    except SystemExit:
-        raise
+        result = command.main(args=argv, standalone_mode=False)
+    except SystemExit as exc:
+        return Outcome(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
     except typer.Abort:
-        _interrupted()
-    except TyperException as exc:  # typer's (vendored click's) usage errors: exit 2
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            _err().print(f"error: {exc.format_message()}", markup=False)
-        sys.exit(exc.exit_code)
+        return _interrupted()
     except CeremonyError as exc:
         if debug:
             raise
-        fail(exc)
+        return _said(exc.diagnostics(), exc.exit_code)
     except KeyboardInterrupt:
-        _interrupted()
-    except OSError as exc:
-        if debug:
-            raise
-        where = f" ({exc.filename})" if exc.filename else ""
-        _err().print(
-            f"error: the system refused a file or device operation{where}: {exc.strerror}.",
-            markup=False,
-        )
-        sys.exit(EXIT_ENVIRONMENT)
+        return _interrupted()
     except Exception as exc:
-        if debug:
-            raise
-        _err().print(
-            f"error: internal error ({type(exc).__name__}); nothing was changed. "
-            "Re-run with CEREMONY_DEBUG=1 and report the output.",
-            markup=False,
+        usage = _click_error(exc)
+        if usage is None:
+            if debug:
+                raise
+            return _unexpected(exc)
+        usage.show()  # exactly what standalone click shows
+        path = _command_path(exc)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group without its subcommand
+            return Outcome(usage.exit_code, "no subcommand was given; the help was shown.", path)
+        return Outcome(usage.exit_code, usage.format_message(), path)
+    if result == _TYPER_INTERRUPT_CODE:
+        return _interrupted()
+    # Outside standalone mode click returns the status of an `Exit` (e.g. after --help).
+    return Outcome(result if isinstance(result, int) else EXIT_OK)
+
+
+class _ClickError(Protocol):
+    exit_code: int
+
+    def show(self) -> None: ...
+
+    def format_message(self) -> str: ...
+
+
+def _click_error(exc: Exception) -> _ClickError | None:
+    """Click's own errors (usage errors), from click or the copy typer vendors."""
+    if any(c.__name__ == "ClickException" for c in type(exc).__mro__):
+        return cast(_ClickError, exc)
+    return None
+
+
+def _command_path(exc: Exception) -> tuple[str, ...]:
+    """The subcommands click had recognised when it refused the command line (root left out)."""
+    names: list[str] = []
+    ctx = getattr(exc, "ctx", None)
+    while ctx is not None and getattr(ctx, "parent", None) is not None:
+        names.append(str(ctx.info_name))
+        ctx = ctx.parent
+    return tuple(reversed(names))
+
+
+def _unexpected(exc: Exception) -> Outcome:
+    """Anything else: an OS refusal is named; any other exception by its type only."""
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _said(
+            f"the system refused a file or device operation{where}: {exc.strerror}.",
+            EXIT_ENVIRONMENT,
         )
-        sys.exit(EXIT_REJECTED)
-    if code == _TYPER_INTERRUPT_CODE:
-        _interrupted()
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+    return _said(
+        f"internal error ({type(exc).__name__}); nothing was changed. "
+        "Re-run with CEREMONY_DEBUG=1 and report the output.",
+        EXIT_REJECTED,
+    )
 
 
-def _interrupted() -> NoReturn:
+def _interrupted() -> Outcome:
     """The one answer to Ctrl-C: a new line (the prompt may be mid-line), the sentence, exit 4."""
     try:
         _err().print()
         _err().print(INTERRUPTED, markup=False)
     except (KeyboardInterrupt, OSError):  # a second Ctrl-C or a closed stderr: still exit 4
         pass
-    sys.exit(EXIT_ABORTED)
+    return Outcome(EXIT_ABORTED, "interrupted; nothing was written.")

@@ -24,6 +24,7 @@ from ceremony.core.metadata import parse_any
 from tests.core import repos
 from tests.core.repos import NotaryRepo, assert_one_sentence
 from tests.notary_env import NotaryServer
+from tests.transcript_head import without_head
 
 CEREMONY = Path(sys.executable).with_name("ceremony")
 
@@ -55,7 +56,7 @@ def ceremony(home: Path, *args: str, columns: int = 250) -> Run:
         env=env,
         timeout=60,
     )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    return Run(proc.returncode, proc.stdout, without_head(proc.stderr))
 
 
 def verify(repo: NotaryRepo, directory: Path, home: Path, now: str | None = None, **kw: int) -> Run:

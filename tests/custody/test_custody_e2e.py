@@ -117,12 +117,19 @@ def _restore_home(rig: Rig, home: Path, archive: Path, code: int = 0):
     return rig.run_env(env, "ceremony", "restore", "home", str(archive), code=code)
 
 
+TRANSCRIPT_FILES = ("transcript.jsonl", ".transcript.lock")  # every command appends a line
+
+
 def _files(home: Path) -> dict[str, bytes]:
     return {
         p.relative_to(home).as_posix(): p.read_bytes()
         for p in sorted(home.rglob("*"))
-        if p.is_file() and p.name != ".lock"
+        if p.is_file() and p.name != ".lock" and p.name not in TRANSCRIPT_FILES
     }
+
+
+def _transcript(home: Path) -> list[bytes]:
+    return (home / "transcript.jsonl").read_bytes().splitlines()
 
 
 def test_home_backup_restores_into_an_empty_home_that_signs(
@@ -146,11 +153,17 @@ def test_home_backup_restores_into_an_empty_home_that_signs(
     wrong = dict(rig.offline(tmp_path / "never"), CEREMONY_BACKUP_PASSPHRASE="wrong passphrase")
     proc = rig.run_env(wrong, "ceremony", "restore", "home", str(archive), code=1)
     assert "passphrase is wrong" in one_sentence(proc)
-    assert not (tmp_path / "never").exists()
+    # Nothing but the refusal's transcript line.
+    assert {p.name for p in (tmp_path / "never").iterdir()} <= set(TRANSCRIPT_FILES)
+    assert len(_transcript(tmp_path / "never")) == 1
 
     new_home = tmp_path / "replacement"
     _restore_home(rig, new_home, archive)
     assert _files(new_home) == _files(home)
+    # The transcript as backed up goes on in the new home, with the restore's own line.
+    restored_lines = _transcript(new_home)
+    assert restored_lines[:-1] == _transcript(home)[: len(restored_lines) - 1]
+    assert b'"restore","home"' in restored_lines[-1]
     assert (new_home / "private").stat().st_mode & 0o077 == 0
     assert all(p.stat().st_mode & 0o077 == 0 for p in (new_home / "private").iterdir())
 
@@ -179,11 +192,14 @@ def test_home_restore_refuses_a_home_with_newer_records_and_merges_an_older_one(
 
     # The old archive would make this machine forget it signed targets v2: refused by name.
     before = _files(home)
+    lines_before = _transcript(home)
     proc = _restore_home(rig, home, old_archive, code=1)
     sentence = one_sentence(proc)
     assert rig.gun in sentence and "it signed targets v2" in sentence
     assert "v1" in sentence and "Nothing was restored" in sentence
     assert _files(home) == before
+    assert _transcript(home)[:-1] == lines_before  # only the refusal's line was added
+    assert b'"exit":1' in _transcript(home)[-1]
 
     # The second machine holds older records: the newer archive merges into it.
     extra = second / "notes.txt"

@@ -31,11 +31,12 @@ from tests.notary_env import NotaryCli, NotaryServer
 
 
 def snapshot_home(home: Path) -> dict[str, bytes]:
-    """Every file of a home and its bytes (lock files carry nothing and are left out)."""
+    """Every file of a home and its bytes (lock files carry nothing and are left out; the
+    transcript, the one file every command appends to, is tested in tests/test_transcript.py)."""
     return {
         str(p.relative_to(home)): p.read_bytes()
         for p in sorted(home.rglob("*"))
-        if p.is_file() and not p.name.endswith(".lock")
+        if p.is_file() and not p.name.endswith(".lock") and p.name != "transcript.jsonl"
     }
 
 

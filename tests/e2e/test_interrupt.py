@@ -89,7 +89,9 @@ def test_sigint_mid_command_exits_4_online(tmp_path: Path) -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         port = listener.getsockname()[1]
-        env = dict(_env(tmp_path), CEREMONY_SERVER=f"http://127.0.0.1:{port}")
+        env = dict(
+            _env(tmp_path), CEREMONY_SERVER=f"http://127.0.0.1:{port}", CEREMONY_ALLOW_HTTP="1"
+        )
         proc = subprocess.Popen(
             ["ceremony-online", "status", "example.com/app"],
             env=env,

@@ -57,11 +57,12 @@ def record(rig: Rig, key_id: str, home: Path | None = None) -> dict[str, object]
 
 
 def files_of(home: Path) -> dict[str, bytes]:
-    """Every file of a home but lock files (`sign` takes the trust store's lock first)."""
+    """Every file of a home but lock files (`sign` takes the trust store's lock first) and
+    the transcript, which every command appends to (tests/test_transcript.py)."""
     return {
         str(p.relative_to(home)): p.read_bytes()
         for p in sorted(home.rglob("*"))
-        if p.is_file() and p.name != ".lock"
+        if p.is_file() and p.name not in (".lock", ".transcript.lock", "transcript.jsonl")
     }
 
 

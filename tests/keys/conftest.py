@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ceremony.signing.private import PrivateKey
+from tests.transcript_head import without_head
 
 ROOT = Path(__file__).resolve().parents[2]
 CEREMONY = ROOT / ".venv" / "bin" / "ceremony"
@@ -50,12 +51,16 @@ def clean_env(**extra: str) -> dict[str, str]:
 def run_ceremony(
     home: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The real `ceremony` console script, with stdin closed (no terminal)."""
-    return subprocess.run(
+    """The real `ceremony` console script, stdin closed (no terminal); stderr without the
+    transcript head line every command ends with."""
+    proc = subprocess.run(
         [str(CEREMONY), "--home", str(home), *args],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
         env=env if env is not None else clean_env(),
         timeout=60,
+    )
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, proc.stdout, without_head(proc.stderr)
     )
