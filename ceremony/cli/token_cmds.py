@@ -1,5 +1,9 @@
 """`ceremony key generate --token` and `ceremony key import-token`: keys on PKCS#11 tokens.
 
+A key made on the token never leaves it and has no backup. With `--backup-shares N
+--backup-threshold M --backup-out DIR` it is made in memory instead, split into share
+sheets, and written onto the token: it existed outside the token, and the CLI says so.
+
 The token is an RFC 7512 URI (`pkcs11:token=LABEL`); the module comes from the URI's
 `module-path`, else `--pkcs11-module` / `CEREMONY_PKCS11_MODULE`, and is recorded in
 the key's URI so signing later needs nothing else. The PIN comes from
@@ -160,8 +164,8 @@ def generate_on_token_with_backup(
     _say(
         f"The key was made in this computer's memory, not on the token, so that it could be "
         f"split into {plan.shares} share sheets (any {plan.threshold} rebuild it); it was then "
-        "written onto the token (sensitive, not extractable) and this program's copy dropped. "
-        "It existed outside the token for the backup: make it on an air-gapped machine."
+        "written onto the token (sensitive, not extractable); this program's copy is gone when "
+        "it exits. It existed outside the token for the backup: make it on an air-gapped machine."
     )
     _say(
         f"THESE SHEETS ARE SECRETS: each one is part of the private key. They are in "

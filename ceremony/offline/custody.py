@@ -3,7 +3,10 @@
 `ceremony key backup` splits a key's secret into N shares (any M rebuild it) and writes
 one sheet per share; `ceremony key restore` rebuilds the key from M shares, checks it
 against the key id on the sheet (a wrong share passphrase silently gives another key),
-gives it back its role, GUNs and root certificates, and stores it under a new passphrase.
+gives it back its role, GUNs and root certificates, and stores it under a new passphrase,
+or writes it onto a PKCS#11 token. A token key that is to have a backup is made in memory,
+split into sheets, then written onto the token (`generate_with_backup`): a token never
+gives a key out, so it cannot be split later.
 The restored key is the same key: same canonical id, same certificates, so the same
 certificate key ids, and it signs exactly as before.
 
