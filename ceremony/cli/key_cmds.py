@@ -126,7 +126,11 @@ def list_keys(ctx: typer.Context) -> None:
         console.print("", markup=False)
         for line in store.describe(record):
             console.print(printable(line), markup=False)
-        console.print(f"  lives in {printable(store.location(record))}", markup=False)
+        # A token key's place is two lines (token, then key id), to stay within 80 columns.
+        place, on_token, token_key_id = printable(store.location(record)).partition(", key id ")
+        console.print(f"  lives in {place}{',' if on_token else ''}", markup=False)
+        if on_token:
+            console.print(f"           key id {token_key_id}", markup=False)
         console.print(
             BACKUP_LINES.get(record.backup, f"  backup      {record.backup}"), markup=False
         )

@@ -263,13 +263,14 @@ def test_a_token_key_generated_with_backup_shares_is_the_key_on_the_sheets(
     assert "it has NO BACKUP" in " ".join(proc.stderr.split())
     assert record(home, targets_id)["backup"] == "none"
 
-    # `key list` shows both states, every line but the location within 80 columns.
+    # `key list` shows both states, every line within 80 columns.
     listing = ceremony(home, "key", "list", environ=environ).stdout
     root_block, targets_block = block_of(listing, root_id), block_of(listing, targets_id)
     assert "  backup      shares: SLIP-39 share sheets" in root_block
     assert "  backup      none: only on the token, no backup" in targets_block
     for block in (root_block, targets_block):
-        assert all(len(line) <= 80 for line in block.splitlines() if "lives in" not in line)
+        assert all(len(line) <= 80 for line in block.splitlines()), block
+        assert f"  lives in token '{LABEL}' (serial " in block and "\n           key id " in block
 
     # A token key is never split again: its sheets were made at generation, or there are none.
     again = ("key", "backup", root_id, "--shares", "3", "--threshold", "2")
