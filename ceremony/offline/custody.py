@@ -419,15 +419,22 @@ def check_facts(private: PrivateKey, facts: KeyFacts) -> None:
 
 
 def restore_refusal(store: KeyStore, canonical_id: str) -> KeyRecord | None:
-    """The existing record of the key, if any; refuses when its private half is in place."""
+    """The existing record of the key, if any; refuses when its private half is in place (its
+    key file, or the token its record names, when that token is present: a lost token's key
+    may be restored, and its record then points at the new place)."""
     record = store.get(canonical_id)
     if record is None:
         return None
     path = store.file_of(record)
     if record.on_token:
-        raise InputRejected(
-            f"Key {canonical_id[:12]} lives on a token in this home; nothing was restored."
-        )
+        from ceremony.signing.pkcs11 import token_present
+
+        if token_present(record.uri):
+            raise InputRejected(
+                f"Key {canonical_id[:12]} lives on {store.location(record)}, which is present: "
+                "it needs no restore; nothing was restored."
+            )
+        return record  # its token is lost: the restored key replaces it
     if path is not None and path.is_file():
         raise InputRejected(
             f"Key {canonical_id[:12]} is already in this home ({path.name}); nothing was restored."

@@ -206,6 +206,19 @@ def _find_token(library: pkcs11_library, uri: Pkcs11Uri) -> pkcs11.Token:
     return found[0]
 
 
+def token_present(uri_text: str) -> bool:
+    """Whether the token a key's URI names is present (no PIN needed): a key restored from
+    shares must not leave a second live copy on a token this machine can still reach."""
+    uri = Pkcs11Uri.parse(uri_text)
+    if uri.module_path is None:
+        return False
+    try:
+        _find_token(_library(uri.module_path), uri)
+    except (TokenMissing, TokenFailed):
+        return False
+    return True
+
+
 @dataclass(slots=True, eq=False)
 class _Login:
     """This process's logged-in session on one token (login state is per process in PKCS#11)."""

@@ -17,6 +17,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ceremony.core.keys import verify_signature
+from ceremony.core.liveness import challenge
+from ceremony.core.metadata import Signature
 from ceremony.signing.keystore import KeyStore
 from tests.custody.helpers import GUN, ceremony, env, key_files, sheet_words, sheets
 from tests.e2e.rig import full_ceremony, one_sentence, stage_text_target
@@ -343,6 +346,48 @@ def test_generate_with_backup_refusals_write_nothing(tmp_path: Path) -> None:
     assert not out.exists() or not list(out.iterdir())  # no sheet of a key that is nowhere
     assert not (home / "keys").exists() or not list((home / "keys").iterdir())
     assert hsm.objects(LABEL) == []
+
+
+def test_a_lost_token_keys_sheets_restore_it_onto_a_replacement_token(tmp_path: Path) -> None:
+    hsm = token(tmp_path)
+    home, out = tmp_path / "home", tmp_path / "sheets"
+    environ = env(**hsm.env())
+    root_id = ceremony(
+        home, "key", "generate", "root", "--gun", GUN, "--token", TOKEN,
+        "--backup-shares", "3", "--backup-threshold", "2", "--backup-out", str(out),
+        environ=environ,
+    ).stdout.strip()  # fmt: skip
+    files = sheets(out)
+    restore = ("key", "restore", "--share-file", str(files[0]), "--share-file", str(files[2]))
+
+    # While its token is present, the key needs no restore: no second live copy is made.
+    replacement = make_softhsm(tmp_path / "replacement")
+    replacement.init_token("replacement")
+    sentence = one_sentence(ceremony(home, *restore, "--token", TOKEN, code=1, environ=environ))
+    assert f"lives on token '{LABEL}'" in sentence and "which is present" in sentence
+    assert len(hsm.objects(LABEL)) == 3
+
+    # The token is lost (this machine no longer sees it); a replacement token takes the key.
+    moved = env(**{**hsm.env(), "SOFTHSM2_CONF": str(replacement.conf)})
+    proc = ceremony(home, *restore, "--token", "pkcs11:token=replacement", environ=moved)
+    assert proc.stdout.strip() == root_id
+    rec = record(home, root_id)
+    assert str(rec["uri"]).startswith("pkcs11:token=replacement;serial=")
+    assert rec["backup"] == "shares" and key_files(home) == set()
+    objects = replacement.objects("replacement")
+    assert sorted(o["class"] for o in objects) == [CKO_CERTIFICATE, CKO_PUBLIC_KEY, CKO_PRIVATE_KEY]
+    (cert,) = [o for o in objects if o["class"] == CKO_CERTIFICATE]
+    assert bytes.fromhex(str(cert["value"])) == certificate_der(rec, GUN)
+
+    # It signs there (each signature verified as it is made): a liveness proof.
+    proof = tmp_path / "proof.json"
+    ceremony(home, "key", "check", root_id[:16], "--out", str(proof), environ=moved)
+    document = json.loads(proof.read_text())
+    (signature,) = document["signatures"]
+    message = challenge(document["when"], b"")
+    public = KeyStore(home).resolve(root_id).public
+    assert verify_signature(public, Signature.from_dict(signature), message)
+    assert not verify_signature(public, Signature.from_dict(signature), message + b"x")
 
 
 # -- 3. retiring a token key -------------------------------------------------------
