@@ -226,9 +226,10 @@ def generate_with_backup(
 ) -> BackupResult:
     """A token key that has a backup: made in this process's memory (a token never gives a
     key out, so it cannot be split after), split into share sheets (checked), written onto
-    the token, its sheets written to `out`, its record saved (backup "shares"); then the
-    copy in memory is dropped. A wrong PIN or a missing token stops before anything is
-    written; sheets that fail to write are removed, and the key with them."""
+    the token, its sheets written to `out`, its record saved (backup "shares"); nothing
+    keeps the copy in memory after that. A wrong PIN or a missing token stops before
+    anything is written; when a later step fails, the key is removed from the token and the
+    sheets written are removed too."""
     from ceremony.signing.tokenkeys import put_on_token
 
     check_split(count, threshold)
@@ -251,19 +252,22 @@ def generate_with_backup(
         share_passphrase=share_passphrase,
         now=now,
     )
-    paths = sheet_paths(sheets, out)
-
-    def write() -> None:
-        try:
-            write_sheets(sheets, out)
-        except BaseException:
-            for path in paths:
-                path.unlink(missing_ok=True)
-            raise
-
-    record = put_on_token(
-        store, private, role, guns, uri, pin_for, backup="shares", before_record=write
-    )
+    paths = sheet_paths(sheets, out)  # none of them exists yet
+    try:
+        record = put_on_token(
+            store,
+            private,
+            role,
+            guns,
+            uri,
+            pin_for,
+            backup="shares",
+            before_record=lambda: write_sheets(sheets, out),
+        )
+    except BaseException:
+        for path in paths:  # sheets of a key that is nowhere must not stay behind
+            path.unlink(missing_ok=True)
+        raise
     return BackupResult(record, tuple(sheets), tuple(paths))
 
 
