@@ -23,6 +23,7 @@ from ceremony.cli._custody_prompts import (
     share_passphrase,
 )
 from ceremony.cli._prompts import get_passphrase
+from ceremony.cli.token_cmds import ModuleOption
 from ceremony.core.documents import sha256_hex
 from ceremony.core.errors import InputRejected, UsageError, printable
 from ceremony.core.gotime import utc_now
@@ -191,18 +192,22 @@ def key_restore(
         ),
     ] = None,
     token: Annotated[
-        str | None, typer.Option("--token", help="Restore onto this token (pkcs11: URI).")
+        str | None,
+        typer.Option(
+            "--token",
+            help="Write the key onto this PKCS#11 token (RFC 7512 URI) instead of a key file; "
+            "PIN from CEREMONY_PKCS11_PIN or a prompt.",
+        ),
     ] = None,
+    pkcs11_module: ModuleOption = None,
 ) -> None:
     """Rebuild a key from M share sheets, check it against the key id on the sheet, and store
-    it under a new passphrase; print its id.
+    it under a new passphrase (or with --token, on a token); print its id.
 
     Shares come from a prompt (default), standard input (--stdin) or the sheets' text files
     (--share-file), never from the command line.
     """
     store = KeyStore(home_of(ctx))
-    if token is not None:
-        custody.token_destination(token)
     files = share_file or []
     sheets = custody.read_sheets(_read_sheets(files)) if files else []
     facts: KeyFacts | None = sheets[0].key if sheets else None
@@ -233,6 +238,12 @@ def key_restore(
         if key_role == "root":
             custody.check_certificate_sources(store.home, key_guns, given)
 
+    destination = (
+        custody.token_destination(token, pkcs11_module, algorithm_name)
+        if token is not None
+        else None
+    )
+
     shares = [list(s.words) for s in sheets]
     if stdin:
         shares += _stdin_shares()
@@ -255,13 +266,20 @@ def key_restore(
         guns = dict.fromkeys(key_guns)
 
     custody.restore_refusal(store, private.canonical_id)
-    new_passphrase = get_passphrase(key_role, new=True, label=" (restored)")
-    record = custody.store_restored(store, private, key_role, guns, new_passphrase)
+    if destination is not None:
+        record = custody.restore_to_token(
+            store, private, key_role, guns, destination, _passphrase_for
+        )
+        where = ", sensitive and not extractable (the shares stay its backup)"
+    else:
+        new_passphrase = get_passphrase(key_role, new=True, label=" (restored)")
+        record = custody.store_restored(store, private, key_role, guns, new_passphrase)
+        where = ", under its new passphrase"
     transcript.note(keys=[record.canonical_id])
     _say(f"Restored {key_role} key from {len(shares)} share(s); it is the key on the sheet:")
     for line in store.describe(record):
         _say(f"  {line}")
-    _say(f"  lives in {printable(store.location(record))}, under its new passphrase")
+    _say(f"  lives in {printable(store.location(record))}{where}")
     typer.echo(record.canonical_id)
 
 

@@ -15,7 +15,18 @@ import typer
 
 from ceremony.cli import home_of
 from ceremony.cli._prompts import get_passphrase
-from ceremony.cli.token_cmds import ModuleOption, TokenOption, generate_on_token
+from ceremony.cli.token_cmds import (
+    BackupOutOption,
+    BackupProtectOption,
+    BackupSharesOption,
+    BackupThresholdOption,
+    ModuleOption,
+    TokenOption,
+    generate_on_token,
+    generate_on_token_with_backup,
+    token_backup_plan,
+    warn_no_backup,
+)
 from ceremony.core.errors import UsageError, printable
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
@@ -59,8 +70,16 @@ def generate(
     gun: Annotated[str, typer.Option("--gun", help="The repository (GUN) the key is for.")],
     token: TokenOption = None,
     pkcs11_module: ModuleOption = None,
+    backup_shares: BackupSharesOption = None,
+    backup_threshold: BackupThresholdOption = None,
+    backup_out: BackupOutOption = None,
+    backup_passphrase_protect: BackupProtectOption = False,
 ) -> None:
     """Generate a P-256 key (and for root, its certificate CN=GUN); print its id.
+
+    With --token the key is made on the token and has no backup, unless --backup-shares,
+    --backup-threshold and --backup-out are given: then it is made in memory, split into
+    share sheets, and written onto the token.
 
     \b
     Examples:
@@ -68,7 +87,14 @@ def generate(
       ceremony key generate targets --gun example.com/app
     """
     store = KeyStore(home_of(ctx))
-    if token is not None:
+    backup = token_backup_plan(
+        token, backup_shares, backup_threshold, backup_out, backup_passphrase_protect
+    )
+    if token is not None and backup is not None:
+        record = generate_on_token_with_backup(
+            store, role.value, check_gun(gun), token, pkcs11_module, backup, utc_now()
+        )
+    elif token is not None:
         record = generate_on_token(
             store, role.value, check_gun(gun), token, pkcs11_module, utc_now()
         )
@@ -78,7 +104,16 @@ def generate(
     transcript.note(keys=[record.canonical_id])
     _say(f"Generated a new {role.value} key for {gun}:")
     _show_record(store, record)
+    if record.backup == "none":
+        warn_no_backup()
     typer.echo(record.canonical_id)
+
+
+BACKUP_LINES = {  # what `key list` says of each backup state; each line within 80 columns
+    "file": "  backup      file: its encrypted key file (`ceremony key backup` makes sheets)",
+    "shares": "  backup      shares: SLIP-39 share sheets (any threshold of them rebuild it)",
+    "none": "  backup      none: only on the token, no backup: lose the token, lose the key",
+}
 
 
 @key_app.command("list")
@@ -107,7 +142,14 @@ def list_keys(ctx: typer.Context, as_json: JsonOption = False) -> None:
         console.print("", markup=False)
         for line in store.describe(record):
             console.print(printable(line), markup=False)
-        console.print(f"  lives in {printable(store.location(record))}", markup=False)
+        # A token key's place is two lines (token, then key id), to stay within 80 columns.
+        place, on_token, token_key_id = printable(store.location(record)).partition(", key id ")
+        console.print(f"  lives in {place}{',' if on_token else ''}", markup=False)
+        if on_token:
+            console.print(f"           key id {token_key_id}", markup=False)
+        console.print(
+            BACKUP_LINES.get(record.backup, f"  backup      {record.backup}"), markup=False
+        )
         if record.retired is not None:
             console.print(f"  RETIRED {record.retired}: its private half was removed", markup=False)
         else:

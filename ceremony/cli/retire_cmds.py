@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ceremony.cli import home_of
-from ceremony.cli._prompts import interactive
+from ceremony.cli._prompts import get_passphrase, interactive
 from ceremony.core.errors import Aborted, printable
 from ceremony.core.gotime import utc_now
 from ceremony.edge.clikit import output_console
@@ -38,7 +38,8 @@ def retire(
         ),
     ] = False,
 ) -> None:
-    """Remove a rotated-out key's private half; its record stays, marked retired."""
+    """Remove a rotated-out key's private half (its key file, or its objects on the token:
+    PIN from CEREMONY_PKCS11_PIN or a prompt); its record stays, marked retired."""
     home = home_of(ctx)
     store = KeyStore(home)
     record = store.resolve(key_id)
@@ -58,11 +59,26 @@ def retire(
             show_default=False,
         )
     done = retire_key(
-        store, TrustStore(home), record, confirmation=confirm, force=force, now=utc_now()
+        store,
+        TrustStore(home),
+        record,
+        confirmation=confirm,
+        force=force,
+        now=utc_now(),
+        pin_for=lambda alias: get_passphrase(alias, new=False),
     )
     short = done.record.canonical_id[:12]
     if done.removed is not None:
         out.print(f"Removed {done.removed}.", markup=False)
+    if done.token is not None:
+        if done.token_objects:
+            out.print(
+                f"Removed {done.token_objects} object(s) of key {short} (private key, public "
+                f"key, certificates) from {printable(done.token)}.",
+                markup=False,
+            )
+        else:
+            out.print(f"{printable(done.token)} holds no object of key {short}.", markup=False)
     if done.already:
         out.print(f"Key {short} was already retired on {done.record.retired}.", markup=False)
     else:

@@ -3,7 +3,10 @@
 `ceremony key backup` splits a key's secret into N shares (any M rebuild it) and writes
 one sheet per share; `ceremony key restore` rebuilds the key from M shares, checks it
 against the key id on the sheet (a wrong share passphrase silently gives another key),
-gives it back its role, GUNs and root certificates, and stores it under a new passphrase.
+gives it back its role, GUNs and root certificates, and stores it under a new passphrase,
+or writes it onto a PKCS#11 token. A token key that is to have a backup is made in memory,
+split into sheets, then written onto the token (`generate_with_backup`): a token never
+gives a key out, so it cannot be split later.
 The restored key is the same key: same canonical id, same certificates, so the same
 certificate key ids, and it signs exactly as before.
 
@@ -14,7 +17,6 @@ prompts, reads the clock or prints.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -40,7 +42,9 @@ from ceremony.core.metadata import Key, b64encode, is_delegation_name
 from ceremony.edge.fsutil import atomic_write
 from ceremony.offline.sheets import KeyFacts, ShareSheet, parse_sheet, sheet_pdf, sheet_text
 from ceremony.offline.trust import TrustStore
+from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.keystore import GENERATABLE_ROLES, KeyRecord, KeyStore
+from ceremony.signing.pkcs11uri import Pkcs11Uri
 from ceremony.signing.private import PrivateKey
 from ceremony.signing.shares import (
     check_split,
@@ -113,12 +117,10 @@ def backup_refusal(record: KeyRecord) -> None:
             f"Key {short} was retired on {record.retired}; its private half is gone."
         )
     if record.on_token:
-        # TODO(tokens): a token key generated with backup enabled has its shares made when it
-        # is generated (`make_sheets` takes the PrivateKey before it goes onto the token); the
-        # token itself never gives its private half out again.
         raise InputRejected(
-            f"Key {short} lives on a token, which never gives its private half out: shares of "
-            "a token key are made when it is generated with backup enabled."
+            f"Key {short} lives on a token, which never gives its private half out: its share "
+            "sheets were made when it was generated with --backup-shares (or it was restored "
+            "from them); keep those."
         )
 
 
@@ -151,8 +153,8 @@ def make_sheets(
     ]
 
 
-def write_sheets(sheets: Sequence[ShareSheet], out: Path) -> list[Path]:
-    """Each sheet as `.txt` and `.pdf`, 0600; refuses to overwrite sheets already there."""
+def sheet_paths(sheets: Sequence[ShareSheet], out: Path) -> list[Path]:
+    """The files the sheets go to; refuses a folder that already holds any of them."""
     paths = [out / f"{s.file_stem()}{suffix}" for s in sheets for suffix in (".txt", ".pdf")]
     existing = [p for p in paths if p.exists()]
     if existing:
@@ -160,6 +162,12 @@ def write_sheets(sheets: Sequence[ShareSheet], out: Path) -> list[Path]:
             f"{out} already holds share sheets of this key ({existing[0].name}); choose an "
             "empty folder so two sets are never mixed."
         )
+    return paths
+
+
+def write_sheets(sheets: Sequence[ShareSheet], out: Path) -> list[Path]:
+    """Each sheet as `.txt` and `.pdf`, 0600; refuses to overwrite sheets already there."""
+    paths = sheet_paths(sheets, out)
     for sheet in sheets:
         stem = out / sheet.file_stem()
         atomic_write(stem.with_suffix(".txt"), sheet_text(sheet).encode("ascii"), mode=0o600)
@@ -201,6 +209,66 @@ def backup_key(
     files = write_sheets(sheets, out)
     saved = store.save(replace(record, backup="shares"))
     return BackupResult(saved, tuple(sheets), tuple(files))
+
+
+def generate_with_backup(
+    store: KeyStore,
+    role: str,
+    gun: str,
+    uri: Pkcs11Uri,
+    pin_for: PassphraseSource,
+    *,
+    count: int,
+    threshold: int,
+    out: Path,
+    share_passphrase: str,
+    now: datetime,
+) -> BackupResult:
+    """A token key that has a backup: made in this process's memory (a token never gives a
+    key out, so it cannot be split after), split into share sheets (checked), written onto
+    the token, its sheets written to `out`, its record saved (backup "shares"); nothing
+    keeps the copy in memory after that. A wrong PIN or a missing token stops before
+    anything is written; when a later step fails, the key is removed from the token and the
+    sheets written are removed too."""
+    from ceremony.signing.tokenkeys import put_on_token
+
+    check_split(count, threshold)
+    out = prepare_out_dir(out, store.home)
+    private = PrivateKey.generate_ecdsa()
+    certificate = make_root_certificate(private, gun, now) if role == "root" else None
+    guns: dict[str, Key | None] = {gun: certificate}
+    facts = KeyFacts(
+        private.canonical_id,
+        key_fingerprint(private.public_key()),
+        role,
+        private.algorithm,
+        guns,
+    )
+    sheets = make_sheets(
+        private,
+        facts,
+        count=count,
+        threshold=threshold,
+        share_passphrase=share_passphrase,
+        now=now,
+    )
+    paths = sheet_paths(sheets, out)  # none of them exists yet
+    try:
+        record = put_on_token(
+            store,
+            private,
+            role,
+            guns,
+            uri,
+            pin_for,
+            backup="shares",
+            before_record=lambda: write_sheets(sheets, out),
+        )
+    except BaseException:
+        for path in paths:  # sheets of a key that is nowhere must not stay behind
+            path.unlink(missing_ok=True)
+        raise
+    return BackupResult(record, tuple(sheets), tuple(paths))
 
 
 # ---------------------------------------------------------------------------
@@ -355,15 +423,22 @@ def check_facts(private: PrivateKey, facts: KeyFacts) -> None:
 
 
 def restore_refusal(store: KeyStore, canonical_id: str) -> KeyRecord | None:
-    """The existing record of the key, if any; refuses when its private half is in place."""
+    """The existing record of the key, if any; refuses when its private half is in place (its
+    key file, or the token its record names, when that token is present: a lost token's key
+    may be restored, and its record then points at the new place)."""
     record = store.get(canonical_id)
     if record is None:
         return None
     path = store.file_of(record)
     if record.on_token:
-        raise InputRejected(
-            f"Key {canonical_id[:12]} lives on a token in this home; nothing was restored."
-        )
+        from ceremony.signing.pkcs11 import token_present
+
+        if token_present(record.uri):
+            raise InputRejected(
+                f"Key {canonical_id[:12]} lives on {store.location(record)}, which is present: "
+                "it needs no restore; nothing was restored."
+            )
+        return record  # its token is lost: the restored key replaces it
     if path is not None and path.is_file():
         raise InputRejected(
             f"Key {canonical_id[:12]} is already in this home ({path.name}); nothing was restored."
@@ -371,20 +446,54 @@ def restore_refusal(store: KeyStore, canonical_id: str) -> KeyRecord | None:
     return record
 
 
-def token_destination(uri: str) -> None:
-    """`--token URI`: the token backend's part."""
-    if importlib.util.find_spec("ceremony.signing.pkcs11") is None:
+def token_destination(uri: str, module: str | None, algorithm: str) -> Pkcs11Uri:
+    """`--token URI` (and `--pkcs11-module`), checked before any share is typed."""
+    if algorithm != "ecdsa":
         raise UsageError(
-            "This installation has no token support, so a key cannot be restored onto a "
-            "token; restore it into the home without --token."
+            f"Only a P-256 key can be written to a token, and the shares are of an {algorithm} "
+            "key; restore it into the home without --token."
         )
-    # TODO(tokens): import the rebuilt PrivateKey onto the token `uri` names (CKA_SENSITIVE,
-    # not extractable), then save a record with that pkcs11: URI and backup="shares". The
-    # token module owns the PIN prompt and the import call.
-    raise UsageError(
-        f"Restoring onto a token ({uri}) is not available yet; restore into the home without "
-        "--token."
-    )
+    return token_uri(uri, module)
+
+
+def token_uri(uri: str, module: str | None) -> Pkcs11Uri:
+    """The token URI given, with the module from the option or environment; it must name one."""
+    parsed = Pkcs11Uri.parse(uri).with_module(module)
+    if parsed.module_path is None:
+        raise UsageError(
+            "Say which PKCS#11 module to load: --pkcs11-module PATH, CEREMONY_PKCS11_MODULE, "
+            "or module-path= in the URI."
+        )
+    return parsed
+
+
+def _merged_guns(
+    store: KeyStore, private: PrivateKey, guns: Mapping[str, Key | None]
+) -> dict[str, Key | None]:
+    """The GUNs restored, plus those an existing record of the key knows (refusing a key
+    whose private half is still in place)."""
+    existing = restore_refusal(store, private.canonical_id)
+    merged: dict[str, Key | None] = dict(guns)
+    if existing is not None:
+        merged.update({g: c for g, c in existing.guns.items() if c is not None or g not in merged})
+    return merged
+
+
+def restore_to_token(
+    store: KeyStore,
+    private: PrivateKey,
+    role: str,
+    guns: Mapping[str, Key | None],
+    uri: Pkcs11Uri,
+    pin_for: PassphraseSource,
+) -> KeyRecord:
+    """Write the restored (already checked) key onto the token, sensitive and not
+    extractable, with its root certificates; its record points at the token, backup
+    "shares". A wrong PIN or a missing token stops before anything is written."""
+    from ceremony.signing.tokenkeys import put_on_token
+
+    merged = _merged_guns(store, private, guns)
+    return put_on_token(store, private, role, merged, uri, pin_for, backup="shares")
 
 
 def store_restored(
@@ -395,9 +504,6 @@ def store_restored(
     new_passphrase: str,
 ) -> KeyRecord:
     """Write the key file under its new passphrase, then its record (backup="shares")."""
-    existing = restore_refusal(store, private.canonical_id)
-    merged: dict[str, Key | None] = dict(guns)
-    if existing is not None:
-        merged.update({g: c for g, c in existing.guns.items() if c is not None or g not in merged})
+    merged = _merged_guns(store, private, guns)
     record = store.store_file_key(private, role, merged, new_passphrase)
     return store.save(replace(record, backup="shares"))

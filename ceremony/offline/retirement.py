@@ -6,7 +6,8 @@ trusted once a request built on it is reviewed and signed). A key is *rotated
 out* when the newest root this machine trusts lists it in no role, for every
 repository the key serves. `ceremony key list` shows it so; `ceremony key
 retire` then removes its private half and marks the record retired (the record
-stays: it is the history of which keys were held).
+stays: it is the history of which keys were held). A token key's objects are
+destroyed on the token.
 
 A key this machine cannot place (no trust state for a repository it serves, or a
 delegation key, which only targets metadata lists) is never shown as rotated out
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ceremony.core.errors import CeremonyError, InputRejected, MalformedInput, UsageError
 from ceremony.core.keys import canonical_key_id
@@ -25,6 +27,10 @@ from ceremony.core.metadata import Envelope, Root
 from ceremony.offline.review import MIN_ACK_PREFIX, normalise_fingerprint
 from ceremony.offline.trust import TrustStore
 from ceremony.signing.keystore import KeyRecord, KeyStore
+from ceremony.signing.signer import PassphraseSource
+
+if TYPE_CHECKING:
+    from ceremony.signing.pkcs11 import KeyObjects
 
 ROOT_LISTED_ROLES = ("root", "targets")  # the offline roles whose keys root lists
 
@@ -109,6 +115,8 @@ class Retired:
     record: KeyRecord
     removed: Path | None  # the key file removed (None: there was none left)
     already: bool
+    token: str | None = None  # a token key: the token it was removed from
+    token_objects: int = 0  # how many objects (private, public, certificates) were removed
 
 
 def retire(
@@ -119,13 +127,17 @@ def retire(
     confirmation: str,
     force: bool,
     now: datetime,
+    pin_for: PassphraseSource | None = None,
 ) -> Retired:
     """Remove `record`'s private half and mark it retired, once the operator named it.
 
     Refuses (exit 1) a confirmation that does not name this key, and, without
     `force`, a key a trusted root still lists or one this machine cannot place.
     The record is marked first, so an interrupted retirement never leaves a live
-    record without its key; running it again finishes the removal.
+    record without its key; running it again finishes the removal. A token key
+    (PIN from `pin_for`) is found on its token before the record is marked, so a
+    wrong PIN or a missing token changes nothing; then its private key, public key
+    and certificate objects are destroyed.
     """
     short = record.canonical_id[:12]
     if not confirms(record, confirmation):
@@ -133,25 +145,32 @@ def retire(
             f"{confirmation!r} does not name key {short}: give at least {MIN_ACK_PREFIX} hex "
             "digits of its id or fingerprint; nothing was removed."
         )
-    if record.on_token:
-        # TODO(custody/pkcs11): delete the key objects from the token through the pkcs11
-        # backend (ceremony/signing/pkcs11.py) once it offers a delete; until then refuse.
-        raise UsageError(
-            f"Key {short} lives on a token ({record.uri}); retiring token keys is not supported "
-            "yet: delete it with the token's own tool; nothing was changed."
-        )
     with trust.locked():
         if record.retired is None and not force:
             _check_rotated_out(record, TrustedRoots(trust).standing(record))
+        objects = _token_objects(record, pin_for) if record.on_token else None
         already = record.retired is not None
         if not already:
             record = store.save(replace(record, retired=retirement_stamp(now)))
+        if objects is not None:
+            return Retired(record, None, already, objects.token, objects.destroy())
         path = store.file_of(record)
         removed = None
         if path is not None and path.exists():
             path.unlink()
             removed = path
     return Retired(record, removed, already)
+
+
+def _token_objects(record: KeyRecord, pin_for: PassphraseSource | None) -> KeyObjects:
+    """The key's objects on its token (logging in: a wrong PIN or a missing token stops here)."""
+    from ceremony.signing.pkcs11 import find_key_objects
+
+    if pin_for is None:
+        raise UsageError(
+            f"Key {record.canonical_id[:12]} lives on a token: its PIN is needed to remove it."
+        )
+    return find_key_objects(record.uri, record.public, pin_for)
 
 
 def _check_rotated_out(record: KeyRecord, standing: Standing) -> None:

@@ -222,6 +222,19 @@ def _find_token(library: pkcs11_library, uri: Pkcs11Uri) -> pkcs11.Token:
     return found[0]
 
 
+def token_present(uri_text: str) -> bool:
+    """Whether the token a key's URI names is present (no PIN needed): a key restored from
+    shares must not leave a second live copy on a token this machine can still reach."""
+    uri = Pkcs11Uri.parse(uri_text)
+    if uri.module_path is None:
+        return False
+    try:
+        _find_token(_library(uri.module_path), uri)
+    except (TokenMissing, TokenFailed):
+        return False
+    return True
+
+
 @dataclass(slots=True, eq=False)
 class _Login:
     """This process's logged-in session on one token (login state is per process in PKCS#11)."""
@@ -680,6 +693,68 @@ def discard_token_key(key: TokenKey) -> None:
     with contextlib.suppress(pkcs11.PKCS11Error):
         for obj in _objects(login.session, {Attribute.ID: key.uri.id}):
             obj.destroy()
+
+
+# -- removing a retired key from its token -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class KeyObjects:
+    """A key's objects found on its token (private key first), ready to be destroyed."""
+
+    token: str  # the token, for people: label and serial
+    objects: tuple[pkcs11.Object, ...] = field(repr=False)
+    login: _Login = field(repr=False)
+
+    def destroy(self) -> int:
+        """Destroy every object found; how many were destroyed."""
+        _check_writable(self.login)
+        with _failures(self.login.name, self.login.token):
+            for obj in self.objects:
+                obj.destroy()
+        return len(self.objects)
+
+
+def _same_key(spki: bytes | None, wanted: bytes) -> bool:
+    return spki is not None and _p256_spki(spki) == wanted
+
+
+def find_key_objects(uri_text: str, public: Key, secrets: PassphraseSource) -> KeyObjects:
+    """What retiring a token key removes: the private key its `pkcs11:` URI names, and the
+    public key and certificate objects of the same key (same CKA_ID when it has one, and
+    always the same public half, so no other key's objects are touched).
+
+    Logging in (the PIN is asked for here) and finding change nothing; `KeyObjects.destroy`
+    removes them.
+    """
+    uri = Pkcs11Uri.parse(uri_text)
+    wanted = _p256_spki(public.public_bytes)
+    if wanted is None:
+        raise UsageError("Only a P-256 key can be removed from a token.")
+    login = _login(uri, secrets)
+    _check_writable(login)
+    same_id: dict[Attribute, Any] = {Attribute.ID: uri.id} if uri.id is not None else {}
+    found: list[pkcs11.Object] = []
+    with _failures(login.name, login.token):
+        for private in _private_keys(login, uri):
+            key_id = bytes(_attribute(private, Attribute.ID) or b"")
+            if _same_key(_public_spki(login.session, private, key_id), wanted):
+                found.append(private)
+        for obj in _objects(login.session, {Attribute.CLASS: ObjectClass.PUBLIC_KEY, **same_id}):
+            params = _attribute(obj, Attribute.EC_PARAMS)
+            point = _attribute(obj, Attribute.EC_POINT)
+            if (
+                params
+                and point
+                and _same_key(_spki_from_point(bytes(params), bytes(point)), wanted)
+            ):
+                found.append(obj)
+        for obj in _objects(login.session, {Attribute.CLASS: ObjectClass.CERTIFICATE, **same_id}):
+            value = _attribute(obj, Attribute.VALUE)
+            certificate = _certificate_key(bytes(value)) if value else None
+            if certificate is not None and _same_key(pem_spki(certificate), wanted):
+                found.append(obj)
+    return KeyObjects(login.name, tuple(found), login)
 
 
 # -- adopting keys already on a token ------------------------------------------------

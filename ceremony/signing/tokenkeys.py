@@ -13,7 +13,7 @@ backup exists.
 from __future__ import annotations
 
 import secrets as random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -216,10 +216,14 @@ def put_on_token(
     secrets: PassphraseSource,
     *,
     backup: str,
+    before_record: Callable[[], object] | None = None,
 ) -> KeyRecord:
     """Write an existing P-256 key onto a token (non-extractable, with its root certificates)
     and record it there: for a key restored from backup shares, or generated in memory so
-    that shares could be made (`backup="shares"`). The caller then forgets its copy."""
+    that shares could be made (`backup="shares"`). The caller then forgets its copy.
+
+    `before_record` runs once the key is on the token and before its record is written
+    (writing the share sheets); if it fails, the key is removed from the token again."""
     if not _valid_role(role):
         raise UsageError(f"Cannot put a key for role {role!r} on a token.")
     if backup not in BACKUP_KINDS:
@@ -228,6 +232,8 @@ def put_on_token(
     certificates = tuple(c for c in guns.values() if c is not None)
     key = write_private_key(uri, private, secrets, label=label, certificates=certificates)
     try:
+        if before_record is not None:
+            before_record()
         record = KeyRecord(
             private.canonical_id, role, key.public, str(key.uri), dict(guns), backup=backup
         )

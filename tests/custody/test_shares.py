@@ -381,11 +381,13 @@ def test_shares_never_come_from_the_command_line(backed_up) -> None:
     one_sentence(proc)
 
 
-def test_restore_onto_a_token_is_the_token_backend_s_part(backed_up) -> None:
+def test_restore_onto_a_token_needs_its_module(backed_up) -> None:
+    """Restoring onto a token is tested on SoftHSM2 in test_token_custody.py; without a
+    PKCS#11 module it is refused before anything is written."""
     home, key_id, files = backed_up
     _lose(home, key_id)
     proc = _restore_files(home, files[:3], "--token", "pkcs11:token=ceremony", code=2)
-    assert "without --token" in one_sentence(proc)
+    assert "--pkcs11-module" in one_sentence(proc)
     assert key_files(home) == set()
 
 

@@ -110,7 +110,7 @@ def test_root_generated_on_softhsm_signs_a_ceremony_the_notary_client_lists(
     assert_no_private_key_file(home)
     listing = rig.run("ceremony", "key", "list").stdout
     serial = str(root["uri"]).split("serial=")[1].split(";")[0]
-    assert listing.count(f"lives in token '{LABEL}' (serial {serial}), key id ") == 2
+    assert listing.count(f"lives in token '{LABEL}' (serial {serial}),\n           key id ") == 2
 
     # On the token: both private keys non-extractable, sensitive, made there; the root
     # certificate stored with the root key's CKA_ID, identical to the record's.
