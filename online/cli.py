@@ -36,6 +36,7 @@ from ceremony.edge.clikit import new_app, output_console, run_app
 from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
+from online import drill_cmds
 from online.changelist import canonical_custom, read_changelist, translate
 from online.client.config import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA, ServerConfig
 from online.client.http import TrustServer
@@ -56,6 +57,8 @@ app = new_app(
 )
 delegation_app = new_app("Add or remove a delegation (defined in its parent role).")
 app.add_typer(delegation_app, name="delegation")
+app.command("local-server")(drill_cmds.local_server)
+app.command("drill")(drill_cmds.drill)
 
 out = output_console()
 err = output_console(stderr=True)

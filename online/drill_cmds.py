@@ -1,0 +1,139 @@
+"""`ceremony-online local-server` and `ceremony-online drill`: rehearsals on one machine.
+
+`local-server` runs a throwaway notary-server (memory store, TLS, loopback) in the
+foreground until Ctrl-C or SIGTERM, which are its normal stop (exit 0). `drill` runs a
+whole ceremony, or a fault scenario, against the same kind of server with the real
+`ceremony` and `ceremony-online` commands as subprocesses (`online.drill`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from ceremony.core.errors import EnvironmentFailure, UsageError, VerificationFailed
+from ceremony.edge.clikit import output_console
+from online.drill import SCENARIOS, DrillOptions, run_drill
+from online.localserver import start_memory_server, stop_processes, write_env_file
+
+err = output_console(stderr=True)
+_POLL = 0.2  # seconds between checks that the server is still running
+
+
+def local_server(
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Folder for the certificate, config, log and env file "
+            "(default: a temporary folder, removed at the stop).",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help="Port on 127.0.0.1 (default: a free one).", min=1, max=65535),
+    ] = None,
+) -> None:
+    """Run a throwaway notary-server on 127.0.0.1 (memory store, TLS) until Ctrl-C.
+
+    Prints CEREMONY_SERVER and CEREMONY_TLS_CA lines for `eval` and writes them to DIR/env.
+    Everything it stores is lost at the stop: for rehearsals and tests only.
+
+    Example: ceremony-online local-server --dir /tmp/srv, then in another shell
+    eval "$(cat /tmp/srv/env)".
+    """
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    temporary = directory is None
+    folder = (
+        Path(tempfile.mkdtemp(prefix="ceremony-local-server-")) if directory is None else directory
+    )
+    try:
+        server = start_memory_server(folder, port)
+        try:
+            env_file = write_env_file(server)
+            sys.stdout.write(server.env_lines())
+            sys.stdout.flush()
+            err.print(
+                f"notary-server (memory store: everything is lost at the stop) answers at "
+                f"{server.url}; the lines above are in {env_file}. Stop it with Ctrl-C.",
+                markup=False,
+            )
+            while not stop.is_set():
+                code = next((p.returncode for p in server.processes if p.poll() is not None), None)
+                if code is not None:
+                    raise EnvironmentFailure(
+                        f"notary-server stopped by itself (status {code}); its log is "
+                        f"{folder / 'server.log'}."
+                    )
+                stop.wait(_POLL)
+        finally:
+            stop_processes(server.processes)
+        err.print("notary-server stopped; its data is gone.", markup=False)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def drill(
+    scenario: Annotated[
+        str,
+        typer.Option(
+            "--scenario",
+            help="Which rehearsal: " + ", ".join(SCENARIOS) + ", or all.",
+        ),
+    ] = "full",
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="Folder for drill.md and drill.html (default: ./ceremony-drill)."
+        ),
+    ] = None,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Keep the homes and files of the rehearsal (in REPORT/work)."),
+    ] = False,
+) -> None:
+    """Rehearse a whole ceremony on this machine, with nothing to set up, and report it.
+
+    A throwaway notary-server, separate homes for the online machine and each keyholder,
+    and the real `ceremony` and `ceremony-online` commands as subprocesses. Fault scenarios
+    check what the tools say and keep. Exits 1 if any check fails.
+
+    Example: ceremony-online drill --scenario all --report drill-report
+    """
+    names = list(SCENARIOS) if scenario == "all" else [scenario]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise UsageError(
+            f"There is no scenario {unknown[0]!r}: choose one of {', '.join(SCENARIOS)}, or all."
+        )
+    folder = report if report is not None else Path("ceremony-drill")
+    result = run_drill(
+        DrillOptions(scenarios=tuple(names), report=folder, keep=keep),
+        say=lambda text: err.print(text, markup=False),
+    )
+    err.print(
+        f"Report: {result.markdown} and {result.html} ({result.passed} of {result.total} "
+        "checks passed).",
+        markup=False,
+    )
+    if result.passed != result.total:
+        raise VerificationFailed(
+            f"The drill failed {result.total - result.passed} of {result.total} checks; "
+            f"see {result.markdown}."
+        )
