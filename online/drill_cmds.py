@@ -89,14 +89,19 @@ def local_server(
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _interrupted(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def drill(
     scenario: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
             "--scenario",
-            help="Which rehearsal: " + ", ".join(SCENARIOS) + ", or all.",
+            help="Which rehearsal (repeatable): " + ", ".join(SCENARIOS) + ", or all. "
+            "Default: full.",
         ),
-    ] = "full",
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -107,6 +112,10 @@ def drill(
         bool,
         typer.Option("--keep", help="Keep the homes and files of the rehearsal (in REPORT/work)."),
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option("--jobs", help="Scenarios rehearsed at the same time.", min=1, max=16),
+    ] = 1,
 ) -> None:
     """Rehearse a whole ceremony on this machine, with nothing to set up, and report it.
 
@@ -116,17 +125,22 @@ def drill(
 
     Example: ceremony-online drill --scenario all --report drill-report
     """
-    names = list(SCENARIOS) if scenario == "all" else [scenario]
+    asked = scenario or ["full"]
+    names = list(SCENARIOS) if "all" in asked else list(dict.fromkeys(asked))
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise UsageError(
             f"There is no scenario {unknown[0]!r}: choose one of {', '.join(SCENARIOS)}, or all."
         )
     folder = report if report is not None else Path("ceremony-drill")
-    result = run_drill(
-        DrillOptions(scenarios=tuple(names), report=folder, keep=keep),
-        say=lambda text: err.print(text, markup=False),
-    )
+    previous = signal.signal(signal.SIGTERM, _interrupted)  # stop like Ctrl-C: clean up
+    try:
+        result = run_drill(
+            DrillOptions(scenarios=tuple(names), report=folder, keep=keep, jobs=jobs),
+            say=lambda text: err.print(text, markup=False),
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     err.print(
         f"Report: {result.markdown} and {result.html} ({result.passed} of {result.total} "
         "checks passed).",
