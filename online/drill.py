@@ -682,18 +682,8 @@ def play_full(r: Rehearsal, _ctx: DrillContext) -> None:
     _publish_qr(r, sig_a, sig_b)
     r.notary_list("a docker host lists the repository with the real notary client", "app-1.0")
 
-    r.stage_file("app-1.1", "release 1.1\n")
-    frames = _qr_export(r, "routine")
-    for who, seed in (("alice", 3), ("carol", 4)):
-        caps = r.usb / f"routine-{who}-captures"
-        _camera(r, who, frames, caps, seed)
-    shots = [
-        _qr_sign(r, who, r.usb / f"routine-{who}-captures", "routine") for who in ("alice", "carol")
-    ]
-    _publish_qr(r, *shots)
-    r.notary_list("the notary client lists both releases", "app-1.0", "app-1.1")
-
-    # root rotation: a new root key on alice's machine; old and new root keys sign
+    # one more ceremony: release 1.1 and a root rotation (a new root key on alice's machine);
+    # old and new root keys sign root, alice and carol (her first contact) sign targets
     alice = r.keyholder("alice")
     out = r.run(
         alice,
@@ -731,21 +721,27 @@ def play_full(r: Rehearsal, _ctx: DrillContext) -> None:
         "--public-keys",
         str(new_keys),
     )
+    r.stage_file("app-1.1", "release 1.1\n")
     frames = _qr_export(r, "rotation")
-    caps = r.usb / "rotation-alice-captures"
-    _camera(r, "alice", frames, caps, 5)
+    caps = {who: r.usb / f"rotation-{who}-captures" for who in ("alice", "carol")}
+    _camera(r, "alice", frames, caps["alice"], 5)
+    _camera(r, "carol", frames, caps["carol"], 6)
     r.run(
         alice,
-        "alice reviews the rotation: v1 -> v2, the new key held on this machine",
+        "alice reviews: root v1 -> v2, the new key held on this machine, release 1.1",
         "ceremony",
         "review",
         "--qr",
-        str(caps),
+        str(caps["alice"]),
         "--full",
-        says=("v1 -> v2", f"+ root key {new_fp}"),
+        says=("v1 -> v2", f"+ root key {new_fp}", "app-1.1"),
     )
-    shot = _qr_sign(r, "alice", caps, "rotation", "--accept", "root")
-    _publish_qr(r, shot)
+    shots = [
+        _qr_sign(r, "alice", caps["alice"], "rotation", "--accept", "root"),
+        # carol holds no root key: she confirms the new one from the record
+        _qr_sign(r, "carol", caps["carol"], "rotation", "--accept", "root", "--expect-key", new_fp),
+    ]
+    _publish_qr(r, *shots)
 
     def follows() -> str:
         root = r.work / "client-trust" / "tuf" / r.gun / "metadata" / "root.json"
@@ -1132,8 +1128,8 @@ def play_abandoned(r: Rehearsal, _ctx: DrillContext) -> None:
 SCENARIOS: dict[str, Scenario] = {
     "full": Scenario(
         "The whole path: three keyholders make keys, the repository needs 2 of 3 targets "
-        "signatures, requests and signatures cross the air gap as QR images, a routine "
-        "release, then a root rotation that a client trusting the old root follows.",
+        "signatures, requests and signatures cross the air gap as QR images; then release 1.1 "
+        "together with a root rotation, which a client that trusted the old root follows.",
         (
             "every command exits 0",
             "the real notary client lists each release",
