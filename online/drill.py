@@ -723,23 +723,23 @@ def play_full(r: Rehearsal, _ctx: DrillContext) -> None:
     )
     r.stage_file("app-1.1", "release 1.1\n")
     frames = _qr_export(r, "rotation")
-    caps = {who: r.usb / f"rotation-{who}-captures" for who in ("alice", "carol")}
-    _camera(r, "alice", frames, caps["alice"], 5)
-    _camera(r, "carol", frames, caps["carol"], 6)
+    seen = {who: r.usb / f"rotation-{who}-captures" for who in ("alice", "carol")}
+    _camera(r, "alice", frames, seen["alice"], 5)
+    _camera(r, "carol", frames, seen["carol"], 6)
     r.run(
         alice,
         "alice reviews: root v1 -> v2, the new key held on this machine, release 1.1",
         "ceremony",
         "review",
         "--qr",
-        str(caps["alice"]),
+        str(seen["alice"]),
         "--full",
         says=("v1 -> v2", f"+ root key {new_fp}", "app-1.1"),
     )
     shots = [
-        _qr_sign(r, "alice", caps["alice"], "rotation", "--accept", "root"),
+        _qr_sign(r, "alice", seen["alice"], "rotation", "--accept", "root"),
         # carol holds no root key: she confirms the new one from the record
-        _qr_sign(r, "carol", caps["carol"], "rotation", "--accept", "root", "--expect-key", new_fp),
+        _qr_sign(r, "carol", seen["carol"], "rotation", "--accept", "root", "--expect-key", new_fp),
     ]
     _publish_qr(r, *shots)
 
