@@ -42,7 +42,7 @@ from online.localserver import LocalServer, memory_server
 
 STEP_TIMEOUT = 300  # seconds for one command
 OUTPUT_LIMIT = 6000  # characters of a step's output kept in the report (head and tail)
-REDACTED = "[passphrase]"
+REDACTED = "[secret]"
 QR_LOSS = 0.3  # the share of QR frames the camera misses
 FAKE_LATER = "+1100d"  # past the 3-year expiry of targets (faketime offset)
 
@@ -298,16 +298,19 @@ class Rehearsal:
 
     def make_keys(self, who: str, *roles: str) -> None:
         machine = self.keyholder(who)
+        token = machine.env.get("DRILL_TOKEN")
         for role in roles:
+            where = ["--token", token] if token and role != "root" else []
             out = self.run(
                 machine,
-                f"{who} generates a {role} key",
+                f"{who} generates a {role} key" + (" on the token" if where else ""),
                 "ceremony",
                 "key",
                 "generate",
                 role,
                 "--gun",
                 self.gun,
+                *where,
             )
             key_id = _first_hex64(out.output.split())
             self.key_ids.setdefault(who, {})[role] = key_id
@@ -804,27 +807,77 @@ def play_missing_keyholder(r: Rehearsal, _ctx: DrillContext) -> None:
     r.notary_list("the notary client lists the release", "app-1.0")
 
 
+def _no_file(path: Path, _outcome: Outcome) -> str | None:
+    return f"{path.name} was written" if path.exists() else None
+
+
+def softhsm_module() -> Path | None:
+    """SoftHSM2's PKCS#11 module, where Debian puts it, if installed."""
+    found = [Path("/usr/lib/softhsm/libsofthsm2.so"), *Path("/usr/lib").glob("*/softhsm/*.so")]
+    return next((p for p in found if p.exists()), None)
+
+
+def give_token(r: Rehearsal, who: str) -> bool:
+    """Give `who` a fresh SoftHSM2 token (a stand-in for their HSM or smart card)."""
+    module, util = softhsm_module(), shutil.which("softhsm2-util")
+    if module is None or util is None:
+        r.record(
+            "drill", "SoftHSM2 is installed", "softhsm2-util --version", "found", "", 0.0,
+            "SoftHSM2 is not installed (Debian package softhsm2): the token is not rehearsed",
+        )  # fmt: skip
+        return False
+    machine = r.keyholder(who)
+    tokens = r.work / f"{who}-token"
+    tokens.mkdir(parents=True, exist_ok=True)
+    conf = tokens / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    pin, so_pin = secrets.token_hex(4), secrets.token_hex(8)
+    r.secrets_seen.extend((pin, so_pin))
+    machine.env.update(
+        {
+            "SOFTHSM2_CONF": str(conf),
+            "CEREMONY_PKCS11_MODULE": str(module),
+            "CEREMONY_PKCS11_PIN": pin,
+            "DRILL_TOKEN": f"pkcs11:token=drill-{who}",
+        }
+    )
+    r.run(
+        machine, f"{who} initialises a token (SoftHSM2 stands in for the hardware)",
+        util, "--init-token", "--free", "--label", f"drill-{who}", "--pin", pin,
+        "--so-pin", so_pin,
+    )  # fmt: skip
+    return True
+
+
 def play_wrong_passphrase(r: Rehearsal, _ctx: DrillContext) -> None:
+    if not give_token(r, "bob"):
+        return
     r.prepare(("alice", "bob"), threshold=2)
     request = r.export("init")
     bad = secrets.token_urlsafe(12)
-    r.secrets_seen.append(bad)
-    out = r.usb / "init.bob.sig.json"
-    r.run(
-        r.keyholder("bob"),
-        "bob signs with a wrong passphrase",
-        "ceremony",
-        "sign",
-        str(request),
-        "--out",
-        str(out),
-        "--yes",
-        *r.expect_keys("bob", new_repository=True),
-        env={"NOTARY_TARGETS_PASSPHRASE": bad, "NOTARY_ROOT_PASSPHRASE": bad},
-        code=(1, 4),
-        says=("passphrase",),
-        check=lambda _: "a signatures file was written" if out.exists() else None,
-    )
+    bad_pin = secrets.token_hex(4)
+    r.secrets_seen.extend((bad, bad_pin))
+    for who, title, env, word in (
+        ("alice", "alice signs with a wrong passphrase", {
+            "NOTARY_TARGETS_PASSPHRASE": bad, "NOTARY_ROOT_PASSPHRASE": bad}, "passphrase"),
+        ("bob", "bob signs with a wrong token PIN", {"CEREMONY_PKCS11_PIN": bad_pin}, "PIN"),
+    ):  # fmt: skip
+        out = r.usb / f"init.{who}.sig.json"
+        r.run(
+            r.keyholder(who),
+            title,
+            "ceremony",
+            "sign",
+            str(request),
+            "--out",
+            str(out),
+            "--yes",
+            *r.expect_keys(who, new_repository=True),
+            env=env,
+            code=(1, 4),
+            says=(word,),
+            check=partial(_no_file, out),
+        )
     sig_b = r.sign("bob", request, "init")
     sig_a = r.sign("alice", request, "init")
     r.publish(sig_a, sig_b)
@@ -1147,11 +1200,13 @@ SCENARIOS: dict[str, Scenario] = {
         play_missing_keyholder,
     ),
     "wrong-passphrase": Scenario(
-        "A keyholder's machine is given a wrong passphrase (from the environment).",
+        "Two keyholders must sign: alice's key file gets a wrong passphrase, bob's token "
+        "(SoftHSM2) a wrong PIN, both from the environment.",
         (
-            "sign fails with one sentence naming the passphrase, writes no signatures file",
-            "the wrong passphrase appears nowhere in the output",
-            "with the right passphrase the ceremony completes",
+            "sign fails with one sentence naming the passphrase or PIN, writes no signatures "
+            "file, and never retries the PIN",
+            "neither the wrong nor the right passphrase or PIN appears in the output",
+            "with the right passphrase and PIN the ceremony completes",
         ),
         play_wrong_passphrase,
     ),
