@@ -33,13 +33,16 @@ def local_server(
         Path | None,
         typer.Option(
             "--dir",
+            metavar="DIR",
             help="Folder for the certificate, config, log and env file "
             "(default: a temporary folder, removed at the stop).",
         ),
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", help="Port on 127.0.0.1 (default: a free one).", min=1, max=65535),
+        typer.Option(
+            "--port", metavar="N", help="Port on 127.0.0.1 (default: a free one).", min=1, max=65535
+        ),
     ] = None,
 ) -> None:
     """Run a throwaway notary-server on 127.0.0.1 (memory store, TLS) until Ctrl-C.
@@ -98,6 +101,7 @@ def drill(
         list[str] | None,
         typer.Option(
             "--scenario",
+            metavar="NAME",
             help="Which rehearsal (repeatable): " + ", ".join(SCENARIOS) + ", or all. "
             "Default: full.",
         ),
@@ -105,7 +109,9 @@ def drill(
     report: Annotated[
         Path | None,
         typer.Option(
-            "--report", help="Folder for drill.md and drill.html (default: ./ceremony-drill)."
+            "--report",
+            metavar="DIR",
+            help="Folder for drill.md and drill.html (default: ./ceremony-drill).",
         ),
     ] = None,
     keep: Annotated[
@@ -114,7 +120,9 @@ def drill(
     ] = False,
     jobs: Annotated[
         int,
-        typer.Option("--jobs", help="Scenarios rehearsed at the same time.", min=1, max=16),
+        typer.Option(
+            "--jobs", metavar="N", help="Scenarios rehearsed at the same time.", min=1, max=16
+        ),
     ] = 1,
 ) -> None:
     """Rehearse a whole ceremony on this machine, with nothing to set up, and report it.
