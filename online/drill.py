@@ -487,11 +487,20 @@ class Rehearsal:
         )
 
     def notary_list(
-        self, title: str, *names: str, trust: str = "client-trust", server: str | None = None
+        self,
+        title: str,
+        *names: str,
+        trust: str = "client-trust",
+        server: str | None = None,
+        absent: Sequence[str] = (),
     ) -> Outcome:
         def listed(outcome: Outcome) -> str | None:
-            missing = [n for n in names if f"\n{n} " not in "\n" + outcome.output]
-            return f"the notary client does not list {', '.join(missing)}" if missing else None
+            lines = "\n" + outcome.output
+            missing = [n for n in names if f"\n{n} " not in lines]
+            if missing:
+                return f"the notary client does not list {', '.join(missing)}"
+            extra = [n for n in absent if f"\n{n} " in lines]
+            return f"the notary client lists {', '.join(extra)}" if extra else None
 
         return self.run(
             self.client(),
@@ -506,7 +515,8 @@ class Rehearsal:
             "list",
             self.gun,
             check=listed,
-            expected=f"exit 0; lists {', '.join(names)}",
+            expected=f"exit 0; lists {', '.join(names)}"
+            + (f"; not {', '.join(absent)}" if absent else ""),
         )
 
 
@@ -964,7 +974,10 @@ def play_conflict(r: Rehearsal, _ctx: DrillContext) -> None:
         expected="refused: the server moved on since the export; nothing uploaded",
     )
     r.notary_list(
-        "the server serves the hotfix, not the refused release", "hotfix", trust="client-mid"
+        "the server serves the hotfix, not the refused release",
+        "hotfix",
+        trust="client-mid",
+        absent=("app-2.0",),
     )
     r.run(
         r.online,
