@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from ceremony.core.errors import EnvironmentFailure, UsageError, VerificationFailed
+from ceremony.core.errors import Aborted, EnvironmentFailure, UsageError, VerificationFailed
 from ceremony.edge.clikit import output_console
 from online.drill import SCENARIOS, DrillOptions, run_drill
 from online.localserver import start_memory_server, stop_processes, write_env_file
@@ -93,7 +93,10 @@ def local_server(
 
 
 def _interrupted(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    raise Aborted(
+        "The drill was interrupted; its server was stopped, its homes removed, and no report "
+        "was written."
+    )
 
 
 def drill(
@@ -141,14 +144,16 @@ def drill(
             f"There is no scenario {unknown[0]!r}: choose one of {', '.join(SCENARIOS)}, or all."
         )
     folder = report if report is not None else Path("ceremony-drill")
-    previous = signal.signal(signal.SIGTERM, _interrupted)  # stop like Ctrl-C: clean up
+    # Ctrl-C and SIGTERM stop the drill in order: the server is stopped, the homes removed.
+    previous = {s: signal.signal(s, _interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = run_drill(
             DrillOptions(scenarios=tuple(names), report=folder, keep=keep, jobs=jobs),
             say=lambda text: err.print(text, markup=False),
         )
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     err.print(
         f"Report: {result.markdown} and {result.html} ({result.passed} of {result.total} "
         "checks passed).",

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from online.drill import SCENARIOS
@@ -103,3 +105,29 @@ def test_report_escapes_output_and_fences() -> None:
     text = markdown(record)
     assert "````text\n<script>```\n````" in text
     assert "**problem:** exit 1, expected 0" in text
+
+
+def test_an_interrupted_drill_stops_its_server_and_exits_4(tmp_path: Path) -> None:
+    from tests.online.test_local_server import processes_mentioning
+
+    report = tmp_path / "report"
+    proc = subprocess.Popen(
+        [str(BIN / "ceremony-online"), "drill", "--keep", "--report", str(report)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    assert "notary-server at" in proc.stderr.readline()
+    deadline = time.monotonic() + 60
+    while not list((report / "work" / "full").glob("alice/private/*.key")):
+        assert time.monotonic() < deadline, "the drill never made alice's first key"
+        time.sleep(0.1)
+    assert processes_mentioning(str(report / "work" / "server"))
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, err
+    assert "The drill was interrupted" in err and "Traceback" not in err
+    assert processes_mentioning(str(report)) == []
+    assert not (report / "drill.md").exists()
