@@ -119,6 +119,7 @@ class Rehearsal:
     fingerprints: dict[str, dict[str, str]] = field(default_factory=dict)  # who -> role -> fp
     key_ids: dict[str, dict[str, str]] = field(default_factory=dict)
     trusting: set[str] = field(default_factory=set)  # keyholders past their first contact
+    words: dict[str, str] = field(default_factory=dict)  # request label -> words read aloud
 
     def __post_init__(self) -> None:
         self.gun = f"drill.example.com/{self.name}/app"
@@ -445,9 +446,19 @@ class Rehearsal:
             str(listing),
         )
 
+    def heard(self, label: str, export: Outcome) -> None:
+        """Note the words the operator reads aloud for a request (from `export`'s output)."""
+        found = re.search(r"^words:\s+(.+)$", export.output, re.M)
+        if found:
+            self.words[label] = found.group(1).strip()
+
+    def read_aloud(self, label: str) -> tuple[str, ...]:
+        """What a keyholder's review must show: the words the operator read aloud."""
+        return (self.words[label],) if label in self.words else ()
+
     def export(self, label: str, machine: Machine | None = None) -> Path:
         request = self.usb / f"{label}.request.json"
-        self.run(
+        out = self.run(
             machine or self.online,
             f"export the {label} request",
             "ceremony-online",
@@ -457,6 +468,7 @@ class Rehearsal:
             str(request),
             says=("words:",),
         )
+        self.heard(label, out)
         return request
 
     def sign(self, who: str, request: Path, label: str, *extra: str) -> Path:
@@ -472,6 +484,7 @@ class Rehearsal:
             "--yes",
             *self.expect_keys(who, new_repository=label == "init"),
             *extra,
+            says=self.read_aloud(label),
         )
         self.trusting.add(who)
         return out
@@ -596,6 +609,7 @@ def _qr_sign(r: Rehearsal, who: str, captures: Path, label: str, *extra: str) ->
         "--yes",
         *r.expect_keys(who, new_repository=label == "init"),
         *extra,
+        says=r.read_aloud(label),
     )
     r.trusting.add(who)
     images = sorted(out.glob("*.png"))
@@ -630,7 +644,7 @@ def _camera(r: Rehearsal, who: str, frames: Path, caps: Path, seed: int) -> None
 
 def _qr_export(r: Rehearsal, label: str, *extra: str) -> Path:
     frames = r.usb / f"{label}-qr"
-    r.run(
+    out = r.run(
         r.online,
         f"export the {label} request as QR frames (PNG)",
         "ceremony-online",
@@ -641,6 +655,7 @@ def _qr_export(r: Rehearsal, label: str, *extra: str) -> Path:
         *extra,
         says=("words:",),
     )
+    r.heard(label, out)
     return frames
 
 
