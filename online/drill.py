@@ -916,7 +916,7 @@ def play_qr_loss(r: Rehearsal, _ctx: DrillContext) -> None:
     caps = r.usb / "bulk-captures"
     r.note(
         "alice (offline machine)",
-        "the camera misses 30 % of the frames",
+        f"the camera misses {int(QR_LOSS * 100)} % of the frames",
         f"drop {int(QR_LOSS * 100)} % of the frames; blur, shrink and JPEG the rest",
         lambda: capture(frames, caps, QR_LOSS, 1),
     )
@@ -940,7 +940,7 @@ def play_qr_loss(r: Rehearsal, _ctx: DrillContext) -> None:
         r.note(
             "alice (offline machine)",
             "the loop plays again: a second pass of the camera",
-            "capture the loop again, missing another 30 %",
+            f"capture the loop again, missing another {int(QR_LOSS * 100)} %",
             lambda: capture(frames, caps, QR_LOSS, 2),
         )
         r.run(
