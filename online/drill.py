@@ -115,7 +115,6 @@ class Rehearsal:
     steps: list[StepRecord] = field(default_factory=list)
     gun: str = ""
     keyholders: dict[str, Machine] = field(default_factory=dict)
-    passphrases: dict[str, str] = field(default_factory=dict)
     fingerprints: dict[str, dict[str, str]] = field(default_factory=dict)  # who -> role -> fp
     key_ids: dict[str, dict[str, str]] = field(default_factory=dict)
     trusting: set[str] = field(default_factory=set)  # keyholders past their first contact
@@ -155,7 +154,6 @@ class Rehearsal:
         if who not in self.keyholders:
             passphrase = secrets.token_urlsafe(18)
             self.secrets_seen.append(passphrase)
-            self.passphrases[who] = passphrase
             env = self._base_env(who)
             env.update(
                 {
