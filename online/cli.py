@@ -44,7 +44,7 @@ from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.edge.progress import Steps
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
-from online import signer_cmds, staging_cmds
+from online import drill_cmds, signer_cmds, staging_cmds
 from online.changelist import canonical_custom, read_changelist, translate
 from online.cli_root import CURRENT, Globals, app, globals_of
 from online.client.config import ServerConfig
@@ -67,6 +67,8 @@ app.add_typer(delegation_app, name="delegation")
 app.add_typer(signer_cmds.signer_app, name="signer")
 delegation_app.command("list")(signer_cmds.delegation_list)
 delegation_app.command("update")(signer_cmds.delegation_update)
+app.command("local-server")(drill_cmds.local_server)
+app.command("drill")(drill_cmds.drill)
 
 out = output_console()
 err = output_console(stderr=True)

@@ -104,6 +104,14 @@ def globals_of(ctx: typer.Context) -> Globals:
 OVERVIEW = Overview(
     commands=(  # overview: begin
         (
+            "local-server",
+            "Run a throwaway notary-server on 127.0.0.1 (memory store, TLS) until Ctrl-C.",
+        ),
+        (
+            "drill",
+            "Rehearse a whole ceremony on this machine, with nothing to set up, and report it.",
+        ),
+        (
             "init",
             "Stage a new repository: offline root and targets keys, server-held snapshot and timestamp.",
         ),

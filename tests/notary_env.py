@@ -1,25 +1,30 @@
 """A real notary-server on loopback and a driver for the real `notary` client.
 
-One server per test session: TLS with a throwaway certificate (SAN 127.0.0.1),
-memory storage, the in-process local signer, a free port picked first
-(notary-server.md). `NotaryCli` runs the real client against it with a fresh
+One server per test session: `online.localserver`'s memory shape (TLS with a
+throwaway certificate, memory storage, the in-process signer, a free port), the
+same code `ceremony-online local-server` and `drill` run. `NotaryCli` runs the real client against it with a fresh
 trust directory and passphrases from the environment, so nothing prompts.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
-import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from online.localserver import (
+    LOG_NAME,
+    LocalServer,
+    free_port,
+    start_memory_server,
+    stop_processes,
+)
+
+__all__ = ["PASSPHRASE", "PASSPHRASE_ENV", "NotaryCli", "NotaryServer", "free_port", "start_server"]
 
 PASSPHRASE = "ceremony-test-passphrase"  # test-only secret, never a real key
 PASSPHRASE_ENV = {
@@ -30,100 +35,34 @@ PASSPHRASE_ENV = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def make_tls_cert(directory: Path) -> tuple[Path, Path]:
-    key, crt = directory / "notary-server.key", directory / "notary-server.crt"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "3650",
-            "-keyout",
-            str(key),
-            "-out",
-            str(crt),
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return key, crt
-
-
 @dataclass
 class NotaryServer:
-    """A running notary-server process."""
+    """A running notary-server: `online.localserver`'s memory shape, as the tests use it."""
 
-    directory: Path
-    port: int
-    ca: Path
-    proc: subprocess.Popen[bytes] | None = None
-    log: Path = field(init=False)
+    local: LocalServer
 
-    def __post_init__(self) -> None:
-        self.log = self.directory / "server.log"
+    @property
+    def directory(self) -> Path:
+        return self.local.directory
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return self.local.url
 
-    def config(self) -> dict[str, Any]:
-        """notary-server's configuration: TLS, memory storage, the in-process signer."""
-        return {
-            "server": {
-                "http_addr": f"127.0.0.1:{self.port}",
-                "tls_key_file": "./notary-server.key",
-                "tls_cert_file": "./notary-server.crt",
-            },
-            "trust_service": {"type": "local"},
-            "storage": {"backend": "memory"},
-            "logging": {"level": "info"},
-        }
+    @property
+    def port(self) -> int:
+        return self.local.port
 
-    def start(self) -> None:
-        config = self.directory / "server-config.json"
-        config.write_text(json.dumps(self.config()))
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                ["notary-server", "-config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        ctx = ssl.create_default_context(cafile=str(self.ca))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"notary-server exited: {self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(
-                    f"{self.url}/_notary_server/health", context=ctx, timeout=2
-                ):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("notary-server did not become healthy")
+    @property
+    def ca(self) -> Path:
+        return self.local.ca
+
+    @property
+    def log(self) -> Path:
+        return self.local.directory / LOG_NAME
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=10)
-        self.proc = None
+        stop_processes(self.local.processes)
 
     def fetch(self, gun: str, name: str) -> bytes:
         """GET a metadata file straight from the server (test-side, not our client)."""
@@ -134,14 +73,11 @@ class NotaryServer:
             return bytes(r.read())
 
 
-def start_server(directory: Path) -> NotaryServer:
+def start_server(directory: Path, extra_config: dict[str, object] | None = None) -> NotaryServer:
+    """The same server `ceremony-online local-server` runs (one implementation for both)."""
     if shutil.which("notary-server") is None:
         raise RuntimeError("notary-server is not installed: run `make test`, which installs it")
-    directory.mkdir(parents=True, exist_ok=True)
-    _, crt = make_tls_cert(directory)
-    server = NotaryServer(directory, free_port(), crt)
-    server.start()
-    return server
+    return NotaryServer(start_memory_server(directory, extra_config=extra_config))
 
 
 @dataclass

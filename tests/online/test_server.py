@@ -49,7 +49,7 @@ from online.client.config import Credentials, ServerConfig
 from online.client.fetch import fetch_repository, fetch_root_chain
 from online.client.http import TrustServer
 from online.client.names import metadata_name
-from tests.notary_env import NotaryCli, NotaryServer, free_port, make_tls_cert
+from tests.notary_env import NotaryCli, NotaryServer, free_port, start_server
 
 pytestmark = pytest.mark.notary
 
@@ -681,32 +681,31 @@ class AuthServer(NotaryServer):
 
     tokens: TokenService | None = None
 
-    def config(self) -> dict[str, Any]:
-        assert self.tokens is not None
-        config = super().config()
-        config["auth"] = {
+
+def auth_section(directory: Path, tokens: TokenService) -> dict[str, object]:
+    return {
+        "auth": {
             "type": "token",
             "options": {
-                "realm": self.tokens.realm,
+                "realm": tokens.realm,
                 "service": SERVICE,
                 "issuer": ISSUER,
-                "rootcertbundle": str(self.directory / "auth.crt"),
+                "rootcertbundle": str(directory / "auth.crt"),
             },
         }
-        return config
+    }
 
 
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
     directory = tmp_path_factory.mktemp("notary-auth-server")
-    _, crt = make_tls_cert(directory)
     tokens = TokenService(directory)
-    server = AuthServer(directory, free_port(), crt, tokens=tokens)
     try:
-        server.start()
+        local = start_server(directory, auth_section(directory, tokens)).local
+        server = AuthServer(local, tokens=tokens)
         yield server
-    finally:
         server.stop()
+    finally:
         tokens.stop()
 
 

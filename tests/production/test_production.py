@@ -136,14 +136,11 @@ def test_a_process_killed_mid_publish_loses_nothing(
         proxy.stop()  # type: ignore[attr-defined]
 
 
-def test_serve_production_runs_until_sigterm_and_leaves_no_process() -> None:
+def test_local_server_production_runs_until_sigterm_and_leaves_no_process() -> None:
     directory = stack_dir()
-    script = (
-        "import sys; from pathlib import Path; from online.production import serve_production; "
-        "serve_production(Path(sys.argv[1]), print)"
-    )
+    command = Path(sys.executable).parent / "ceremony-online"
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, str(directory)],
+        [str(command), "local-server", "--production", "--dir", str(directory)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
