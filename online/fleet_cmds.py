@@ -150,9 +150,12 @@ def status(
     jobs: int,
 ) -> None:
     """Every repository (or those named): versions, expiry, staged changes, requests waiting."""
-    home = Home(g.home)
-    chosen = select_guns(home, guns, all_ or not guns, prefix)
     window = parse_duration(expiring_within) if expiring_within is not None else None
+    home = Home(g.home)
+    if not guns and not home.guns():
+        _say("This online home knows no repository yet: stage one with `ceremony-online init`.")
+        return
+    chosen = select_guns(home, guns, all_ or not guns, prefix)
     now = utc_now()
     config: ServerConfig | None = None
     try:
