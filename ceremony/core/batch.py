@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ceremony.core.canonical import encode_canonical
 from ceremony.core.documents import (
     BATCH_REQUEST_MEDIA_TYPE,
@@ -36,17 +38,16 @@ MAX_BATCH = 10_000  # repositories in one batch
 
 
 def media_type_of(data: bytes) -> str | None:
-    """The media type a document declares near its start, without parsing it all.
+    """The media type a document declares at its top level, or None (not JSON, none given).
 
-    Canonical JSON sorts keys, so a batch document's `media_type` comes before its
-    large `requests` or `documents` list; this only routes a file to the right
-    strict parser, which checks everything again.
+    This only routes a file to the right strict parser, which checks everything again.
     """
-    head = data[:4096]
-    for media in (BATCH_REQUEST_MEDIA_TYPE, BATCH_SIGNATURES_MEDIA_TYPE):
-        if f'"media_type":"{media}"'.encode() in head:
-            return media
-    return None
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    media = value.get("media_type") if isinstance(value, dict) else None
+    return media if isinstance(media, str) else None
 
 
 def _digest_of(entries: Iterable[tuple[str, str, str]]) -> str:
