@@ -30,11 +30,16 @@ def gun_args(guns: list[str]) -> list[str]:
     return [a for g in guns for a in ("--gun", g)]
 
 
-def make_fleet(rig: Rig, guns: list[str], *, jobs: int = 4) -> tuple[str, str]:
-    """Repositories sharing one root key and one targets key, created in ONE batch ceremony,
-    each with target `app-1.0`. Returns (root key id, targets key id)."""
-    root = rig.run("ceremony", "key", "generate", "root", "--gun", guns[0]).stdout.strip()
-    targets = rig.run("ceremony", "key", "generate", "targets", "--gun", guns[0]).stdout.strip()
+def make_fleet(
+    rig: Rig, guns: list[str], *, jobs: int = 4, token: str | None = None
+) -> tuple[str, str]:
+    """Repositories sharing one root key and one targets key (in files, or on `token`),
+    created in ONE batch ceremony, each with target `app-1.0`. Returns the two key ids."""
+    on_token = ["--token", token] if token else []
+    root, targets = (
+        rig.run("ceremony", "key", "generate", role, "--gun", guns[0], *on_token).stdout.strip()
+        for role in ("root", "targets")
+    )
     if len(guns) > 1:
         rig.run("ceremony", "key", "certify", root, *gun_args(guns[1:]))
     pub = rig.tmp / "pub"
@@ -366,3 +371,23 @@ def test_batch_staging_refuses_malformed_lists_and_mixed_forms(
     assert "knows no repository" in one_sentence(empty)
     window = rig.run("ceremony-online", "status", "--expiring-within", "soon", code=2)
     assert "90d" in one_sentence(window)
+
+
+def test_a_shared_root_key_on_a_token_certifies_and_signs_a_batch(
+    notary_server: NotaryServer, notary_cli: NotaryCli, tmp_path: Path
+) -> None:
+    """`key certify` and the batch signing go through the token backend (SoftHSM2)."""
+    from tests.e2e.test_token import TOKEN, assert_no_private_key_file, token_rig
+
+    guns = [f"example.com/fleet-token/r{i}" for i in range(3)]
+    rig, _ = token_rig(notary_server, tmp_path, guns[0])
+    root, _ = make_fleet(rig, guns, token=TOKEN)
+    assert_no_private_key_file(tmp_path / "offline")
+    record = json.loads((tmp_path / "offline" / "keys" / f"{root}.json").read_text())
+    assert sorted(record["guns"]) == guns and record["uri"].startswith("pkcs11:")
+    rig.run("ceremony-online", "refresh", "--all", "--role", "root", "--role", "targets")
+    text = ceremony(rig, "refresh", guns)
+    assert "Made 6 signature(s) for 3 repositories" in text
+    for gun in guns:
+        assert notary_cli.list_targets(gun) == {"app-1.0": DIGEST}
+        assert versions(rig, gun)["root"] == 2
