@@ -69,18 +69,13 @@ def setup(env: dict[str, str], work: Path, guns: list[str], targets: int, jobs: 
         env=env, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     pub = work / "pub"
-    for start in range(0, len(guns), 200):
-        chunk = guns[start : start + 200]
-        args = [a for g in chunk for a in ("--gun", g)]
-        if start == 0:
-            args = args[2:]
-        if args:
-            run(env, str(BIN / "ceremony"), "key", "certify", root, *args)
-        every = [a for g in chunk for a in ("--gun", g)]
-        run(
-            env, str(BIN / "ceremony"), "key", "export-public", *every,
-            "--key", root, "--key", tkey, "--out", str(pub),
-        )  # fmt: skip
+    every = [a for g in guns for a in ("--gun", g)]
+    if len(guns) > 1:
+        run(env, str(BIN / "ceremony"), "key", "certify", root, *every[2:])
+    run(
+        env, str(BIN / "ceremony"), "key", "export-public", *every,
+        "--key", root, "--key", tkey, "--out", str(pub),
+    )  # fmt: skip
     home = Home(Path(env["CEREMONY_ONLINE_HOME"]))
     config = ServerConfig(url=env["CEREMONY_SERVER"], tls_ca=Path(env["CEREMONY_TLS_CA"]))
 

@@ -77,14 +77,14 @@ def certify(
         return asked[alias]
 
     now = utc_now()
+    before = dict(record.guns)
+    record = store.certify_many(record, guns, passphrase_for, now)
     for g in guns:
-        before = record.certificate(g)
-        record = store.certify(record, g, passphrase_for, now)
         certificate = record.metadata_key(g)
         problem = check_root_certificate(certificate, g, now)
         if problem:
             raise InputRejected(f"The certificate for {g} is unusable: {problem}.")
-        _say(f"{g}: {'already certified' if before is not None else 'certified'}")
+        _say(f"{g}: {'already certified' if before.get(g) is not None else 'certified'}")
         typer.echo(f"{certificate.key_id}  {g}")
     _say(
         f"Root key {record.fingerprint} now serves {len(record.guns)} repositories; "

@@ -241,6 +241,8 @@ def export_public(
     now = utc_now()
     if len(guns) > 1:
         out.mkdir(parents=True, exist_ok=True)
+        for key_id in key or ():  # each named key serves every GUN: one write per key
+            store.serve(store.resolve(key_id), guns, passphrase_for, now)
     for g in guns:
         document = store.public_keys(g, key or (), passphrase_for=passphrase_for, now=now)
         path = out / f"{gun_folder(g)}.json" if len(guns) > 1 else out
