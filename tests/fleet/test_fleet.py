@@ -391,3 +391,27 @@ def test_a_shared_root_key_on_a_token_certifies_and_signs_a_batch(
     for gun in guns:
         assert notary_cli.list_targets(gun) == {"app-1.0": DIGEST}
         assert versions(rig, gun)["root"] == 2
+
+
+def test_a_batch_publish_with_the_server_gone_loses_nothing_and_the_rerun_completes(
+    notary_server: NotaryServer, notary_cli: NotaryCli, tmp_path: Path
+) -> None:
+    from tests.notary_env import free_port
+
+    guns = [f"example.com/fleet-gone/r{i}" for i in range(2)]
+    rig = Rig(notary_server, tmp_path, guns[0])
+    make_fleet(rig, guns)
+    rig.run("ceremony-online", "refresh", "--all", "--role", "targets")
+    batch, sigs = tmp_path / "b.json", tmp_path / "s.json"
+    rig.run("ceremony-online", "export", "--all", "--out", str(batch))
+    rig.run("ceremony", "sign", str(batch), "--out", str(sigs), "--yes")
+    gone = dict(rig.env, CEREMONY_SERVER=f"https://127.0.0.1:{free_port()}")
+    failed = rig.run_env(gone, "ceremony-online", "publish", str(sigs), code=3)
+    assert failed.stdout.count(": FAILED") == 2
+    assert "run the same publish again" in one_sentence(failed)
+    status = json.loads(rig.run("ceremony-online", "status", "--json").stdout)
+    assert all(len(s["requests_waiting"]) == 1 for s in status)  # kept, with its signatures
+    done = rig.run("ceremony-online", "publish", str(sigs))
+    assert done.stdout.count(": published (targets v2)") == 2
+    for gun in guns:
+        assert notary_cli.list_targets(gun) == {"app-1.0": DIGEST}
