@@ -43,18 +43,18 @@ BIN = Path(sys.executable).parent
 
 def run(env: dict[str, str], *cmd: str) -> tuple[float, int]:
     """Wall seconds and peak resident memory (KiB) of one command, which must succeed."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {out.decode()[-2000:]}{err.decode()[-2000:]}")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # files, not pipes: a chatty command never blocks
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            out.seek(0)
+            err.seek(0)
+            raise SystemExit(
+                f"{' '.join(cmd)} failed: {out.read().decode()[-2000:]}{err.read().decode()[-2000:]}"
+            )
     return elapsed, usage.ru_maxrss
 
 
