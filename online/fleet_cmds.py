@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import orjson
 import typer
@@ -44,8 +44,17 @@ from online.fleet import (
 from online.home import Home
 from online.operations import RepositoryStatus, rotation_keys
 
-if TYPE_CHECKING:
-    from online.cli import Globals
+
+class Globals(Protocol):
+    """The resolved global options of `ceremony-online` (home, server)."""
+
+    @property
+    def home(self) -> Path: ...
+
+    def config(self) -> ServerConfig: ...
+
+    def connect(self) -> TrustServer: ...
+
 
 out = output_console()
 err = output_console(stderr=True)
