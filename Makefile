@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench system-deps clean
+.PHONY: demo test lint bench bench-fleet system-deps clean
 
 system-deps:
 	@missing=""; \
@@ -44,6 +44,9 @@ demo: system-deps $(STAMP)
 bench: system-deps $(STAMP)
 	$(PY) bench/qr.py
 	$(PY) bench/ceremony_bench.py
+
+bench-fleet: system-deps $(STAMP)
+	$(PY) bench/fleet.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
