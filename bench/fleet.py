@@ -89,7 +89,9 @@ def setup(env: dict[str, str], work: Path, guns: list[str], targets: int, jobs: 
             ]
         )
 
-    with TrustServer(config) as server, ThreadPoolExecutor(jobs) as pool:
+    # One at a time: notary-server's in-memory key store can crash under concurrent key
+    # creation ("concurrent map writes"); the timed steps below create no server key.
+    with TrustServer(config) as server, ThreadPoolExecutor(1) as pool:
         list(pool.map(one, guns))
     batch, sigs = work / "init.batch.json", work / "init.sigs.json"
     run(env, str(BIN / "ceremony-online"), "export", "--all", "--out", str(batch))
@@ -122,7 +124,15 @@ def main() -> None:
             )
             guns = [f"bench.example.com/fleet/app-{i:04d}" for i in range(args.repos)]
             t0 = time.perf_counter()
-            setup(env, work, guns, args.targets, args.jobs)
+            try:
+                setup(env, work, guns, args.targets, args.jobs)
+            except Exception:
+                alive = server.proc is not None and server.proc.poll() is None
+                print(f"notary-server alive: {alive}; its log ends:", file=sys.stderr)
+                text = server.log.read_text()
+                start = max(text.find("fatal error"), text.find("panic:"), 0)
+                print(text[start : start + 3000], file=sys.stderr)
+                raise
             setup_s = time.perf_counter() - t0
             on, off = str(BIN / "ceremony-online"), str(BIN / "ceremony")
             batch, sigs = work / "refresh.batch.json", work / "refresh.sigs.json"
