@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench system-deps test-deps clean offline-bundle
+.PHONY: demo test lint bench bench-fleet system-deps test-deps clean offline-bundle
 
 # What the tools and `make demo` need. libzbar is found without ldconfig (not on a normal
 # user's PATH): ctypes' own lookup, then the usual library folders.
@@ -68,6 +68,9 @@ offline-bundle: $(STAMP)
 bench: test-deps $(TEST_STAMP)
 	$(PY) bench/qr.py
 	$(PY) bench/scale.py
+
+bench-fleet: test-deps $(TEST_STAMP)
+	$(PY) bench/fleet.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -18,6 +18,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from ceremony.core.batch import media_type_of
 from ceremony.core.canonical import parse_json
 from ceremony.core.changes import (
     AddTarget,
@@ -27,7 +28,12 @@ from ceremony.core.changes import (
     ReplaceKeys,
     SetDelegation,
 )
-from ceremony.core.documents import PublicKeysDocument, Request, SignaturesDocument
+from ceremony.core.documents import (
+    BATCH_SIGNATURES_MEDIA_TYPE,
+    PublicKeysDocument,
+    Request,
+    SignaturesDocument,
+)
 from ceremony.core.errors import CeremonyError, InputRejected, UsageError, VerificationFailed
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
@@ -44,7 +50,7 @@ from ceremony.edge.fsutil import MAX_BULK_INPUT, atomic_write, read_input
 from ceremony.edge.progress import Steps
 from ceremony.qr.frames import ContentType
 from ceremony.qr.transfer import QrFormat, QrPreset, digest_phrase, read_qr, write_qr
-from online import drill_cmds, signer_cmds, staging_cmds
+from online import drill_cmds, fleet, fleet_cmds, signer_cmds, staging_cmds
 from online.changelist import canonical_custom, read_changelist, translate
 from online.cli_root import CURRENT, Globals, app, globals_of
 from online.client.config import ServerConfig
@@ -242,7 +248,7 @@ def parse_target_list(text: str, source: str, role: str) -> list[Change]:
 @app.command()
 def add(
     ctx: typer.Context,
-    gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
+    gun: Annotated[str | None, typer.Argument(help="The repository (GUN).")] = None,
     name: Annotated[str | None, typer.Argument(help="Target name.")] = None,
     file: Annotated[
         Path | None, typer.Argument(help="The target file (or give --sha256 and --length).")
@@ -259,6 +265,12 @@ def add(
         Path | None,
         typer.Option("--from", help="File of `name sha256hex length` lines: stage them all."),
     ] = None,
+    from_batch: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-batch", help="File of `GUN name sha256hex length` lines: many repositories."
+        ),
+    ] = None,
 ) -> None:
     """Stage adding target(s) to targets or a delegation.
 
@@ -267,9 +279,17 @@ def add(
       ceremony-online add example.com/app v1.tar.gz ./v1.tar.gz
       ceremony-online add example.com/app v1 --sha256 HEX --length 1024
       ceremony-online add example.com/app --from targets.txt
+      ceremony-online add --from-batch many.txt
     """
-    gun = _gun(gun)
     role = _role(role)
+    if from_batch is not None:
+        if gun is not None or name is not None or from_list is not None or custom is not None:
+            raise UsageError("--from-batch names the GUN on every line: give nothing else.")
+        fleet_cmds.from_batch(_globals(ctx), from_batch, role, remove=False)
+        return
+    if gun is None:
+        raise UsageError("Give the repository GUN (or --from-batch FILE).")
+    gun = _gun(gun)
     home = _home(ctx)
     if from_list is not None:
         if name is not None or file is not None or sha256 is not None or length is not None:
@@ -320,11 +340,22 @@ def add(
 @app.command()
 def remove(
     ctx: typer.Context,
-    gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
-    name: Annotated[str, typer.Argument(help="Target name.")],
+    gun: Annotated[str | None, typer.Argument(help="The repository (GUN).")] = None,
+    name: Annotated[str | None, typer.Argument(help="Target name.")] = None,
     role: Annotated[str, typer.Option("--role", help="targets, or a delegation.")] = "targets",
+    from_batch: Annotated[
+        Path | None,
+        typer.Option("--from-batch", help="File of `GUN name` lines: many repositories."),
+    ] = None,
 ) -> None:
     """Stage removing a target."""
+    if from_batch is not None:
+        if gun is not None or name is not None:
+            raise UsageError("--from-batch names the GUN on every line: give nothing else.")
+        fleet_cmds.from_batch(_globals(ctx), from_batch, _role(role), remove=True)
+        return
+    if gun is None or name is None:
+        raise UsageError("Give the repository GUN and the target NAME (or --from-batch FILE).")
     _staged(_home(ctx), _gun(gun), [RemoveTarget(_role(role), name)])
 
 
@@ -400,18 +431,36 @@ class RotatableRole(StrEnum):
 @app.command()
 def rotate(
     ctx: typer.Context,
-    gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
-    role: Annotated[RotatableRole, typer.Argument(help="root or targets.")],
+    gun: Annotated[
+        str | None, typer.Argument(help="The repository (GUN); in a batch, the role.")
+    ] = None,
+    role: Annotated[RotatableRole | None, typer.Argument(help="root or targets.")] = None,
     public_keys: Annotated[
-        Path, typer.Option("--public-keys", help="Public keys file holding the NEW key(s).")
-    ],
+        list[Path] | None,
+        typer.Option(
+            "--public-keys",
+            help="Public keys file holding the NEW key(s); in a batch, one per GUN (or a folder).",
+        ),
+    ] = None,
     threshold: Annotated[
         int | None, typer.Option("--threshold", help="Signatures needed (default: all keys).")
     ] = None,
+    guns: fleet_cmds.GunsOption = None,
+    all_: fleet_cmds.AllOption = False,
+    prefix: fleet_cmds.PrefixOption = None,
 ) -> None:
     """Stage replacing the root or targets keys with those in the public keys file."""
+    if not public_keys:
+        raise UsageError("Give the new keys with --public-keys FILE.")
+    if fleet_cmds.is_batch(guns, all_, prefix):
+        if gun is None or role is not None:
+            raise UsageError("In a batch, name only the role: `rotate root --gun G1 --gun G2`.")
+        fleet_cmds.rotate(_globals(ctx), gun, guns or (), all_, prefix, public_keys, threshold)
+        return
+    if gun is None or role is None or len(public_keys) != 1:
+        raise UsageError("Give GUN, the role and one --public-keys FILE.")
     gun = _gun(gun)
-    keys = rotation_keys(_load_public_keys(public_keys), gun, role.value)
+    keys = rotation_keys(_load_public_keys(public_keys[0]), gun, role.value)
     value = len(keys) if threshold is None else threshold
     if not 1 <= value <= len(keys):
         raise UsageError(f"--threshold must be between 1 and the {len(keys)} key(s) given.")
@@ -421,7 +470,7 @@ def rotate(
 @app.command()
 def refresh(
     ctx: typer.Context,
-    gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
+    gun: Annotated[str | None, typer.Argument(help="The repository (GUN).")] = None,
     role: Annotated[
         list[str] | None,
         typer.Option(
@@ -430,9 +479,26 @@ def refresh(
             "(default: every offline role expiring within 90 days).",
         ),
     ] = None,
+    guns: fleet_cmds.GunsOption = None,
+    all_: fleet_cmds.AllOption = False,
+    prefix: fleet_cmds.PrefixOption = None,
+    expiring_within: Annotated[
+        str | None,
+        typer.Option(
+            "--expiring-within", help="Batch: only roles expiring within this (90d, 12w, 1y)."
+        ),
+    ] = None,
+    jobs: fleet_cmds.JobsOption = fleet.DEFAULT_JOBS,
 ) -> None:
     """Stage re-signing roles with a new expiry (and nothing else)."""
     g = _globals(ctx)
+    if fleet_cmds.is_batch(guns, all_, prefix) or expiring_within is not None:
+        fleet_cmds.no_positional(gun, "refresh")
+        roles = [r if r == "root" else _role(r) for r in role or ()]
+        fleet_cmds.refresh(g, guns or (), all_, prefix, roles, expiring_within, jobs)
+        return
+    if gun is None:
+        raise UsageError("Give the repository GUN, or --gun G... / --all for a batch.")
     gun = _gun(gun)
     roles = [r if r == "root" else _role(r) for r in role or ()]
     if roles:  # named roles need no server
@@ -470,16 +536,35 @@ def import_changelist(
 @app.command()
 def status(
     ctx: typer.Context,
-    gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
+    gun: Annotated[
+        str | None, typer.Argument(help="The repository (GUN); without it, every one.")
+    ] = None,
+    guns: fleet_cmds.GunsOption = None,
+    prefix: fleet_cmds.PrefixOption = None,
+    expiring_within: Annotated[
+        str | None,
+        typer.Option(
+            "--expiring-within", help="Only repositories with a role expiring within (90d)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
+    jobs: fleet_cmds.JobsOption = fleet.DEFAULT_JOBS,
 ) -> None:
-    """Show what is published, staged, exported and signed for GUN.
+    """Show what is published, staged, exported and signed for GUN (or every repository).
 
     Keys are shown by their canonical id (as `ceremony key list` and `notary key list`).
 
-    Example: ceremony-online status example.com/app
+    \b
+    Examples:
+      ceremony-online status example.com/app
+      ceremony-online status --expiring-within 90d --json
     """
     g = _globals(ctx)
+    if gun is None:
+        fleet_cmds.status(g, guns or (), not guns, prefix, expiring_within, as_json, jobs)
+        return
+    if guns or prefix is not None or expiring_within is not None:
+        raise UsageError("A positional GUN shows one repository: give no batch options with it.")
     gun = _gun(gun)
     config: ServerConfig | None = None
     no_server: UsageError | None = None
@@ -591,7 +676,7 @@ def _print_status(gun: str, result: RepositoryStatus, no_server: UsageError | No
 @app.command()
 def export(
     ctx: typer.Context,
-    gun: Annotated[str, typer.Argument(help="The repository (GUN).")],
+    gun: Annotated[str | None, typer.Argument(help="The repository (GUN).")] = None,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Where to write the request file.")
     ] = None,
@@ -622,8 +707,13 @@ def export(
             "needs a root change to recover); the offline review flags it.",
         ),
     ] = False,
+    guns: fleet_cmds.GunsOption = None,
+    all_: fleet_cmds.AllOption = False,
+    prefix: fleet_cmds.PrefixOption = None,
+    jobs: fleet_cmds.JobsOption = fleet.DEFAULT_JOBS,
 ) -> None:
-    """Export everything staged for GUN as one signing request (a file and/or QR codes).
+    """Export everything staged for GUN as one signing request (a file and/or QR codes);
+    with --gun G... or --all, one batch request for many repositories.
 
     Exporting the same staged changes again re-renders the same request (same id and
     words) in any format.
@@ -637,6 +727,12 @@ def export(
     if out_file is None and qr_out is None and fmt is not QrFormat.TERMINAL:
         raise UsageError("Say where the request goes: --out FILE and/or --qr-out DIR.")
     g = _globals(ctx)
+    if fleet_cmds.is_batch(guns, all_, prefix):
+        fleet_cmds.no_positional(gun, "export")
+        fleet_cmds.export(g, guns or (), all_, prefix, out_file, thin, qr_out, preset, fmt, jobs)
+        return
+    if gun is None:
+        raise UsageError("Give the repository GUN, or --gun G... / --all for a batch request.")
     gun = _gun(gun)
 
     steps = Steps(err)
@@ -722,8 +818,10 @@ def publish(
             "needs a root change to recover); the offline review flags it.",
         ),
     ] = False,
+    jobs: fleet_cmds.JobsOption = fleet.DEFAULT_JOBS,
 ) -> None:
-    """Check the signatures, upload the signed metadata, and verify what the server serves.
+    """Check the signatures, upload the signed metadata, and verify what the server serves
+    (a batch signatures document: every repository, a few at a time).
 
     \b
     Examples:
@@ -739,6 +837,11 @@ def publish(
     config = g.config()
     docs = [read_input(p, "signatures document") for p in signatures or []]
     docs.extend(read_qr([path], ContentType.SIGNATURES, console=err) for path in qr or [])
+    if any(media_type_of(doc) == BATCH_SIGNATURES_MEDIA_TYPE for doc in docs):
+        if len(docs) != 1:
+            raise UsageError("Publish a batch signatures document on its own.")
+        fleet_cmds.publish(g, docs[0], jobs)
+        return
     for doc in docs:
         parsed = SignaturesDocument.from_bytes(
             doc

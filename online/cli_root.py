@@ -123,14 +123,17 @@ OVERVIEW = Overview(
             "import-changelist",
             "Stage the changes the notary client staged (notary add/remove/delegation/witness).",
         ),
-        ("status", "Show what is published, staged, exported and signed for GUN."),
+        (
+            "status",
+            "Show what is published, staged, exported and signed for GUN (or every repository).",
+        ),
         (
             "export",
-            "Export everything staged for GUN as one signing request (a file and/or QR codes).",
+            "Export everything staged for GUN as one signing request (a file and/or QR codes); with --gun G... or --all, one batch request for many repositories.",
         ),
         (
             "publish",
-            "Check the signatures, upload the signed metadata, and verify what the server serves.",
+            "Check the signatures, upload the signed metadata, and verify what the server serves (a batch signatures document: every repository, a few at a time).",
         ),
         (
             "check-liveness",

@@ -68,6 +68,10 @@ def test_runbook_commands_run(
         assert "app-1.0" in outputs[-1]
         digest = __import__("hashlib").sha256(b"release 1.0\n").hexdigest()
         assert digest in outputs[-1]
+    if runbook.stem == "yearly-expiry-refresh":
+        assert outputs[1].strip().endswith("3")  # three repositories due in the window
+        assert outputs[-1].count("release-1") == 3  # the notary client lists each
+        assert outputs[-1].count("already published") == 3  # the rerun finishes nothing new
     if runbook.stem == "root-on-a-token":
         assert "app-1.0" in outputs[4]  # the real notary client lists what the token signed
 

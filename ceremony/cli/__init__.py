@@ -53,6 +53,7 @@ def home_of(ctx: typer.Context) -> Path:
 def _register() -> None:
     from ceremony.cli import (
         backup_cmds,
+        fleet_key_cmds,
         key_cmds,
         liveness_cmds,
         preflight_cmds,
@@ -69,6 +70,7 @@ def _register() -> None:
     key_cmds.key_app.command("check")(liveness_cmds.check)
     key_cmds.key_app.command("retire")(retire_cmds.retire)
     key_cmds.key_app.command("import-token")(token_cmds.import_token)
+    key_cmds.key_app.command("certify")(fleet_key_cmds.certify)
     app.add_typer(key_cmds.key_app, name="key")
     app.add_typer(trust_cmds.trust_app, name="trust")
     key_cmds.key_app.command("backup")(backup_cmds.key_backup)

@@ -74,8 +74,19 @@ def generate(
     backup_threshold: BackupThresholdOption = None,
     backup_out: BackupOutOption = None,
     backup_passphrase_protect: BackupProtectOption = False,
+    new_key: Annotated[
+        bool,
+        typer.Option(
+            "--new-key",
+            help="Root: make a new key even when this store's root key could serve the GUN.",
+        ),
+    ] = False,
 ) -> None:
     """Generate a P-256 key (and for root, its certificate CN=GUN); print its id.
+
+    Like `notary init`, a root key this store already holds for other repositories is
+    used for a new GUN ("Root key found, using: ID"), certified for it; a GUN the root
+    key already serves (a rotation), `--new-key` or `--token` make a new key.
 
     With --token the key is made on the token and has no backup, unless --backup-shares,
     --backup-threshold and --backup-out are given: then it is made in memory, split into
@@ -86,21 +97,37 @@ def generate(
       ceremony key generate root --gun example.com/app
       ceremony key generate targets --gun example.com/app
     """
+    from ceremony.cli.fleet_key_cmds import reusable_root
+
     store = KeyStore(home_of(ctx))
+    gun = check_gun(gun)
     backup = token_backup_plan(
         token, backup_shares, backup_threshold, backup_out, backup_passphrase_protect
     )
+    found = (
+        reusable_root(store, gun)
+        if role is NewKeyRole.root and token is None and not new_key
+        else None
+    )
+    if found is not None:
+        _say(f"Root key found, using: {found.canonical_id}")
+        record = store.certify(
+            found, gun, lambda alias: get_passphrase(alias, new=False), utc_now()
+        )
+        transcript.note(keys=[record.canonical_id])
+        _say(f"Certified it for {gun} (give --new-key for a key of its own):")
+        _show_record(store, record)
+        typer.echo(record.canonical_id)
+        return
     if token is not None and backup is not None:
         record = generate_on_token_with_backup(
-            store, role.value, check_gun(gun), token, pkcs11_module, backup, utc_now()
+            store, role.value, gun, token, pkcs11_module, backup, utc_now()
         )
     elif token is not None:
-        record = generate_on_token(
-            store, role.value, check_gun(gun), token, pkcs11_module, utc_now()
-        )
+        record = generate_on_token(store, role.value, gun, token, pkcs11_module, utc_now())
     else:
         passphrase = get_passphrase(role.value, new=True)
-        record = store.generate(role.value, check_gun(gun), passphrase, utc_now())
+        record = store.generate(role.value, gun, passphrase, utc_now())
     transcript.note(keys=[record.canonical_id])
     _say(f"Generated a new {role.value} key for {gun}:")
     _show_record(store, record)
@@ -262,23 +289,51 @@ def import_keys(
 @key_app.command("export-public")
 def export_public(
     ctx: typer.Context,
-    gun: Annotated[str, typer.Option("--gun", help="The repository (GUN).")],
-    out: Annotated[Path, typer.Option("--out", help="Where to write the public keys document.")],
+    gun: Annotated[
+        list[str],
+        typer.Option(
+            "--gun",
+            help="The repository (GUN); repeatable (then --out is a folder, one file each).",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Where to write the public keys document (a folder for several GUNs)."
+        ),
+    ],
     key: Annotated[
         list[str] | None,
         typer.Option("--key", help="Export only this key (id or unique prefix); repeatable."),
     ] = None,
 ) -> None:
     """Write the public keys (and root certificate) for GUN, for `ceremony-online`."""
+    from ceremony.core.gun import gun_folder
+
     store = KeyStore(home_of(ctx))
+    asked: dict[str, str] = {}
 
     def passphrase_for(alias: str) -> str:
-        return get_passphrase(alias, new=False)
+        if alias not in asked:
+            asked[alias] = get_passphrase(alias, new=False)
+        return asked[alias]
 
-    document = store.public_keys(
-        check_gun(gun), key or (), passphrase_for=passphrase_for, now=utc_now()
-    )
-    atomic_write(out, document.to_bytes(), mode=0o644)
-    for entry in document.keys:
-        _say(f"  {entry.role}: {describe_key(entry.key).summary()}")
-    _say(f"Wrote {len(document.keys)} public key(s) for {gun} to {out} (no secrets).")
+    guns = list(dict.fromkeys(check_gun(g) for g in gun))
+    now = utc_now()
+    if len(guns) > 1:
+        out.mkdir(parents=True, exist_ok=True)
+        for key_id in key or ():  # each named key serves every GUN: one write per key
+            store.serve(store.resolve(key_id), guns, passphrase_for, now)
+    for g in guns:
+        document = store.public_keys(g, key or (), passphrase_for=passphrase_for, now=now)
+        path = out / f"{gun_folder(g)}.json" if len(guns) > 1 else out
+        atomic_write(path, document.to_bytes(), mode=0o644)
+        for entry in document.keys:
+            record = store.get(entry.canonical_id)
+            serves = (
+                f" (this key serves {len(record.guns)} repositories)"
+                if record and len(record.guns) > 1
+                else ""
+            )
+            _say(f"  {entry.role}: {describe_key(entry.key).summary()}{serves}")
+        _say(f"Wrote {len(document.keys)} public key(s) for {g} to {path} (no secrets).")

@@ -15,7 +15,8 @@ from rich.text import Text
 
 from ceremony.cli import home_of
 from ceremony.cli._prompts import KeySecret, confirm, interactive, unlock
-from ceremony.core.documents import Request
+from ceremony.core.batch import BatchRequest, media_type_of
+from ceremony.core.documents import BATCH_REQUEST_MEDIA_TYPE, Request
 from ceremony.core.errors import InputRejected, UsageError, printable
 from ceremony.core.gotime import GoTime, utc_now
 from ceremony.core.keys import canonical_key_id, describe_key
@@ -186,15 +187,26 @@ def json_report(report: RepositoryReport, when: datetime, *, first_use: bool) ->
     return orjson.dumps(doc).decode("utf-8")
 
 
-def read_request(request: Path | None, qr: list[Path] | None) -> Request:
+def read_request_bytes(request: Path | None, qr: list[Path] | None) -> bytes:
     if qr:
         from ceremony.qr.frames import ContentType
         from ceremony.qr.transfer import read_qr
 
-        return Request.from_bytes(read_qr(qr, ContentType.REQUEST))
+        return read_qr(qr, ContentType.REQUEST)
     if request is None:
         raise UsageError("Give a request file, or --qr with images of the request's QR codes.")
-    return Request.from_bytes(read_input(request, "request", cap=MAX_BULK_INPUT))
+    return read_input(request, "request", cap=MAX_BULK_INPUT)
+
+
+def read_request(request: Path | None, qr: list[Path] | None) -> Request:
+    return Request.from_bytes(read_request_bytes(request, qr))
+
+
+def _batch_of(data: bytes) -> BatchRequest | None:
+    """A batch request (many repositories), or None for a single request."""
+    if media_type_of(data) != BATCH_REQUEST_MEDIA_TYPE:
+        return None
+    return BatchRequest.from_bytes(data)
 
 
 def _review(home: Path, store: TrustStore, request: Request, now: datetime) -> ReviewResult:
@@ -337,9 +349,16 @@ def review(
       ceremony review --qr webcam
       ceremony review --qr frames/ --full
     """
-    now = utc_now()
     home = home_of(ctx)
-    req = read_request(request, qr)
+    data = read_request_bytes(request, qr)
+    batch = _batch_of(data)
+    if batch is not None:
+        from ceremony.cli import fleet_review_cmds
+
+        fleet_review_cmds.review(home, batch, full=full)
+        return
+    now = utc_now()
+    req = Request.from_bytes(data)
     transcript.note(request_id=req.id, digest=req.digest)
     result = _review(home, TrustStore(home), req, now)
     if as_json:
@@ -491,10 +510,19 @@ def sign(
         ),
     ] = False,
     full: FullOption = False,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--skip",
+            help="Batch: leave this repository (GUN, named exactly) out and sign the others; "
+            "repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Review a request, confirm, sign with every key held here, and write the signatures.
 
-    What this machine signed is recorded before the signatures are written.
+    What this machine signed is recorded before the signatures are written. A batch
+    request is reviewed per repository and signed with one confirmation.
 
     \b
     Examples:
@@ -511,9 +539,28 @@ def sign(
         raise UsageError("Say where the signatures go: --out FILE and/or --qr-out DIR.")
     from ceremony.signing.keystore import KeyStore
 
-    now = utc_now()
     home = home_of(ctx)
-    req = read_request(request, qr)
+    data = read_request_bytes(request, qr)
+    batch = _batch_of(data)
+    if batch is not None:
+        from ceremony.cli import fleet_review_cmds
+
+        fleet_review_cmds.sign(
+            home,
+            batch,
+            out_file=out_file,
+            qr_out=qr_out,
+            yes=yes,
+            given=_given(expect_key, accept, abandon),
+            skip=list(skip or ()),
+            again=again,
+            full=full,
+        )
+        return
+    if skip:
+        raise UsageError("--skip names a repository of a batch request; this request is single.")
+    now = utc_now()
+    req = Request.from_bytes(data)
     transcript.note(request_id=req.id, digest=req.digest)
     store = TrustStore(home)
     keystore = KeyStore(home)

@@ -49,12 +49,16 @@ REQUEST_MEDIA_TYPE = "application/vnd.notary-ceremony.request.v1+json"
 SIGNATURES_MEDIA_TYPE = "application/vnd.notary-ceremony.signatures.v1+json"
 PUBLIC_KEYS_MEDIA_TYPE = "application/vnd.notary-ceremony.public-keys.v1+json"
 LIVENESS_MEDIA_TYPE = "application/vnd.notary-ceremony.liveness.v1+json"
+BATCH_REQUEST_MEDIA_TYPE = "application/vnd.notary-ceremony.batch-request.v1+json"
+BATCH_SIGNATURES_MEDIA_TYPE = "application/vnd.notary-ceremony.batch-signatures.v1+json"
 _HEX = re.compile(r"^[0-9a-f]+$")
 _KIND_NAMES = {
     REQUEST_MEDIA_TYPE: "a signing request",
     SIGNATURES_MEDIA_TYPE: "a signatures document",
     PUBLIC_KEYS_MEDIA_TYPE: "a public keys document",
     LIVENESS_MEDIA_TYPE: "a liveness proof",
+    BATCH_REQUEST_MEDIA_TYPE: "a batch request",
+    BATCH_SIGNATURES_MEDIA_TYPE: "a batch signatures document",
 }
 
 

@@ -57,6 +57,7 @@ def write_qr(
     single: bool = False,
     name: str | None = None,
     on_frame: Callable[[int, int], None] | None = None,
+    animated: bool = False,
 ) -> list[Path]:
     """Write `document` as QR frames into `out_dir` (PNG folder, GIF, HTML) or play it in the terminal.
 
@@ -69,7 +70,8 @@ def write_qr(
     from ceremony.qr import render
 
     # Signatures go back as one static code: nothing animated has to be filmed on the offline side.
-    single = single or content_type is ContentType.SIGNATURES
+    # A batch's signatures too large for one code travel animated (`animated`), like a request.
+    single = single or (content_type is ContentType.SIGNATURES and not animated)
     plan = qr_plan(document, preset_named(preset), content_type=content_type, single=single)
     console = console or Console(stderr=True, highlight=False, emoji=False)
     name = name or ("signatures" if content_type is ContentType.SIGNATURES else "request")

@@ -55,6 +55,7 @@ MIN_ID_PREFIX = 6
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 BACKUP_KINDS = ("file", "shares", "none")
+_PARSED: dict[Path, tuple[tuple[int, int, int], KeyRecord]] = {}  # see KeyStore._load
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,11 +293,39 @@ class KeyStore:
             raise UsageError(
                 f"Only a root key is certified for a GUN; {record.canonical_id[:12]} is a {record.role} key."
             )
-        if record.certificate(gun) is not None:
+        return self.certify_many(record, [gun], passphrase_for, now)
+
+    def certify_many(
+        self,
+        record: KeyRecord,
+        guns: Sequence[str],
+        passphrase_for: PassphraseSource,
+        now: datetime,
+    ) -> KeyRecord:
+        """`certify` for many GUNs: the key is opened once and the record written once."""
+        if record.role != "root":
+            raise UsageError(
+                f"Only a root key is certified for a GUN; {record.canonical_id[:12]} is a {record.role} key."
+            )
+        new = [g for g in dict.fromkeys(guns) if record.certificate(g) is None]
+        if not new:
             return record
         sign_raw = raw_signer_from_uri(self._absolute(record.uri), record.public, passphrase_for)
-        certificate = certify(record.public, sign_raw, gun, now)
-        return self.save(replace(record, guns={**record.guns, gun: certificate}))
+        added = {g: certify(record.public, sign_raw, g, now) for g in new}
+        return self.save(replace(record, guns={**record.guns, **added}))
+
+    def serve(
+        self,
+        record: KeyRecord,
+        guns: Sequence[str],
+        passphrase_for: PassphraseSource,
+        now: datetime,
+    ) -> KeyRecord:
+        """Make a key serve these GUNs (a root key: certified for each), in one write."""
+        if record.role == "root":
+            return self.certify_many(record, guns, passphrase_for, now)
+        new = {g: None for g in guns if g not in record.guns}
+        return self.save(replace(record, guns={**record.guns, **new})) if new else record
 
     # -- reading ------------------------------------------------------------
 
@@ -307,10 +336,18 @@ class KeyStore:
         return self._load(path)
 
     def _load(self, path: Path) -> KeyRecord:
+        # A root key serving 1,000 repositories holds 1,000 certificates: a record is parsed
+        # once per version of its file (atomic writes give each version a new inode).
+        st = path.stat()
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = _PARSED.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         f = read_home_file(path.read_bytes(), f"key index file {path.name}")
         record = KeyRecord.from_index(f)
         if path.stem != record.canonical_id:
             raise f.fail("does not match its key id; remove it and import the key again")
+        _PARSED[path] = (stamp, record)
         return record
 
     def records(self) -> list[KeyRecord]:
