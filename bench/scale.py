@@ -388,7 +388,13 @@ def large_ceremony(work: Path, count: int) -> list[str]:
             "|---|---|---|---|",
         ]
         for name, step in steps.items():
-            run = command(step, bench.env, bench.server)
+            try:
+                run = command(step, bench.env, bench.server)
+            except SystemExit as failed:  # keep the table: say which step failed and why
+                reason = str(failed).strip().splitlines()[-1][:160]
+                lines.append(f"| {name} | failed: {reason} | | |")
+                print(f"    {name}: failed: {reason}", flush=True)
+                return lines
             lines.append(
                 f"| {name} | {run.seconds:.1f} | {run.peak_kib // 1024} MiB | "
                 f"{run.server_cpu:.1f} s |"

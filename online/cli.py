@@ -73,8 +73,6 @@ app.add_typer(delegation_app, name="delegation")
 app.add_typer(signer_cmds.signer_app, name="signer")
 delegation_app.command("list")(signer_cmds.delegation_list)
 delegation_app.command("update")(signer_cmds.delegation_update)
-app.command("local-server")(drill_cmds.local_server)
-app.command("drill")(drill_cmds.drill)
 
 out = output_console()
 err = output_console(stderr=True)
@@ -713,7 +711,7 @@ def export(
     jobs: fleet_cmds.JobsOption = fleet.DEFAULT_JOBS,
 ) -> None:
     """Export everything staged for GUN as one signing request (a file and/or QR codes);
-    with --gun G... or --all, one batch request for many repositories.
+    with a repeated --gun or --all, one batch request for many repositories.
 
     Exporting the same staged changes again re-renders the same request (same id and
     words) in any format.
@@ -944,6 +942,8 @@ requests_app = new_app(
     "Exported requests: list them, or cancel one so the next export makes a new one."
 )
 app.add_typer(requests_app, name="requests")
+app.command("local-server")(drill_cmds.local_server)
+app.command("drill")(drill_cmds.drill)
 app.command("unstage")(staging_cmds.unstage)
 app.command("discard")(staging_cmds.discard)
 

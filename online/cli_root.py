@@ -104,14 +104,6 @@ def globals_of(ctx: typer.Context) -> Globals:
 OVERVIEW = Overview(
     commands=(  # overview: begin
         (
-            "local-server",
-            "Run a throwaway notary-server on 127.0.0.1 (memory store, TLS) until Ctrl-C.",
-        ),
-        (
-            "drill",
-            "Rehearse a whole ceremony on this machine, with nothing to set up, and report it.",
-        ),
-        (
             "init",
             "Stage a new repository: offline root and targets keys, server-held snapshot and timestamp.",
         ),
@@ -129,7 +121,7 @@ OVERVIEW = Overview(
         ),
         (
             "export",
-            "Export everything staged for GUN as one signing request (a file and/or QR codes); with --gun G... or --all, one batch request for many repositories.",
+            "Export everything staged for GUN as one signing request (a file and/or QR codes); with a repeated --gun or --all, one batch request for many repositories.",
         ),
         (
             "publish",
@@ -138,6 +130,14 @@ OVERVIEW = Overview(
         (
             "check-liveness",
             "Which keys the published repository lists are proven to work, and can each role sign?",
+        ),
+        (
+            "local-server",
+            "Run a throwaway notary-server on 127.0.0.1 (memory store, TLS) until Ctrl-C.",
+        ),
+        (
+            "drill",
+            "Rehearse a whole ceremony on this machine, with nothing to set up, and report it.",
         ),
         ("unstage", "Drop staged changes by number; the others stay staged."),
         ("discard", "Drop every staged change for GUN (exported requests stay until cancelled)."),

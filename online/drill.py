@@ -1076,11 +1076,12 @@ def play_expired(r: Rehearsal, _ctx: DrillContext) -> None:
     year = datetime.now(UTC).year
     r.run(
         r.online,
-        "three years later: status warns that targets expired",
+        "three years later: status says targets and the server's timestamp expired (exit 1)",
         "ceremony-online",
         "status",
         r.gun,
         wrap=later,
+        code=1,
         says=("expire",),
     )
     r.run(
@@ -1095,12 +1096,14 @@ def play_expired(r: Rehearsal, _ctx: DrillContext) -> None:
     request = r.usb / "refresh.request.json"
     r.run(
         r.online,
-        "export the refresh request",
+        "export the refresh request (the timestamp looks frozen from the moved clock: "
+        "acknowledged)",
         "ceremony-online",
         "export",
         r.gun,
         "--out",
         str(request),
+        "--accept-expired-timestamp",
         wrap=later,
         says=("words:",),
     )
@@ -1139,6 +1142,7 @@ def play_expired(r: Rehearsal, _ctx: DrillContext) -> None:
         "ceremony-online",
         "publish",
         str(out),
+        "--accept-expired-timestamp",
         wrap=later,
         says=("Published",),
     )
@@ -1149,7 +1153,8 @@ def play_expired(r: Rehearsal, _ctx: DrillContext) -> None:
         "status",
         r.gun,
         wrap=later,
-        expected=f"exit 0; targets v2 expires in {year + 6}",
+        code=1,
+        expected=f"exit 1 (the timestamp, seen from the moved clock); targets v2 expires in {year + 6}",
         check=lambda o: (
             None
             if re.search(rf"targets\s+v2\s+expires {year + 6}-", o.output)

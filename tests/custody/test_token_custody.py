@@ -44,13 +44,14 @@ def token(tmp: Path) -> SoftHsm:
 
 
 def files_of(home: Path) -> dict[str, bytes]:
-    """Every file of a home but lock files."""
+    """Every file of a home but lock files and the transcript, which every command appends
+    to (tests/test_transcript.py)."""
     if not home.exists():
         return {}
     return {
         str(p.relative_to(home)): p.read_bytes()
         for p in sorted(home.rglob("*"))
-        if p.is_file() and p.name != ".lock"
+        if p.is_file() and p.name not in (".lock", ".transcript.lock", "transcript.jsonl")
     }
 
 

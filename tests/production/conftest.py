@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from online.localserver import LocalServer
 from online.production import ProductionStack, restart, start_production, stop_production
 from tests.notary_env import NotaryServer
 
@@ -27,7 +28,8 @@ def stack_dir() -> Path:
 
 def as_notary_server(stack: ProductionStack) -> NotaryServer:
     """The stack in the shape the existing tests and `NotaryCli` take."""
-    return NotaryServer(stack.directory, stack.ports["server"], stack.ca)
+    url = f"https://127.0.0.1:{stack.ports['server']}"
+    return NotaryServer(LocalServer(url, stack.ca, stack.directory, ()))
 
 
 @pytest.fixture(scope="session")
