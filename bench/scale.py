@@ -62,8 +62,8 @@ def cpu_seconds(pid: int) -> float:
 
 def command(cmd: Sequence[str], env: dict[str, str], server: NotaryServer | None = None) -> Run:
     """Run one command to completion; its wall time, peak RSS and the server's CPU time."""
-    assert server is None or server.proc is not None
-    before = cpu_seconds(server.proc.pid) if server and server.proc else 0.0
+    pid = server.local.processes[0].pid if server is not None else None
+    before = cpu_seconds(pid) if pid is not None else 0.0
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -75,7 +75,7 @@ def command(cmd: Sequence[str], env: dict[str, str], server: NotaryServer | None
         if proc.returncode != 0:
             out.seek(0)
             raise SystemExit(f"{' '.join(cmd)} failed:\n{out.read().decode()[-3000:]}")
-    after = cpu_seconds(server.proc.pid) if server and server.proc else 0.0
+    after = cpu_seconds(pid) if pid is not None else 0.0
     return Run(seconds, usage.ru_maxrss, after - before)
 
 
