@@ -42,6 +42,7 @@ from ceremony.core.documents import (
     sha256_hex,
 )
 from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed, printable
+from ceremony.core.names import DISGUISE_NOTE, check_publishable, disguised, shown
 from ceremony.core.gotime import GoTime
 from ceremony.core.keys import check_root_certificate, describe_key, verify_signature
 from ceremony.core.metadata import (
@@ -100,6 +101,8 @@ class TargetsDiff:
     @classmethod
     def between(cls, old: TargetFiles, new: TargetFiles) -> TargetsDiff:
         added, removed, changed = old.differences(new)
+        for name in (*added, *changed):  # never sign a name the server would refuse
+            check_publishable(name, "target name")
         return cls(old, new, tuple(sorted(added)), tuple(sorted(removed)), tuple(sorted(changed)))
 
     @property
@@ -116,6 +119,8 @@ class TargetsDiff:
             else:
                 yield _meta_line("- old", name, self.old[name])
                 yield _meta_line("+ new", name, self.new[name])
+            if disguised(name):
+                yield Line(f"target {shown(name, 60)} {DISGUISE_NOTE}", True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1008,7 +1013,7 @@ def _meta_line(sign: str, name: str, meta: FileMeta) -> Line:
         for alg, digest in sorted(meta.hashes.items(), key=lambda i: (i[0] != "sha256", i[0]))
     )
     return Line(
-        f"{sign} target {printable(name)}  length {meta.length}  {printable(hashes)}"
+        f"{sign} target {shown(name)}  length {meta.length}  {printable(hashes)}"
         + _custom_text(meta)
     )
 
@@ -1035,6 +1040,8 @@ def _signers_lines(name: str, a: _Signers | None, b: _Signers | None, holder: Ho
         if b.paths is not None:
             text += f", paths {printable(_paths_text(b.paths))}"
         lines.append(Line(text, True))
+        if b.paths is not None and any(disguised(p) for p in b.paths):
+            lines.append(Line(f"delegation {name}: a path {DISGUISE_NOTE}", True))
     elif b is None and a is not None:
         lines.append(Line(f"- delegation {name} (it and its keys can no longer sign)", True))
         return lines
@@ -1050,6 +1057,8 @@ def _signers_lines(name: str, a: _Signers | None, b: _Signers | None, holder: Ho
                     True,
                 )
             )
+            if b.paths is not None and any(disguised(p) for p in b.paths):
+                lines.append(Line(f"delegation {name}: a path {DISGUISE_NOTE}", True))
     old_ids = set(a.keys) if a is not None else set()
     for kid, key in b.keys.items():
         if kid not in old_ids:
