@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ceremony.core.errors import InputRejected, printable
+from ceremony.core.errors import InputRejected
 
 NAME_SHOWN = 200  # characters of a name shown in the review; longer ones are cut
 DISGUISE_NOTE = "contains invisible or look-alike characters"
@@ -61,22 +61,38 @@ def check_publishable(name: str, what: str) -> None:
         raise InputRejected(f"The {what} {cut} contains {reason}; rename it (nothing was signed).")
 
 
+def _suspicious(ch: str) -> bool:
+    if ch == " " or ("!" <= ch <= "~"):
+        return False
+    if unicodedata.category(ch) in _INVISIBLE or ch in _LOOKALIKES:
+        return True
+    return ord(ch) > 0x7F and bool(_PLAIN(unicodedata.normalize("NFKC", ch)))
+
+
 def disguised(text: str) -> bool:
     """True when `text` holds a character that is invisible or looks like an ASCII one."""
-    if _PLAIN(text):
-        return False
+    return not _PLAIN(text) and any(_suspicious(ch) for ch in text)
+
+
+def _escaped(text: str) -> str:
+    if _PLAIN(text) and "\\" not in text:
+        return text
+    out = []
     for ch in text:
-        if ch == " " or ("!" <= ch <= "~"):
-            continue
-        if unicodedata.category(ch) in _INVISIBLE or ch in _LOOKALIKES:
-            return True
-        if ord(ch) > 0x7F and _PLAIN(unicodedata.normalize("NFKC", ch)):
-            return True
-    return False
+        if ch == "\\":
+            out.append("\\\\")
+        elif not _suspicious(ch):
+            out.append(ch)
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
 
 
 def shown(name: str, limit: int = NAME_SHOWN) -> str:
-    """`name` escaped for a terminal, cut at `limit` characters with its length stated."""
+    """`name` for a terminal: invisible and look-alike characters escaped (`\\u0435`), cut
+    at `limit` characters with its length stated."""
     if len(name) <= limit:
-        return printable(name)
-    return f"{printable(name[:limit])}… ({len(name)} characters, first {limit} shown)"
+        return _escaped(name)
+    return f"{_escaped(name[:limit])}… ({len(name)} characters, first {limit} shown)"

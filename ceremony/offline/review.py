@@ -616,6 +616,8 @@ def review_request(
         )
         needed.append(Needed("role", (role,), f"the base {role} has expired"))
 
+    trust_lines.extend(_disguise_lines(diffs))
+
     if state is not None and already is None:
         _abandoned(state, request, computed, versions, trust_lines, needed)
 
@@ -983,6 +985,29 @@ def _roles_with_new_signers(old: Body | None, new: Body) -> list[str]:
 
 # ---------------------------------------------------------------------------
 # describing a role
+
+
+DISGUISES_SHOWN = 20  # names flagged one by one on the review's first screen
+
+
+def _disguise_lines(diffs: Sequence[RoleDiff]) -> list[Line]:
+    """A `!` line for each new or changed target name that could pass for another."""
+    flagged = [
+        (d.role, name)
+        for d in diffs
+        if d.targets is not None
+        for name in (*d.targets.added, *d.targets.changed)
+        if disguised(name)
+    ]
+    lines = [
+        Line(f"{role}: target {shown(name, 60)} {DISGUISE_NOTE}", bang=True)
+        for role, name in flagged[:DISGUISES_SHOWN]
+    ]
+    if len(flagged) > DISGUISES_SHOWN:
+        lines.append(
+            Line(f"and {len(flagged) - DISGUISES_SHOWN} more target names that {DISGUISE_NOTE}", True)
+        )
+    return lines
 
 
 def _expiry_note(expires: GoTime, now: datetime) -> str:
