@@ -9,6 +9,7 @@ home) and the pure `online.flow`.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -730,4 +731,6 @@ def requests_cancel(
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console script `ceremony-online`."""
+    if argv is None:  # the console script: the home is the operator's only, whatever the umask
+        os.umask(0o077)
     run_app(app, argv)

@@ -11,6 +11,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from ceremony.edge.clikit import new_app, run_app
+from ceremony.edge.hardening import harden_process, tighten_home
 
 app = new_app("Offline half of the Notary signing ceremony: keys, review, signing, verification.")
 
@@ -33,6 +34,9 @@ def _global(
     ] = None,
 ) -> None:
     ctx.obj = home if home is not None else default_home()
+    note = tighten_home(ctx.obj)
+    if note is not None:
+        typer.echo(f"note: {note}", err=True)
 
 
 def home_of(ctx: typer.Context) -> Path:
@@ -69,5 +73,6 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    harden_process()  # no core dumps, umask 077: before any key is read
     _register()
     run_app(app, argv)

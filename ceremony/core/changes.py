@@ -15,13 +15,13 @@ from ceremony.core.canonical import RawJSON
 from ceremony.core.errors import InputRejected, MalformedInput
 from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
-from ceremony.core.names import check_publishable
 from ceremony.core.metadata import (
     FileMeta,
     Key,
     is_delegation_name,
     parent_role,
 )
+from ceremony.core.names import check_publishable
 
 
 class ChangeError(InputRejected):

@@ -42,7 +42,6 @@ from ceremony.core.documents import (
     sha256_hex,
 )
 from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed, printable
-from ceremony.core.names import DISGUISE_NOTE, check_publishable, disguised, shown
 from ceremony.core.gotime import GoTime
 from ceremony.core.keys import check_root_certificate, describe_key, verify_signature
 from ceremony.core.metadata import (
@@ -62,6 +61,7 @@ from ceremony.core.metadata import (
     role_order,
     role_type,
 )
+from ceremony.core.names import DISGUISE_NOTE, check_publishable, disguised, shown
 from ceremony.core.plan import Plan, plan
 from ceremony.core.verify import verify_root, verify_threshold
 from ceremony.offline.policy import Policy
@@ -1005,7 +1005,9 @@ def _disguise_lines(diffs: Sequence[RoleDiff]) -> list[Line]:
     ]
     if len(flagged) > DISGUISES_SHOWN:
         lines.append(
-            Line(f"and {len(flagged) - DISGUISES_SHOWN} more target names that {DISGUISE_NOTE}", True)
+            Line(
+                f"and {len(flagged) - DISGUISES_SHOWN} more target names that {DISGUISE_NOTE}", True
+            )
         )
     return lines
 

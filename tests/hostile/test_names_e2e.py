@@ -33,7 +33,9 @@ def test_names_notary_server_takes_are_published_and_listed(
     rig = Rig(notary_server, tmp_path, new_gun())
     rig.setup_repository()
     for i, name in enumerate(PUBLISHABLE):
-        rig.run("ceremony-online", "add", rig.gun, name, "--sha256", f"{i:02x}" * 32, "--length", "5")
+        rig.run(
+            "ceremony-online", "add", rig.gun, name, "--sha256", f"{i:02x}" * 32, "--length", "5"
+        )
     full_ceremony(rig, "special")
     listed = notary_cli.run("list", rig.gun).stdout
     for i, name in enumerate(PUBLISHABLE):
@@ -86,7 +88,9 @@ def test_a_control_character_forged_into_a_request_is_refused_by_the_offline_rev
 ) -> None:
     rig = Rig(notary_server, tmp_path, new_gun())
     rig.setup_repository()
-    rig.run("ceremony-online", "add", rig.gun, "placeholder", "--sha256", "ab" * 32, "--length", "1")
+    rig.run(
+        "ceremony-online", "add", rig.gun, "placeholder", "--sha256", "ab" * 32, "--length", "1"
+    )
     request = tmp_path / "r.json"
     rig.run("ceremony-online", "export", rig.gun, "--out", str(request))
 

@@ -71,7 +71,9 @@ def test_the_review_screen_shows_disguised_names_escaped_flagged_and_cut(
     rig = Rig(notary_server, tmp_path, new_gun())
     rig.setup_repository()
     for i, name in enumerate(NAMES.values()):
-        rig.run("ceremony-online", "add", rig.gun, name, "--sha256", f"{i:02x}" * 32, "--length", "1")
+        rig.run(
+            "ceremony-online", "add", rig.gun, name, "--sha256", f"{i:02x}" * 32, "--length", "1"
+        )
     request = tmp_path / "request.json"
     rig.run("ceremony-online", "export", rig.gun, "--out", str(request))
 
