@@ -26,12 +26,14 @@ system-deps:
 	fi
 
 # Only the tests need these: tokens (SoftHSM2), a fake clock, a browser for the HTML player,
+# tmux (what a real terminal shows of a review),
 # PostgreSQL for the production-shaped Notary (also `local-server --production`).
 test-deps: system-deps
 	@missing=""; \
 	command -v softhsm2-util >/dev/null 2>&1 || missing="$$missing softhsm2"; \
 	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v psql >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages for the tests:$$missing"; \

@@ -6,6 +6,7 @@ command imports `online.cli`, which registers every command on `app`.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +158,8 @@ OVERVIEW = Overview(
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console script `ceremony-online`."""
+    if argv is None:  # the console script: the home is the operator's only, whatever the umask
+        os.umask(0o077)
     if OVERVIEW.wanted(sys.argv[1:] if argv is None else argv):
         run_app(app, argv, prepare=lambda: OVERVIEW.draw(app))
     run_app(app, argv, prepare=_register)

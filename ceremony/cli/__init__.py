@@ -13,6 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from ceremony.edge.clikit import Overview, VersionOption, new_app, run_app
+from ceremony.edge.hardening import harden_process, tighten_home
 
 app = new_app(
     "Offline half of the Notary signing ceremony: keys, review, signing, verification.\n\n"
@@ -42,6 +43,9 @@ def _global(
     _version: VersionOption = False,
 ) -> None:
     ctx.obj = home if home is not None else default_home()
+    note = tighten_home(ctx.obj)
+    if note is not None:
+        typer.echo(f"note: {note}", err=True)
 
 
 def home_of(ctx: typer.Context) -> Path:
@@ -122,6 +126,7 @@ OVERVIEW = Overview(
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    harden_process()  # no core dumps, umask 077: before any key is read
     args = list(sys.argv[1:] if argv is None else argv)
     if OVERVIEW.wanted(args):  # `--help` or nothing: help only, not recorded
         run_app(app, args, prepare=lambda: OVERVIEW.draw(app))

@@ -21,6 +21,7 @@ from ceremony.core.metadata import (
     is_delegation_name,
     parent_role,
 )
+from ceremony.core.names import check_publishable
 
 
 class ChangeError(InputRejected):
@@ -85,6 +86,9 @@ class AddTarget(_OnRole):
     name: str
     meta: FileMeta
 
+    def __post_init__(self) -> None:
+        check_publishable(self.name, "target name")
+
     def describe(self) -> str:
         custom = " with custom data" if self.meta.custom is not None else ""
         return (
@@ -118,6 +122,9 @@ class RemoveTarget(_OnRole):
     role: str
     name: str
 
+    def __post_init__(self) -> None:
+        check_publishable(self.name, "target name")
+
     def describe(self) -> str:
         return f"remove {self.name!r} from {self.role}"
 
@@ -138,6 +145,10 @@ class SetDelegation(_OnDelegation):
     keys: tuple[Key, ...]
     threshold: int
     paths: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for path in self.paths:
+            check_publishable(path, f"path of {self.role}")
 
     def describe(self) -> str:
         paths = ", ".join(repr(p) for p in self.paths) if self.paths != ("",) else "all paths"

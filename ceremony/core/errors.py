@@ -16,7 +16,7 @@ import re
 import unicodedata
 from typing import ClassVar
 
-_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})  # Zs: but the space
 _PLAIN_ASCII = re.compile(r"[ -\[\]-~]*").fullmatch  # printable ASCII but the backslash
 
 

@@ -120,12 +120,20 @@ def read_input(path: Path, what: str, *, cap: int = MAX_INPUT) -> bytes:
     except IsADirectoryError:
         raise UsageError(f"The {what} {path} is a directory, not a file.") from None
     with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
             raise UsageError(f"The {what} {path} is a directory, not a file.")
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(info.st_mode):
             raise MalformedInput(f"The {what} {path} is not a regular file; refusing to read it.")
-        data = handle.read(cap + 1)
+        if info.st_size > cap:
+            raise MalformedInput(
+                f"The {what} {path} is larger than {cap} bytes, too large to be one."
+            )
+        # read(cap + 1) would reserve `cap` bytes up front (1 GiB for a request) for a file of
+        # a few KB; read what is there, plus one byte to notice a file that grew meanwhile.
+        data = handle.read(min(cap, info.st_size) + 1)
+    if len(data) > info.st_size:
+        raise MalformedInput(f"The {what} {path} grew while it was read; read it again when whole.")
     if len(data) > cap:
         raise MalformedInput(f"The {what} {path} is larger than {cap} bytes, too large to be one.")
     return data

@@ -66,6 +66,7 @@ from ceremony.core.metadata import (
     role_order,
     role_type,
 )
+from ceremony.core.names import DISGUISE_NOTE, check_publishable, disguised, shown
 from ceremony.core.plan import Plan, plan
 from ceremony.core.verify import verify_root, verify_threshold
 from ceremony.offline.policy import Policy
@@ -105,6 +106,8 @@ class TargetsDiff:
     @classmethod
     def between(cls, old: TargetFiles, new: TargetFiles) -> TargetsDiff:
         added, removed, changed = old.differences(new)
+        for name in (*added, *changed):  # never sign a name the server would refuse
+            check_publishable(name, "target name")
         return cls(old, new, tuple(sorted(added)), tuple(sorted(removed)), tuple(sorted(changed)))
 
     @property
@@ -121,6 +124,8 @@ class TargetsDiff:
             else:
                 yield _meta_line("- old", name, self.old[name])
                 yield _meta_line("+ new", name, self.new[name])
+            if disguised(name):
+                yield Line(f"target {shown(name, 60)} {DISGUISE_NOTE}", True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -636,6 +641,8 @@ def review_request(
         )
         needed.append(Needed("role", (role,), f"the base {role} has expired"))
 
+    trust_lines.extend(_disguise_lines(diffs))
+
     if state is not None and already is None:
         _abandoned(state, request, computed, versions, trust_lines, needed)
 
@@ -1016,6 +1023,31 @@ def _roles_with_new_signers(old: Body | None, new: Body) -> list[str]:
 # describing a role
 
 
+DISGUISES_SHOWN = 20  # names flagged one by one on the review's first screen
+
+
+def _disguise_lines(diffs: Sequence[RoleDiff]) -> list[Line]:
+    """A `!` line for each new or changed target name that could pass for another."""
+    flagged = [
+        (d.role, name)
+        for d in diffs
+        if d.targets is not None
+        for name in (*d.targets.added, *d.targets.changed)
+        if disguised(name)
+    ]
+    lines = [
+        Line(f"{role}: target {shown(name, 60)} {DISGUISE_NOTE}", bang=True)
+        for role, name in flagged[:DISGUISES_SHOWN]
+    ]
+    if len(flagged) > DISGUISES_SHOWN:
+        lines.append(
+            Line(
+                f"and {len(flagged) - DISGUISES_SHOWN} more target names that {DISGUISE_NOTE}", True
+            )
+        )
+    return lines
+
+
 def _expiry_note(expires: GoTime, now: datetime) -> str:
     when = expires.to_datetime()
     if when <= now:
@@ -1044,7 +1076,7 @@ def _meta_line(sign: str, name: str, meta: FileMeta) -> Line:
         for alg, digest in sorted(meta.hashes.items(), key=lambda i: (i[0] != "sha256", i[0]))
     )
     return Line(
-        f"{sign} target {printable(name)}  length {meta.length}  {printable(hashes)}"
+        f"{sign} target {shown(name)}  length {meta.length}  {printable(hashes)}"
         + _custom_text(meta)
     )
 
@@ -1071,6 +1103,8 @@ def _signers_lines(name: str, a: _Signers | None, b: _Signers | None, holder: Ho
         if b.paths is not None:
             text += f", paths {printable(_paths_text(b.paths))}"
         lines.append(Line(text, True))
+        if b.paths is not None and any(disguised(p) for p in b.paths):
+            lines.append(Line(f"delegation {name}: a path {DISGUISE_NOTE}", True))
     elif b is None and a is not None:
         lines.append(Line(f"- delegation {name} (it and its keys can no longer sign)", True))
         return lines
@@ -1086,6 +1120,8 @@ def _signers_lines(name: str, a: _Signers | None, b: _Signers | None, holder: Ho
                     True,
                 )
             )
+            if b.paths is not None and any(disguised(p) for p in b.paths):
+                lines.append(Line(f"delegation {name}: a path {DISGUISE_NOTE}", True))
     old_ids = set(a.keys) if a is not None else set()
     for kid, key in b.keys.items():
         if kid not in old_ids:

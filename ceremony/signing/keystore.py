@@ -41,7 +41,7 @@ from ceremony.core.keys import (
     key_fingerprint,
 )
 from ceremony.core.metadata import Key, is_delegation_name
-from ceremony.edge.fsutil import atomic_write, private_dir
+from ceremony.edge.fsutil import atomic_write, private_dir, read_input
 from ceremony.signing.certificates import certify, make_root_certificate
 from ceremony.signing.filekey import FILE_SCHEME
 from ceremony.signing.keyfile import decode_key_file, encode_key_file, read_key_file_headers
@@ -310,6 +310,7 @@ class KeyStore:
         new = [g for g in dict.fromkeys(guns) if record.certificate(g) is None]
         if not new:
             return record
+        self.check_file_headers(record)
         sign_raw = raw_signer_from_uri(self._absolute(record.uri), record.public, passphrase_for)
         added = {g: certify(record.public, sign_raw, g, now) for g in new}
         return self.save(replace(record, guns={**record.guns, **added}))
@@ -385,6 +386,7 @@ class KeyStore:
             raise UsageError(
                 f"Key {record.canonical_id[:12]} lives on a token; its private half never leaves it."
             )
+        self.check_file_headers(record)
         private = decode_key_file(path.read_bytes(), passphrase_for(record.role))
         if private.canonical_id != record.canonical_id:
             raise MalformedInput(
@@ -436,7 +438,30 @@ class KeyStore:
         """A signer for metadata key `key` (e.g. a root certificate key), or None if not held;
         the backend is the one the key's URI names."""
         uri = self.uri_for(key)
-        return signer_from_uri(uri, key, passphrase_for) if uri is not None else None
+        if uri is None:
+            return None
+        record = self.get(canonical_key_id(key))
+        if record is not None:
+            self.check_file_headers(record)
+        return signer_from_uri(uri, key, passphrase_for)
+
+    def check_file_headers(self, record: KeyRecord) -> None:
+        """Refuse a key file whose `role:` or `gun:` header no longer matches this store's
+        record. The headers are not authenticated (the passphrase protects only the key),
+        so an edit would otherwise go unnoticed; the record is what this machine wrote."""
+        path = self.file_of(record)
+        if path is None or not path.is_file():
+            return
+        headers = read_key_file_headers(read_input(path, "key file"))
+        if headers.role not in (None, record.role) or (
+            headers.gun is not None and headers.gun not in record.guns
+        ):
+            said = f"a {headers.label} key" + (f" for {headers.gun}" if headers.gun else "")
+            kept = ", ".join(sorted(record.guns)) or "no repository"
+            raise InputRejected(
+                f"The key file {path.name} says it is {said}, but this store recorded it as a "
+                f"{record.role} key for {kept}: its headers were edited; restore it from a backup."
+            )
 
     # -- export ---------------------------------------------------------------
 

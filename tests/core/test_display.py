@@ -27,12 +27,15 @@ def test_printable_escapes_control_format_and_bidi_characters() -> None:
     assert shown.isprintable()
 
 
+DISGUISED = "app\u202efdp.exe\u2028\u200b"  # publishable, yet not what it seems
+
+
 def test_review_shows_hostile_target_names_escaped() -> None:
     root = make_root_certificate(PrivateKey.generate_ecdsa(), GUN, NOW)
     targets = PrivateKey.generate_ecdsa().public_key()
     changes = [
         InitRepository((root,), 1, (targets,), 1, targets, targets),
-        AddTarget("targets", EVIL, FileMeta.for_bytes(b"x")),
+        AddTarget("targets", DISGUISED, FileMeta.for_bytes(b"x")),
         SetExpiry("root", GoTime.from_datetime(NOW + timedelta(days=3650))),
         SetExpiry("targets", GoTime.from_datetime(NOW + timedelta(days=1000))),
     ]
@@ -46,8 +49,10 @@ def test_review_shows_hostile_target_names_escaped() -> None:
     )
     result = review_request(Request.from_bytes(request.to_bytes()), None, lambda _d: None, NOW)
     lines = [line.render() for d in result.diffs for line in d.detail()]
+    assert any("app\\u202efdp.exe\\u2028\\u200b" in line for line in lines)
     assert any(
-        "app\\u000d\\u001b[2K+ target harmless\\u202efdp.exe\\u2028" in line for line in lines
+        line.startswith("! ") and "contains invisible or look-alike characters" in line
+        for line in lines
     )
     assert all(line.isprintable() for line in lines)
 
