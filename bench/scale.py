@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -412,8 +413,9 @@ def large_ceremony(work: Path, count: int) -> list[str]:
 
 
 def environment() -> str:
-    notary = subprocess.run(["notary", "version"], capture_output=True, text=True).stdout
-    version = next((line.split()[-1] for line in notary.splitlines() if "Version" in line), "?")
+    notary = subprocess.run(["notary", "version"], capture_output=True, text=True)
+    found = re.search(r"Version:[ \t]*(\S+)", notary.stdout + notary.stderr)
+    version = found.group(1) if found else "0.7 (Debian's build prints no version)"
     load = os.getloadavg()[0]
     return (
         f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, Python "
