@@ -183,11 +183,11 @@ def test_loose_permissions_fail(tmp_path: Path) -> None:
     key.chmod(0o600)
     preflight(home, root)
     key.chmod(0o644)
-    home.chmod(0o755)
+    home.chmod(0o755)  # the command closes an open home first (with a note), then checks
     proc = preflight(home, root, code=1)
-    assert f"FAIL  home permissions: {home} is 0755, not 0700" in proc.stdout
+    assert f"The home {home} was open to other users (mode 0755); it is now 0700." in proc.stderr
     assert "FAIL  key file permissions: 0123abcd.key is 0644" in proc.stdout
-    assert "home permissions, key file permissions failed" in error_line(proc)
+    assert "key file permissions failed" in error_line(proc)
 
 
 def test_a_tampered_transcript_fails_preflight(tmp_path: Path) -> None:

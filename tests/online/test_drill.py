@@ -56,7 +56,7 @@ def test_every_fault_scenario_passes_and_is_reported(tmp_path: Path) -> None:
     # what the faults must show
     assert "--accept timestamp" in md  # expired
     assert "1 more" in md  # missing keyholder
-    assert "PIN for token" in md and "passphrase for the" in md.lower()  # wrong secrets
+    assert "PIN for token" in md and "does not open the root key" in md  # wrong secrets
     assert "scan more frames" in md or "frames shown" in md  # qr-loss camera passes
     # one self-contained printable page: no script, no external resource
     assert page.startswith("<!DOCTYPE html>") and "@media print" in page
