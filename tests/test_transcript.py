@@ -256,3 +256,13 @@ def test_library_append_records_notes_and_time(tmp_path: Path) -> None:
     assert entry.request_id == "r" * 64 and entry.digest == "d" * 64
     assert entry.keys == ("k1", "k2")
     transcript.note(request_id="ignored")  # outside a command: nothing happens
+
+
+def test_left_out_words_are_hidden_as_whole_words_only() -> None:
+    from ceremony.cli._record import scrub
+
+    hidden = ["expect", "acid", "academic"]
+    sentence = "Got unexpected extra argument(s) (expect acid academic)"
+    assert scrub(sentence, hidden) == (
+        "Got unexpected extra argument(s) (<redacted> <redacted> <redacted>)"
+    )

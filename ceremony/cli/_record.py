@@ -10,6 +10,7 @@ failure to record it is reported after it (exit 3).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -88,11 +89,16 @@ def refused_argv(args: Sequence[str], command_path: Sequence[str]) -> tuple[list
 
 
 def scrub(sentence: str | None, hidden: Sequence[str]) -> str | None:
-    """The sentence with every left-out word (3 characters or more) replaced."""
+    """The sentence with every left-out word (3 characters or more) replaced.
+
+    Whole words only: a share word such as "expect" is hidden where it stands, not inside
+    "unexpected" in click's own sentence.
+    """
     if sentence is None:
         return None
     for word in sorted({w for w in hidden if len(w) >= 3}, key=len, reverse=True):
-        sentence = sentence.replace(word, transcript.REDACTED)
+        pattern = rf"(?<![\w]){re.escape(word)}(?![\w])"
+        sentence = re.sub(pattern, transcript.REDACTED, sentence)
     return sentence
 
 
