@@ -42,6 +42,7 @@ from ceremony.core.changes import (
 )
 from ceremony.core.errors import CeremonyError, InputRejected, MalformedInput
 from ceremony.core.metadata import FileMeta, Key, is_delegation_name
+from ceremony.edge.fsutil import read_input
 from online.flow import default_expiry
 
 _ADVICE = "nothing was imported; stage that change with ceremony-online instead"
@@ -61,7 +62,10 @@ def read_changelist(trust_dir: Path, gun: str) -> list[tuple[str, bytes]]:
             f"There is no notary changelist for {gun} under {trust_dir}: pass the notary trust "
             "directory (-d) the changes were staged in."
         )
-    return [(p.name, p.read_bytes()) for p in sorted(folder.glob("*.change"))]
+    return [
+        (p.name, read_input(p, "notary change file", listed=True))
+        for p in sorted(folder.glob("*.change"))
+    ]
 
 
 def _refuse(name: str, what: str) -> InputRejected:

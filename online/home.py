@@ -37,7 +37,13 @@ from ceremony.core.errors import CeremonyError, HomeDamaged, InputRejected
 from ceremony.core.fields import Fields
 from ceremony.core.gun import gun_folder
 from ceremony.core.metadata import Envelope, Root, parse_envelope
-from ceremony.edge.fsutil import atomic_write, locked, private_dir, sweep_temporaries
+from ceremony.edge.fsutil import (
+    atomic_write,
+    locked,
+    private_dir,
+    read_home_file_bytes,
+    sweep_temporaries,
+)
 
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -51,14 +57,21 @@ def _damaged(path: Path, why: str) -> HomeDamaged:
 
 def _read_json(path: Path) -> Any | None:
     """The parsed JSON file, None if absent; a damaged file is an environment failure."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    data = read_home_file_bytes(path, "online home file")
+    if data is None:
         return None
     try:
         return parse_json(data, what=f"file {path.name}")
     except CeremonyError as exc:
         raise _damaged(path, "not valid JSON") from exc
+
+
+def _home_bytes(path: Path) -> bytes:
+    """A file this home listed a moment ago: gone now, or not a regular file, it is damaged."""
+    data = read_home_file_bytes(path, "online home file")
+    if data is None:
+        raise _damaged(path, "it vanished while it was read")
+    return data
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -267,9 +280,8 @@ class RepositoryHome:
 
     def anchor(self) -> Envelope[Root] | None:
         """The newest root this machine verified for the GUN (None before first contact)."""
-        try:
-            data = self._anchor_path.read_bytes()
-        except FileNotFoundError:
+        data = read_home_file_bytes(self._anchor_path, "trusted root file")
+        if data is None:
             return None
         try:
             return parse_envelope(data, Root, what="trusted root")
@@ -327,13 +339,12 @@ class RepositoryHome:
 
     def load_request(self, request_id: str) -> Request:
         path = self._request_path(request_id)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+        data = read_home_file_bytes(path, "request file")
+        if data is None:
             raise InputRejected(
                 f"Request {request_id} for {self.gun} was not exported from this home: "
                 "publish on the machine and --home that exported it."
-            ) from None
+            )
         try:
             return Request.from_bytes(data)
         except CeremonyError as exc:
@@ -393,7 +404,7 @@ class RepositoryHome:
             if not _DIGEST.match(path.name.split(".", 1)[0]):
                 continue
             try:
-                out.append(SignaturesDocument.from_bytes(path.read_bytes()))
+                out.append(SignaturesDocument.from_bytes(_home_bytes(path)))
             except CeremonyError as exc:
                 raise _damaged(path, exc.message.rstrip(".")) from exc
         return out

@@ -122,6 +122,10 @@ def recording(home: Path, args: Sequence[str]) -> Iterator[Callable[[Outcome], i
     with transcript.collecting() as notes:
 
         def finish(outcome: Outcome) -> int:
+            if outcome.code != 0 and (home.exists() or home.is_symlink()) and not home.is_dir():
+                # the command failed on this very home (a FIFO, a device, a file): its sentence
+                # said so, and a second one that the home cannot hold the record adds nothing
+                return outcome.code
             argv, error = list(args), outcome.error
             if outcome.command_path is not None:  # click refused the command line
                 argv, hidden = refused_argv(args, outcome.command_path)

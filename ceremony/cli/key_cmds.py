@@ -225,9 +225,9 @@ def import_keys(
     ctx: typer.Context,
     files: Annotated[
         list[Path] | None,
-        typer.Argument(
-            help="Notary or Docker private key files.", exists=True, dir_okay=False, readable=True
-        ),
+        # not click's exists=True: it calls a symbolic link loop "does not exist";
+        # read_input names each flaw (a loop, a FIFO, a device) in one sentence
+        typer.Argument(help="Notary or Docker private key files."),
     ] = None,
     role: Annotated[
         str | None, typer.Option("--role", help="Role for files without a role: header.")

@@ -36,7 +36,7 @@ from typing import Any
 
 from ceremony.core.canonical import encode_canonical, parse_json
 from ceremony.core.changes import Change, read_change
-from ceremony.core.errors import MalformedInput, VerificationFailed
+from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed
 from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
 from ceremony.core.gun import check_gun
@@ -216,6 +216,16 @@ class Expectation:
         )
 
 
+def _request_change(d: Any, number: int) -> tuple[Change, Mapping[str, Any]]:
+    """One change of a request; its refusal says it is the request's (the file it came in)."""
+    try:
+        return read_change(d)
+    except InputRejected as exc:
+        why = exc.message
+        kind = MalformedInput if isinstance(exc, MalformedInput) else InputRejected
+        raise kind(f"In the request's change {number}, {why[:1].lower()}{why[1:]}") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """An unsigned signing request.
@@ -321,7 +331,7 @@ class Request:
             GoTime.parse(created)
         except ValueError as exc:
             raise MalformedInput("The request's creation time is malformed.") from exc
-        read = [read_change(c) for c in f.array("changes")]
+        read = [_request_change(c, n) for n, c in enumerate(f.array("changes"), 1)]
         request = cls(
             f.hex("id", 32),
             f.hex("nonce", 32),
@@ -465,7 +475,14 @@ class PublicKeyEntry:
         entry = cls(role, canonical_id, Key.from_dict(f.raw("key"), where))
         f.done()
         key = entry.key
-        if canonical_key_id(key) != canonical_id:
+        try:
+            key_id = canonical_key_id(key)
+        except MalformedInput as exc:  # a certificate that does not parse: say whose it is
+            why = exc.message.rstrip(".")
+            raise MalformedInput(
+                f"The {_WHAT}'s key {canonical_id[:12]} is unreadable: {why[:1].lower()}{why[1:]}."
+            ) from exc
+        if key_id != canonical_id:
             raise MalformedInput(
                 f"The {_WHAT} lists key {canonical_id[:12]} with a key whose id differs."
             )

@@ -7,6 +7,7 @@ operator names is read whole only up to a size no document of ours reaches.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -14,8 +15,9 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
-from ceremony.core.errors import MalformedInput, UsageError
+from ceremony.core.errors import CeremonyError, HomeDamaged, MalformedInput, UsageError
 
 MAX_INPUT = 64 * 1024 * 1024  # larger than any signatures, key or public keys document of ours
 MAX_BULK_INPUT = 1024 * 1024 * 1024  # a request or metadata file of a 10⁶-target repository
@@ -107,33 +109,116 @@ def locked(lock_file: Path, *, on_wait: Callable[[], None] | None = None) -> Ite
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def read_input(path: Path, what: str, *, cap: int = MAX_INPUT) -> bytes:
+def _not_a_file(info: os.stat_result) -> str | None:
+    """What a path is when it is not a regular file ("a directory", "a FIFO", ...), else None."""
+    mode = info.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+Flaw = Literal["missing", "directory", "other"]  # what `read_regular_file` found wrong
+
+_OPEN_FLAWS = {
+    errno.ENOENT: "does not exist",
+    errno.ENOTDIR: "does not exist (a folder on its path is a file)",
+    errno.ELOOP: "is a symbolic link loop, not a file",
+    errno.ENAMETOOLONG: "has a name too long for this system",
+}
+
+
+def read_regular_file(
+    path: Path,
+    what: str,
+    *,
+    cap: int,
+    fault: Callable[[str, Flaw], CeremonyError],
+) -> bytes:
+    """`path` read whole if it is a regular file of at most `cap` bytes.
+
+    The one place every reader checks what it is handed: a FIFO is never waited on
+    (opened non-blocking and looked at before any read), a device is never read
+    (`/dev/zero` would fill memory), a folder or a symbolic link loop is named as
+    such. Any flaw becomes `fault(sentence, flaw)`: the caller decides whether it is
+    a usage error, a rejected input or a damaged home.
+    """
+
+    def check(info: os.stat_result) -> None:
+        kind = _not_a_file(info)
+        if kind is not None:
+            flaw: Flaw = "directory" if kind == "a directory" else "other"
+            raise fault(f"The {what} {path} is {kind}, not a regular file", flaw)
+        if info.st_size > cap:
+            raise fault(
+                f"The {what} {path} is larger than {cap} bytes, too large to be one", "other"
+            )
+
+    try:
+        check(os.stat(path))  # before opening: a device is never even opened
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        flaw = _OPEN_FLAWS.get(exc.errno or 0)
+        if flaw is None:
+            raise
+        missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
+        raise fault(f"The {what} {path} {flaw}", "missing" if missing else "other") from None
+    try:
+        info = os.fstat(fd)
+        check(info)  # what was opened, should it have been swapped since the look
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            # read(cap + 1) would reserve `cap` bytes up front (1 GiB for a request) for a file
+            # of a few KB; read what is there, plus one byte to notice a file that grew meanwhile.
+            data = handle.read(min(cap, info.st_size) + 1)
+    finally:
+        os.close(fd)
+    if len(data) > info.st_size:
+        raise fault(f"The {what} {path} grew while it was read; read it again when whole", "other")
+    return data
+
+
+def read_input(path: Path, what: str, *, cap: int = MAX_INPUT, listed: bool = False) -> bytes:
     """A file the operator names (a request, signatures, keys, a list), read whole up to `cap`.
 
-    A missing file or a folder is a usage error; anything but a regular file (a FIFO, a
-    device) is refused without waiting on it, and so is a file longer than `cap`.
+    A missing file or a folder the operator named is a usage error (exit 2), as click
+    says it of its own arguments; anything else that is not a regular file (a FIFO, a
+    device, a symbolic link loop) or is longer than `cap` is a rejected input (exit 1),
+    named in one sentence and never waited on. `listed`: the file was found in a folder
+    the tool walks (a changelist, a trust dir), so every flaw is the input's (exit 1).
     """
+
+    def fault(sentence: str, flaw: Flaw) -> CeremonyError:
+        if flaw in ("missing", "directory") and not listed:
+            return UsageError(f"{sentence}.")
+        return MalformedInput(f"{sentence}; refusing to read it.")
+
+    return read_regular_file(path, what, cap=cap, fault=fault)
+
+
+class _Absent(CeremonyError):
+    """A home file that is simply not there (yet): not a flaw."""
+
+
+def read_home_file_bytes(path: Path, what: str, *, cap: int = MAX_BULK_INPUT) -> bytes | None:
+    """One of the tool's own home files, None if absent; anything but a regular file of at
+    most `cap` bytes means the home is damaged (`HomeDamaged`, exit 3), never a hang."""
+
+    def fault(sentence: str, flaw: Flaw) -> CeremonyError:
+        if flaw == "missing" and not os.path.islink(path):
+            return _Absent(sentence)
+        return HomeDamaged(
+            f"{sentence}: the home is damaged; restore it from a backup or move it aside."
+        )
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise UsageError(f"The {what} {path} does not exist.") from None
-    except IsADirectoryError:
-        raise UsageError(f"The {what} {path} is a directory, not a file.") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise UsageError(f"The {what} {path} is a directory, not a file.")
-        if not stat.S_ISREG(info.st_mode):
-            raise MalformedInput(f"The {what} {path} is not a regular file; refusing to read it.")
-        if info.st_size > cap:
-            raise MalformedInput(
-                f"The {what} {path} is larger than {cap} bytes, too large to be one."
-            )
-        # read(cap + 1) would reserve `cap` bytes up front (1 GiB for a request) for a file of
-        # a few KB; read what is there, plus one byte to notice a file that grew meanwhile.
-        data = handle.read(min(cap, info.st_size) + 1)
-    if len(data) > info.st_size:
-        raise MalformedInput(f"The {what} {path} grew while it was read; read it again when whole.")
-    if len(data) > cap:
-        raise MalformedInput(f"The {what} {path} is larger than {cap} bytes, too large to be one.")
-    return data
+        return read_regular_file(path, what, cap=cap, fault=fault)
+    except _Absent:
+        return None

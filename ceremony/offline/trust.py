@@ -35,7 +35,13 @@ from ceremony.core.errors import HomeDamaged, MalformedInput
 from ceremony.core.fields import read_home_file
 from ceremony.core.gun import gun_folder
 from ceremony.core.metadata import Envelope, Root, parse_envelope
-from ceremony.edge.fsutil import atomic_write, locked, private_dir, sweep_temporaries
+from ceremony.edge.fsutil import (
+    atomic_write,
+    locked,
+    private_dir,
+    read_home_file_bytes,
+    sweep_temporaries,
+)
 
 STATE_FORMAT = 2
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -141,6 +147,14 @@ class TrustState:
         return cls(gun, root, versions, requests)
 
 
+def _home_bytes(path: Path) -> bytes:
+    """A trust store file seen a moment ago: gone now, or not a regular file, it is damaged."""
+    data = read_home_file_bytes(path, "trust store file")
+    if data is None:
+        raise HomeDamaged(f"The trust store file {path} vanished while it was read: run again.")
+    return data
+
+
 class TrustStore:
     """Trust states under `HOME/trust/`."""
 
@@ -162,7 +176,7 @@ class TrustStore:
         path = self._dir(gun) / "state.json"
         if not path.exists():
             return None
-        state = TrustState.from_bytes(path.read_bytes())
+        state = TrustState.from_bytes(_home_bytes(path))
         if state.gun != gun:
             raise HomeDamaged(
                 f"The trust state stored for {gun} names {state.gun}: the home is damaged; "
@@ -177,7 +191,7 @@ class TrustStore:
         path = self._dir(gun) / "bodies" / f"{body_sha256}.json"
         if not path.exists():
             return None
-        data = path.read_bytes()
+        data = _home_bytes(path)
         return data if sha256_hex(data) == body_sha256 else None
 
     def save(self, state: TrustState, bodies: Iterable[bytes]) -> None:
@@ -205,5 +219,5 @@ class TrustStore:
         for d in sorted(self.root_dir.iterdir()):
             state = d / "state.json"
             if state.exists():
-                out.append(TrustState.from_bytes(state.read_bytes()).gun)
+                out.append(TrustState.from_bytes(_home_bytes(state)).gun)
         return out

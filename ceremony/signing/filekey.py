@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ceremony.edge.fsutil import read_input
 from ceremony.signing.keyfile import decode_key_file, read_key_file_headers
 from ceremony.signing.private import PrivateKey
 from ceremony.signing.signer import SIGNER_FOR_URI_SCHEME, PassphraseSource
@@ -14,7 +15,7 @@ FILE_SCHEME = "file:"
 def open_file_key(uri: str, secrets: PassphraseSource) -> PrivateKey:
     """Decrypt the key file `file:PATH` with the passphrase for its role header."""
     path = Path(uri.removeprefix(FILE_SCHEME))
-    data = path.read_bytes()
+    data = read_input(path, "key file", listed=True)
     alias = read_key_file_headers(data).role or "root"
     return decode_key_file(data, secrets(alias))
 

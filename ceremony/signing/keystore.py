@@ -30,6 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ceremony.core.documents import PublicKeyEntry, PublicKeysDocument, is_role_alias
 from ceremony.core.errors import HomeDamaged, InputRejected, MalformedInput, UsageError
 from ceremony.core.fields import Fields, read_home_file
@@ -41,7 +43,12 @@ from ceremony.core.keys import (
     key_fingerprint,
 )
 from ceremony.core.metadata import Key, is_delegation_name
-from ceremony.edge.fsutil import atomic_write, private_dir, read_input
+from ceremony.edge.fsutil import (
+    MAX_INPUT,
+    atomic_write,
+    private_dir,
+    read_home_file_bytes,
+)
 from ceremony.signing.certificates import certify, make_root_certificate
 from ceremony.signing.filekey import FILE_SCHEME
 from ceremony.signing.keyfile import decode_key_file, encode_key_file, read_key_file_headers
@@ -56,6 +63,29 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 BACKUP_KINDS = ("file", "shares", "none")
 _PARSED: dict[Path, tuple[tuple[int, int, int], KeyRecord]] = {}  # see KeyStore._load
+
+
+def _check_importable(private: PrivateKey) -> None:
+    """Refuse a P-521 key (the store keeps P-256 and P-384 EC keys, RSA and Ed25519).
+
+    Notary hashes every ECDSA signature with SHA-256, so the larger curve adds no strength
+    to what is signed, and notary and docker trust only ever make P-256 keys: a P-521 key
+    in a trust dir is a sign of something other than a Notary key, refused up front.
+    """
+    native = private.native
+    if isinstance(native, ec.EllipticCurvePrivateKey) and native.curve.key_size > 384:
+        raise InputRejected(
+            f"The key is on the unsupported curve {native.curve.name} (P-521): import a P-256 "
+            "or P-384 key (notary and docker trust make P-256 keys)."
+        )
+
+
+def _key_file_bytes(path: Path) -> bytes:
+    """A key file of this store: anything but a regular file there means the home is damaged."""
+    data = read_home_file_bytes(path, "key file", cap=MAX_INPUT)
+    if data is None:
+        raise HomeDamaged(f"The key file {path} is missing: restore it from a backup.")
+    return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +298,7 @@ class KeyStore:
         passphrase = passphrase_for(alias)
         _check_passphrase(passphrase)
         private = decode_key_file(data, passphrase)
+        _check_importable(private)
         guns: dict[str, Key | None] = dict(certificates or {})
         key_gun = headers.gun or gun
         if key_gun and key_gun not in guns:
@@ -339,16 +370,23 @@ class KeyStore:
     def _load(self, path: Path) -> KeyRecord:
         # A root key serving 1,000 repositories holds 1,000 certificates: a record is parsed
         # once per version of its file (atomic writes give each version a new inode).
-        st = path.stat()
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        what = f"key index file {path.name}"
+        stamp: tuple[int, int, int] | None = None
+        with contextlib.suppress(OSError):  # a loop or a vanished file: the read below says so
+            st = path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         cached = _PARSED.get(path)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        f = read_home_file(path.read_bytes(), f"key index file {path.name}")
+        data = read_home_file_bytes(path, what)
+        if data is None:
+            raise HomeDamaged(f"The {what} vanished while it was read: run the command again.")
+        f = read_home_file(data, what)
         record = KeyRecord.from_index(f)
         if path.stem != record.canonical_id:
             raise f.fail("does not match its key id; remove it and import the key again")
-        _PARSED[path] = (stamp, record)
+        if stamp is not None:
+            _PARSED[path] = (stamp, record)
         return record
 
     def records(self) -> list[KeyRecord]:
@@ -387,7 +425,7 @@ class KeyStore:
                 f"Key {record.canonical_id[:12]} lives on a token; its private half never leaves it."
             )
         self.check_file_headers(record)
-        private = decode_key_file(path.read_bytes(), passphrase_for(record.role))
+        private = decode_key_file(_key_file_bytes(path), passphrase_for(record.role))
         if private.canonical_id != record.canonical_id:
             raise MalformedInput(
                 f"The key file for {record.canonical_id[:12]} holds a different key; restore it "
@@ -413,7 +451,7 @@ class KeyStore:
             return record.role if gun in record.guns and record.retired is None else None
         path = self.key_path(cid)
         if path.is_file():  # a bare Notary key file copied in (a trust dir's private/)
-            headers = read_key_file_headers(path.read_bytes())
+            headers = read_key_file_headers(_key_file_bytes(path))
             return (headers.role or "root") if headers.gun == gun else None
         return None
 
@@ -452,7 +490,7 @@ class KeyStore:
         path = self.file_of(record)
         if path is None or not path.is_file():
             return
-        headers = read_key_file_headers(read_input(path, "key file"))
+        headers = read_key_file_headers(_key_file_bytes(path))
         if headers.role not in (None, record.role) or (
             headers.gun is not None and headers.gun not in record.guns
         ):

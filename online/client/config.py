@@ -15,6 +15,7 @@ from ceremony.core.errors import (
     EnvironmentFailure,
     UsageError,
 )
+from ceremony.edge.fsutil import MAX_INPUT, Flaw, read_regular_file
 from online.client import DEFAULT_MAX_DOWNLOAD
 from online.settings import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA
 
@@ -23,6 +24,7 @@ ENV_PASSWORD = "CEREMONY_PASSWORD"  # noqa: S105 - the name of a variable, not a
 ENV_DOCKER_CONFIG = "DOCKER_CONFIG"
 ENV_ALLOW_HTTP = "CEREMONY_ALLOW_HTTP"
 ENV_DEADLINE = "CEREMONY_DOWNLOAD_DEADLINE"
+MAX_URL_LENGTH = 2048  # far beyond any real server URL (a host name is at most 253)
 DEFAULT_DEADLINE = 120.0  # seconds for one whole download, however slowly it drips
 
 
@@ -112,6 +114,7 @@ class ServerConfig:
                 "No trust server is configured: pass --server URL or set CEREMONY_SERVER "
                 "(or DOCKER_CONTENT_TRUST_SERVER)."
             )
+        _check_length(url)
         if urlsplit(url.strip()).scheme == "http" and not (
             allow_http or env.get(ENV_ALLOW_HTTP) == "1"
         ):
@@ -150,12 +153,30 @@ class ServerConfig:
         )
 
 
+def _check_length(url: str) -> None:
+    """A URL longer than any server's is refused before anything quotes or resolves it."""
+    if len(url) > MAX_URL_LENGTH:
+        raise UsageError(
+            f"The trust server URL is {len(url)} characters long, more than {MAX_URL_LENGTH}: "
+            "check --server or CEREMONY_SERVER."
+        )
+
+
 def _normalise_url(url: str) -> str:
+    _check_length(url)
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
             f"The trust server {url!r} is not an http(s) URL: pass --server https://HOST[:PORT]."
         )
+    try:  # a label over 63 characters or a port out of range fails here, not deep in httpx
+        parts.hostname.encode("idna")
+        _ = parts.port
+    except (UnicodeError, ValueError):
+        raise UsageError(
+            f"The trust server URL {url!r} has no valid host name and port: "
+            "pass --server https://HOST[:PORT]."
+        ) from None
     if parts.username is not None or parts.password is not None:
         raise UsageError(
             "Do not put credentials in the server URL: set CEREMONY_USERNAME and "
@@ -174,19 +195,31 @@ def auth_host(key: str) -> str:
     return text.split("/", 1)[0].lower()
 
 
+class _NoDockerConfig(EnvironmentFailure):
+    """No config.json at all: nothing to read credentials from, which is fine."""
+
+
 def docker_credentials(directory: Path | None, hosts: tuple[str, ...]) -> Credentials | None:
     """Basic credentials from `auths.<host>.auth` of Docker's config.json, if any match."""
     if directory is None:
         return None
     path = directory / "config.json"
+    advice = "fix it or set CEREMONY_USERNAME and CEREMONY_PASSWORD"
+
+    def fault(sentence: str, flaw: Flaw) -> EnvironmentFailure:
+        return (
+            _NoDockerConfig(sentence)
+            if flaw == "missing"
+            else EnvironmentFailure(f"{sentence}: {advice}.")
+        )
+
     try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
+        doc = json.loads(read_regular_file(path, "Docker config", cap=MAX_INPUT, fault=fault))
+    except _NoDockerConfig:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nesting 100,000 deep
         raise EnvironmentFailure(
-            f"The Docker config {path} cannot be read as JSON: fix it or set "
-            "CEREMONY_USERNAME and CEREMONY_PASSWORD."
+            f"The Docker config {path} cannot be read as JSON: {advice}."
         ) from None
     auths = doc.get("auths") if isinstance(doc, dict) else None
     if not isinstance(auths, dict):

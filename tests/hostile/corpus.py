@@ -115,6 +115,16 @@ def truncations(data: bytes) -> list[bytes]:
     return [data[:n] for n in sorted(set(cuts)) if 0 < n < len(data)]
 
 
+def sample_truncations(data: bytes) -> list[tuple[int, bytes]]:
+    """A representative sample of `truncations(data)`, with each cut's index among them: just
+    after the opening brace, at the middle boundary, and one byte short of the end. Every
+    structural cut is a clean parse error of the same reader; three show it without paying
+    a process for each of the forty."""
+    cuts = truncations(data)
+    picked = sorted({0, len(cuts) // 2, len(cuts) - 1})
+    return [(i, cuts[i]) for i in picked]
+
+
 def _set_first_number(value: Any, new: Any) -> bool:
     """Replace the first integer found (depth first) by `new`; True if one was found."""
     items = value.items() if isinstance(value, dict) else enumerate(value)
