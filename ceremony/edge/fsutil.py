@@ -125,7 +125,8 @@ def _not_a_file(info: os.stat_result) -> str | None:
     return "not a regular file"
 
 
-Flaw = Literal["missing", "directory", "other"]  # what `read_regular_file` found wrong
+# what `read_regular_file` found wrong; "on-a-file": a folder on the path is a file
+Flaw = Literal["missing", "on-a-file", "directory", "other"]
 
 _OPEN_FLAWS = {
     errno.ENOENT: "does not exist",
@@ -133,6 +134,8 @@ _OPEN_FLAWS = {
     errno.ELOOP: "is a symbolic link loop, not a file",
     errno.ENAMETOOLONG: "has a name too long for this system",
 }
+
+_OPEN_KINDS: dict[int, Flaw] = {errno.ENOENT: "missing", errno.ENOTDIR: "on-a-file"}
 
 
 def read_regular_file(
@@ -165,11 +168,11 @@ def read_regular_file(
         check(os.stat(path))  # before opening: a device is never even opened
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
-        flaw = _OPEN_FLAWS.get(exc.errno or 0)
-        if flaw is None:
+        said = _OPEN_FLAWS.get(exc.errno or 0)
+        if said is None:
             raise
-        missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
-        raise fault(f"The {what} {path} {flaw}", "missing" if missing else "other") from None
+        found: Flaw = _OPEN_KINDS.get(exc.errno or 0, "other")
+        raise fault(f"The {what} {path} {said}", found) from None
     try:
         info = os.fstat(fd)
         check(info)  # what was opened, should it have been swapped since the look
@@ -196,7 +199,7 @@ def read_input(path: Path, what: str, *, cap: int = MAX_INPUT, listed: bool = Fa
     """
 
     def fault(sentence: str, flaw: Flaw) -> CeremonyError:
-        if flaw in ("missing", "directory") and not listed:
+        if flaw in ("missing", "on-a-file", "directory") and not listed:
             return UsageError(f"{sentence}.")
         return MalformedInput(f"{sentence}; refusing to read it.")
 
