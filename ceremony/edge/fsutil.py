@@ -7,11 +7,13 @@ operator names is read whole only up to a size no document of ours reaches.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +21,43 @@ from ceremony.core.errors import MalformedInput, UsageError
 
 MAX_INPUT = 64 * 1024 * 1024  # larger than any signatures, key or public keys document of ours
 MAX_BULK_INPUT = 1024 * 1024 * 1024  # a request or metadata file of a 10⁶-target repository
+
+WRITE_HOOK_ENV = "CEREMONY_TEST_WRITE_HOOK"  # TEST ONLY: see `write_point`
+_HOOK_LOCK = threading.Lock()
+_HOOK: dict[str, int] = {}  # the hook's write count and its targets, read once per process
+
+
+def write_point(stage: str, path: Path, *, can_fail: bool) -> None:
+    """TEST ONLY: a numbered point just before or after a durable write, for crash tests.
+
+    Inert (one environment lookup) unless `CEREMONY_TEST_WRITE_HOOK` names a folder. Then
+    each point appends "N STAGE PATH" to FOLDER/points; at the point numbered in
+    FOLDER/pause-at the process writes FOLDER/paused and sleeps until it is killed; at
+    the point numbered in FOLDER/fail-at, if it comes before the write (`can_fail`), it
+    raises ENOSPC as a full disk would. It can only pause or fail a write, like SIGSTOP or
+    a full disk can: it never skips a write, nor a check, nor changes what is written.
+    """
+    folder = os.environ.get(WRITE_HOOK_ENV)
+    if not folder:
+        return
+    hook = Path(folder)
+    with _HOOK_LOCK:
+        if not _HOOK:
+            for name in ("pause-at", "fail-at"):
+                try:
+                    _HOOK[name] = int((hook / name).read_text().strip() or 0)
+                except (OSError, ValueError):
+                    _HOOK[name] = 0
+        _HOOK["count"] = number = _HOOK.get("count", 0) + 1
+        line = f"{number} {stage} {path}\n"
+        with open(hook / "points", "a", encoding="utf-8") as points:
+            points.write(line)
+        if number == _HOOK["pause-at"]:
+            (hook / "paused").write_text(line, encoding="utf-8")
+            while True:  # until the harness kills the process
+                time.sleep(60)
+    if number == _HOOK["fail-at"] and can_fail:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -31,6 +70,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        write_point("temp-written", path, can_fail=True)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -42,6 +82,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+    write_point("renamed", path, can_fail=False)
 
 
 def sweep_temporaries(folder: Path, *, keep: tuple[str, ...] = ()) -> int:
