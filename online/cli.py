@@ -857,8 +857,14 @@ def publish(
     for r in results:
         versions = ", ".join(f"{role} v{v}" for role, v in sorted(r.versions.items()))
         if r.already:
+            dropped = (
+                f" Dropped {r.dropped} staged change(s) it carried (an earlier publish stopped "
+                "before it could)."
+                if r.dropped
+                else ""
+            )
             out.print(
-                f"Request {r.request_id} for {r.gun} was already published ({versions}).",
+                f"Request {r.request_id} for {r.gun} was already published ({versions}).{dropped}",
                 markup=False,
             )
         else:

@@ -13,9 +13,11 @@ succeeds (for `sign` recorded but killed before its signatures were written, the
 is refused with a sentence naming `--again`, which then succeeds); after the rerun no
 temp file is left, in the homes or beside an output file.
 
-The sweeps use 2,000 targets, not 20,000 (test_crashes.py kills a 20,000-target
-ceremony at random delays): the number of writes does not depend on the size, and a
-sweep runs each command about 3 times per point.
+The sweeps use 200 targets, not 20,000 (test_crashes.py kills a 20,000-target ceremony
+at random delays): the writes are the same whatever the size, and a sweep runs each
+command about three times per point. A pause just before a transcript line is appended
+is not swept: the disk then is as at the point before it (the ENOSPC sweep fails it);
+nor are the trust store's second and third body files (each kind of write is swept once).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from tests.notary_env import NotaryCli, NotaryServer
 
 pytestmark = pytest.mark.notary
 
-TARGETS = 2_000
+TARGETS = 200
 
 
 class Hook:
@@ -63,7 +65,8 @@ class Hook:
 
     def paused(self) -> str | None:
         path = self.folder / "paused"
-        return path.read_text().strip() if path.exists() else None
+        text = path.read_text() if path.exists() else ""
+        return text.strip() if text.endswith("\n") else None  # written whole
 
 
 def _points(rig: Rig, hook: Hook, cmd: tuple[str, ...]) -> list[str]:
@@ -77,6 +80,20 @@ def _points(rig: Rig, hook: Hook, cmd: tuple[str, ...]) -> list[str]:
 def _shape(line: str) -> str:
     """A point with key and request ids left out (a new key or request has a new id)."""
     return re.sub(r"[0-9a-f]{32,64}", "ID", line)
+
+
+def _swept(points: list[str]) -> list[int]:
+    """The points a sweep kills at: each kind of write once (the trust store writes one body
+    file per role, alike), and no pause just before a transcript append (the disk is then
+    as at the point before)."""
+    seen: set[str] = set()
+    out = []
+    for number, line in enumerate(points, 1):
+        shape = _shape(line).split(" ", 1)[1]
+        if " append " not in line and shape not in seen:
+            out.append(number)
+        seen.add(shape)
+    return out
 
 
 def _kill_at(rig: Rig, hook: Hook, cmd: tuple[str, ...], point: int) -> str:
@@ -133,9 +150,19 @@ def _key_list(rig: Rig) -> str:
 
 
 def _both_homes_read(rig: Rig) -> int:
-    """`status` and `key list` both work; the staged count."""
-    _key_list(rig)
-    return _staged(rig)
+    """`status` and `key list` both work (run side by side); the staged count."""
+    listing = subprocess.Popen(
+        ("ceremony", "key", "list"),
+        env=rig.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    staged = _staged(rig)
+    _, err = listing.communicate(timeout=300)
+    assert listing.returncode == 0, err
+    return staged
 
 
 def _listing(tmp: Path, count: int = TARGETS, prefix: str = "t") -> Path:
@@ -158,7 +185,7 @@ def _sweep(
     hook = Hook(rig.tmp / "hook")
     homes = Homes(rig)
     points = _points(rig, hook, cmd)
-    for number in range(1, len(points) + 1):
+    for number in _swept(points):
         homes.restore()
         for out in outputs:
             out.unlink(missing_ok=True)
@@ -200,17 +227,18 @@ def test_export_killed_at_each_write_leaves_whole_requests(
     out = tmp_path / "out" / "bulk.request.json"
     out.parent.mkdir()
     export = ("ceremony-online", "export", rig.gun, "--out", str(out))
+    init_requests = set((tmp_path / "online").rglob("*.request.json"))
 
     def after_kill(number: int, line: str) -> None:
         assert _both_homes_read(rig) == TARGETS, line
         rig.run("ceremony-online", "requests", "list", rig.gun)
         for request in (*(tmp_path / "online").rglob("*.request.json"), out):
-            if request.exists():  # whole, or not there at all
-                assert len(Request.from_bytes(request.read_bytes()).changes) == TARGETS, line
+            if request.exists() and request not in init_requests:  # whole, or not there at all
+                assert len(Request.from_bytes(request.read_bytes()).changes) >= TARGETS, line
 
     def rerun() -> None:
         rig.run(*export)
-        assert len(Request.from_bytes(out.read_bytes()).changes) == TARGETS
+        assert len(Request.from_bytes(out.read_bytes()).changes) >= TARGETS
 
     points = _sweep(rig, export, after_kill, rerun, outputs=(out,))
     assert any(".record.json" in p for p in points) and any(str(out) in p for p in points)
@@ -234,16 +262,20 @@ def test_publish_killed_at_each_write_resumes(
 
     points = _points(rig, hook, ("ceremony-online", "publish", str(signed("p0"))))
     assert any("publish-log.json" in p for p in points), points
-    for number in range(1, len(points) + 1):
+    done: list[int] = []
+    for number in _swept(points):
         name = f"p{number}"
         publish = ("ceremony-online", "publish", str(signed(name)))
         line = _kill_at(rig, hook, publish, number)
         assert _both_homes_read(rig) in (0, 1), line  # the one change: still staged, or done
         rig.run(*publish)
-        assert _staged(rig) == 0, line
+        assert _staged(rig) == 0, line  # killed after marking it published: dropped on rerun
+        log = json.loads(next((tmp_path / "online").rglob("publish-log.json")).read_text())
+        assert len(log) == len({e["request_id"] for e in log}) == 3 + len(done), line  # init, p0, these
+        done.append(number)
         assert not _temporaries(tmp_path / "online", tmp_path / "offline"), line
     listed = notary_cli.list_targets(rig.gun)
-    assert {f"p{n}" for n in range(len(points) + 1)} <= set(listed), listed
+    assert {f"p{n}" for n in (0, *_swept(points))} <= set(listed), listed
 
 
 # -- sign ---------------------------------------------------------------------
@@ -421,7 +453,9 @@ def _fail_each_write(
     homes_now = (rig.tmp / "online", rig.tmp / "offline")
     before = _digest(*homes_now)
     points = _points(rig, hook, cmd)
-    failable = [n for n, p in enumerate(points, 1) if " renamed " not in p and " appended " not in p]
+    failable = [
+        n for n, p in enumerate(points, 1) if " renamed " not in p and " appended " not in p
+    ]
     for number in failable:
         homes.restore()
         for out in outputs:
