@@ -244,6 +244,16 @@ def test_export_killed_at_each_write_leaves_whole_requests(
     assert any(".record.json" in p for p in points) and any(str(out) in p for p in points)
 
 
+def _publish_points(points: list[str]) -> list[int]:
+    """Publish is killed just after each kind of write, at its last occurrence (the trust
+    anchor written again after the upload, before the request is marked published), and
+    once with a temp file written: staging and export sweep the temp files of the same
+    home folder, each of which needs a request signed for it first."""
+    last = {_shape(line).split(" ", 2)[2]: n for n, line in enumerate(points, 1)}
+    renamed = [n for n in last.values() if " renamed " in points[n - 1]]
+    return sorted({1, *renamed})
+
+
 def test_publish_killed_at_each_write_resumes(
     notary_server: NotaryServer, notary_cli: NotaryCli, new_gun, tmp_path: Path
 ) -> None:
@@ -263,7 +273,7 @@ def test_publish_killed_at_each_write_resumes(
     points = _points(rig, hook, ("ceremony-online", "publish", str(signed("p0"))))
     assert any("publish-log.json" in p for p in points), points
     done: list[int] = []
-    for number in _swept(points):
+    for number in _publish_points(points):
         name = f"p{number}"
         publish = ("ceremony-online", "publish", str(signed(name)))
         line = _kill_at(rig, hook, publish, number)
@@ -275,7 +285,7 @@ def test_publish_killed_at_each_write_resumes(
         done.append(number)
         assert not _temporaries(tmp_path / "online", tmp_path / "offline"), line
     listed = notary_cli.list_targets(rig.gun)
-    assert {f"p{n}" for n in (0, *_swept(points))} <= set(listed), listed
+    assert {f"p{n}" for n in (0, *done)} <= set(listed), listed
 
 
 # -- sign ---------------------------------------------------------------------
