@@ -802,7 +802,7 @@ def qr_caption(gun: str, request: Request) -> str:
 
 def write_request(path: Path, data: bytes) -> None:
     """Write an exported request atomically (the home already holds the full copy)."""
-    atomic_write(path, data, mode=0o644)
+    atomic_write(path, data, mode=0o644, sweep_stale=True)
 
 
 @app.command()

@@ -89,6 +89,8 @@ def test_a_stale_temp_of_the_same_file_goes_with_the_next_write(tmp_path: Path) 
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # a live writer
         atomic_write(tmp_path / "f", b"x")
+        assert stale.exists()  # a home's temp files are swept under its lock instead
+        atomic_write(tmp_path / "f", b"x", sweep_stale=True)
         assert not stale.exists() and held.exists()
     finally:
         os.close(fd)

@@ -61,11 +61,12 @@ def write_point(stage: str, path: Path, *, can_fail: bool) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, sweep_stale: bool = False) -> None:
     """Write `data` to `path` atomically: a temp file (created with `mode`) fsynced and renamed.
 
     The temp file is flock-ed while it is written, so `sweep_temporaries` can tell one
-    left by a killed writer from a live one; a stale temp file of the same name (an
+    left by a killed writer from a live one. With `sweep_stale` (an output file in an
+    operator's folder, which no home lock sweeps), a stale temp file of the same name (an
     earlier write killed midway) is removed once this write is in place.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +93,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         finally:
             os.close(dir_fd)
     write_point("renamed", path, can_fail=False)
-    _remove_stale(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    if sweep_stale:
+        _remove_stale(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
 
 
 def _locked_temporary(path: Path) -> tuple[int, str]:
