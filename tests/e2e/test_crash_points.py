@@ -178,14 +178,17 @@ def _sweep(
     rerun: Callable[[], None],
     *,
     outputs: tuple[Path, ...] = (),
+    skip: Callable[[int, str], bool] = lambda number, line: False,
 ) -> list[str]:
-    """Kill `cmd` at each of its write points, from the same homes each time; after each
-    kill `after_kill(point, line)` checks the homes, then `rerun` must succeed and leave
-    no temp file. Returns the points."""
+    """Kill `cmd` at each of its write points (but those `skip` names), from the same homes
+    each time; after each kill `after_kill(point, line)` checks the homes, then `rerun`
+    must succeed and leave no temp file. Returns the points."""
     hook = Hook(rig.tmp / "hook")
     homes = Homes(rig)
     points = _points(rig, hook, cmd)
     for number in _swept(points):
+        if skip(number, points[number - 1]):
+            continue
         homes.restore()
         for out in outputs:
             out.unlink(missing_ok=True)
@@ -240,7 +243,11 @@ def test_export_killed_at_each_write_leaves_whole_requests(
         rig.run(*export)
         assert len(Request.from_bytes(out.read_bytes()).changes) >= TARGETS
 
-    points = _sweep(rig, export, after_kill, rerun, outputs=(out,))
+    def trust_again(number: int, line: str) -> bool:
+        """The trust anchor's writes (the same as publish's, swept there) but the first."""
+        return "/trust/" in line and number > 1
+
+    points = _sweep(rig, export, after_kill, rerun, outputs=(out,), skip=trust_again)
     assert any(".record.json" in p for p in points) and any(str(out) in p for p in points)
 
 
@@ -281,7 +288,9 @@ def test_publish_killed_at_each_write_resumes(
         rig.run(*publish)
         assert _staged(rig) == 0, line  # killed after marking it published: dropped on rerun
         log = json.loads(next((tmp_path / "online").rglob("publish-log.json")).read_text())
-        assert len(log) == len({e["request_id"] for e in log}) == 3 + len(done), line  # init, p0, these
+        assert len(log) == len({e["request_id"] for e in log}) == 3 + len(done), (
+            line
+        )  # init, p0, these
         done.append(number)
         assert not _temporaries(tmp_path / "online", tmp_path / "offline"), line
     listed = notary_cli.list_targets(rig.gun)
