@@ -734,6 +734,7 @@ def export(
     gun = _gun(gun)
 
     steps = Steps(err)
+    delivered: list[Path] = []
 
     def deliver(request: Request) -> None:
         """Write the file and QR files before the request is kept (a failure keeps nothing)."""
@@ -741,6 +742,7 @@ def export(
         if out_file is not None:
             steps.step(f"Writing the request ({len(data)} bytes) to {out_file}")
             write_request(out_file, data)
+            delivered.append(out_file)
         if qr_out is not None and fmt is not QrFormat.TERMINAL:
             steps.step(f"Drawing the request as QR codes ({fmt.value}) in {qr_out}")
             write_qr(
@@ -754,17 +756,22 @@ def export(
                 on_frame=steps.progress,
             )
 
-    with steps, g.connect() as server:
-        request = export_request(
-            Home(g.home),
-            server,
-            gun,
-            utc_now(),
-            thin=thin,
-            accept_expired_timestamp=accept_expired,
-            say=steps.step,
-            deliver=deliver,
-        )
+    try:
+        with steps, g.connect() as server:
+            request = export_request(
+                Home(g.home),
+                server,
+                gun,
+                utc_now(),
+                thin=thin,
+                accept_expired_timestamp=accept_expired,
+                say=steps.step,
+                deliver=deliver,
+            )
+    except (CeremonyError, OSError):
+        for path in delivered:  # the home could not keep it (a full disk): no request file
+            path.unlink(missing_ok=True)  # that publish would refuse is left behind
+        raise
     if fmt is QrFormat.TERMINAL:
         write_qr(
             request.to_bytes(thin=thin),
@@ -795,7 +802,7 @@ def qr_caption(gun: str, request: Request) -> str:
 
 def write_request(path: Path, data: bytes) -> None:
     """Write an exported request atomically (the home already holds the full copy)."""
-    atomic_write(path, data, mode=0o644)
+    atomic_write(path, data, mode=0o644, sweep_stale=True)
 
 
 @app.command()
@@ -857,8 +864,14 @@ def publish(
     for r in results:
         versions = ", ".join(f"{role} v{v}" for role, v in sorted(r.versions.items()))
         if r.already:
+            dropped = (
+                f" Dropped {r.dropped} staged change(s) it carried (an earlier publish stopped "
+                "before it could)."
+                if r.dropped
+                else ""
+            )
             out.print(
-                f"Request {r.request_id} for {r.gun} was already published ({versions}).",
+                f"Request {r.request_id} for {r.gun} was already published ({versions}).{dropped}",
                 markup=False,
             )
         else:

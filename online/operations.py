@@ -428,7 +428,20 @@ def _publish_one(
         record = repo.record(request.id)
         if record.published is not None:
             say(f"Request {request.id} was already published at {record.published.at}.")
-            return PublishResult(gun, request.id, record.published.versions, True, 0)
+            # A publish killed after marking it published: drop its staged changes and log
+            # it now (both idempotent), or they would stay staged and be exported again.
+            dropped = repo.unstage(record.staged_ids)
+            if not any(e.get("request_id") == request.id for e in repo.publish_log()):
+                repo.log(
+                    {
+                        "at": record.published.at,
+                        "request_id": request.id,
+                        "request_digest": request.digest,
+                        "versions": dict(record.published.versions),
+                        "signatures_documents": len(repo.signatures(request.id)),
+                    }
+                )
+            return PublishResult(gun, request.id, record.published.versions, True, dropped)
         collected = repo.signatures(request.id)
         signatures = combine(request, collected)
         check_signatures(result, signatures)

@@ -266,7 +266,7 @@ def sign(
     # Recorded first: a failure from here on leaves a record, and `sign --again` recovers.
     data = outcome.document.to_bytes()
     if out_file is not None:
-        atomic_write(out_file, data, mode=0o644)
+        atomic_write(out_file, data, mode=0o644, sweep_stale=True)
         err.print(f"Signatures written to {out_file}", markup=False)
     if qr_out is not None:
         from ceremony.core.errors import UsageError

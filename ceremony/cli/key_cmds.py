@@ -27,7 +27,7 @@ from ceremony.cli.token_cmds import (
     token_backup_plan,
     warn_no_backup,
 )
-from ceremony.core.errors import UsageError, printable
+from ceremony.core.errors import CeremonyError, UsageError, printable
 from ceremony.core.gotime import utc_now
 from ceremony.core.gun import check_gun
 from ceremony.core.keys import describe_key, key_fingerprint
@@ -153,10 +153,19 @@ def list_keys(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """
     store = KeyStore(home_of(ctx))
     records = store.records()
+    orphans = store.orphans()
     if as_json:
-        print_json({"home": str(store.home), "keys": [_key_json(store, r) for r in records]})
+        print_json(
+            {
+                "home": str(store.home),
+                "keys": [_key_json(store, r) for r in records],
+                "orphans": [str(p) for p in orphans],
+            }
+        )
         return
     console = output_console()
+    for line in orphan_lines(orphans):
+        console.print(printable(line), markup=False)
     if not records:
         console.print(
             f"No keys in {store.home}: create one with `ceremony key generate` or `ceremony key import`.",
@@ -182,6 +191,23 @@ def list_keys(ctx: typer.Context, as_json: JsonOption = False) -> None:
         else:
             for line in retired_lines(record, roots):
                 console.print(printable(line), markup=False)
+
+
+def orphan_lines(orphans: list[Path]) -> list[str]:
+    """What `key list` says of a key file without a record: it is there, and what to do."""
+    lines = []
+    for path in orphans:
+        try:
+            headers = read_key_file_headers(read_input(path, "key file"))
+            role, gun = (not headers.role, not headers.gun)
+        except CeremonyError:
+            role, gun = (True, True)
+        options = (" --role ROLE" if role else "") + (" --gun GUN" if gun else "")
+        lines.append(
+            f"orphan key file {path}: no record (a `key generate` or `key import` was stopped); "
+            f"run `ceremony key import {path}{options}` to adopt it, or remove the file."
+        )
+    return lines
 
 
 def _key_json(store: KeyStore, record: KeyRecord) -> dict[str, object]:

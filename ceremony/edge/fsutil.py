@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import os
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -22,47 +24,127 @@ from ceremony.core.errors import CeremonyError, HomeDamaged, MalformedInput, Usa
 MAX_INPUT = 64 * 1024 * 1024  # larger than any signatures, key or public keys document of ours
 MAX_BULK_INPUT = 1024 * 1024 * 1024  # a request or metadata file of a 10⁶-target repository
 
+WRITE_HOOK_ENV = "CEREMONY_TEST_WRITE_HOOK"  # TEST ONLY: see `write_point`
+_HOOK_LOCK = threading.Lock()
+_HOOK: dict[str, int] = {}  # the hook's write count and its targets, read once per process
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Write `data` to `path` atomically: a temp file (created with `mode`) fsynced and renamed."""
+
+def write_point(stage: str, path: Path, *, can_fail: bool) -> None:
+    """TEST ONLY: a numbered point just before or after a durable write, for crash tests.
+
+    Inert (one environment lookup) unless `CEREMONY_TEST_WRITE_HOOK` names a folder. Then
+    each point appends "N STAGE PATH" to FOLDER/points; at the point numbered in
+    FOLDER/pause-at the process writes FOLDER/paused and sleeps until it is killed; at
+    the point numbered in FOLDER/fail-at, if it comes before the write (`can_fail`), it
+    raises ENOSPC as a full disk would. It can only pause or fail a write, like SIGSTOP or
+    a full disk can: it never skips a write, nor a check, nor changes what is written.
+    """
+    folder = os.environ.get(WRITE_HOOK_ENV)
+    if not folder:
+        return
+    hook = Path(folder)
+    with _HOOK_LOCK:
+        if not _HOOK:
+            for name in ("pause-at", "fail-at"):
+                try:
+                    _HOOK[name] = int((hook / name).read_text().strip() or 0)
+                except (OSError, ValueError):
+                    _HOOK[name] = 0
+        _HOOK["count"] = number = _HOOK.get("count", 0) + 1
+        line = f"{number} {stage} {path}\n"
+        with open(hook / "points", "a", encoding="utf-8") as points:
+            points.write(line)
+        if number == _HOOK["pause-at"]:
+            (hook / "paused").write_text(line, encoding="utf-8")
+            while True:  # until the harness kills the process
+                time.sleep(60)
+    if number == _HOOK["fail-at"] and can_fail:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, sweep_stale: bool = False) -> None:
+    """Write `data` to `path` atomically: a temp file (created with `mode`) fsynced and renamed.
+
+    The temp file is flock-ed while it is written, so `sweep_temporaries` can tell one
+    left by a killed writer from a live one. With `sweep_stale` (an output file in an
+    operator's folder, which no home lock sweeps), a stale temp file of the same name (an
+    earlier write killed midway) is removed once this write is in place.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _locked_temporary(path)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+            write_point("temp-written", path, can_fail=True)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    finally:
+        os.close(fd)
     with contextlib.suppress(OSError):
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+    write_point("renamed", path, can_fail=False)
+    if sweep_stale:
+        _remove_stale(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+
+
+def _locked_temporary(path: Path) -> tuple[int, str]:
+    """A new temp file next to `path`, open and flock-ed (held until it is closed)."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                return fd, tmp
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # a sweeper took it for stale between its creation and our lock: again
+
+
+def _remove_stale(temporaries: Iterable[Path]) -> int:
+    """Remove the temp files no live writer holds (their writer was killed); how many went."""
+    removed = 0
+    for tmp in temporaries:
+        with contextlib.suppress(OSError):
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live writer's
+                tmp.unlink()  # while holding its lock: its writer (if any) retries
+                removed += 1
+            finally:
+                os.close(fd)
+    return removed
 
 
 def sweep_temporaries(folder: Path, *, keep: tuple[str, ...] = ()) -> int:
     """Remove the temp files `atomic_write` leaves when a process is killed mid-write.
 
-    Call it only while holding the lock under which every write into `folder` happens:
-    then no temp file there belongs to a live writer. Temp files for the names in
-    `keep` (written outside that lock) are left alone. Returns how many were removed.
+    A live writer's temp file is flock-ed and left alone. Temp files for the names in
+    `keep` are left alone too. Returns how many were removed.
     """
-    removed = 0
     if not folder.is_dir():
         return 0
-    for tmp in folder.rglob(".*.tmp"):
-        with contextlib.suppress(OSError):
-            target = tmp.name[1:].removesuffix(".tmp").rsplit(".", 1)[0]  # .NAME.XXXX.tmp
-            if tmp.is_file() and not tmp.is_symlink() and target not in keep:
-                tmp.unlink()
-                removed += 1
-    return removed
+    stale = (
+        tmp
+        for tmp in folder.rglob(".*.tmp")
+        if tmp.name[1:].removesuffix(".tmp").rsplit(".", 1)[0] not in keep  # .NAME.XXXX.tmp
+    )
+    return _remove_stale(stale)
 
 
 def private_dir(path: Path) -> Path:

@@ -41,7 +41,7 @@ from ceremony.core.errors import (
     printable,
 )
 from ceremony.core.words import digest_words
-from ceremony.edge.fsutil import locked, private_dir
+from ceremony.edge.fsutil import locked, private_dir, write_point
 
 TRANSCRIPT_FILE = "transcript.jsonl"
 LOCK_FILE = ".transcript.lock"
@@ -425,6 +425,7 @@ def append(
 
 
 def _append_bytes(path: Path, line: bytes, size_before: int) -> None:
+    write_point("append", path, can_fail=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         try:
@@ -439,6 +440,7 @@ def _append_bytes(path: Path, line: bytes, size_before: int) -> None:
             raise
     finally:
         os.close(fd)
+    write_point("appended", path, can_fail=False)
 
 
 def check_expected_head(chain: Chain, words: str) -> int:

@@ -48,6 +48,7 @@ from ceremony.edge.fsutil import (
     atomic_write,
     private_dir,
     read_home_file_bytes,
+    sweep_temporaries,
 )
 from ceremony.signing.certificates import certify, make_root_certificate
 from ceremony.signing.filekey import FILE_SCHEME
@@ -225,6 +226,7 @@ class KeyStore:
             private_dir(directory)
             if stat.S_IMODE(directory.stat().st_mode) & 0o077:
                 os.chmod(directory, 0o700)
+            sweep_temporaries(directory)  # left by a writer killed mid-write; live ones stay
 
     def save(self, record: KeyRecord) -> KeyRecord:
         """Write a record (atomically); the private half must already be where its URI says."""
@@ -396,6 +398,16 @@ class KeyStore:
         found = [self._load(p) for p in sorted(self.index_dir.glob("*.json"))]
         order = {"root": 0, "targets": 1}
         return sorted(found, key=lambda r: (order.get(r.role, 2), r.role, r.canonical_id))
+
+    def orphans(self) -> list[Path]:
+        """Key files no record lists: left by `key generate` or `key import` stopped between
+        writing the key file and its record (or copied in by hand). Shown by `key list`."""
+        if not self.private_dir.is_dir():
+            return []
+        listed = {p.name for r in self.records() if (p := self.file_of(r)) is not None}
+        return sorted(
+            p for p in self.private_dir.glob("*.key") if p.name not in listed and p.is_file()
+        )
 
     def resolve(self, key_id: str) -> KeyRecord:
         """The record for a canonical id, a fingerprint, a certificate key id, or a prefix."""
