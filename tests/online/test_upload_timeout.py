@@ -25,11 +25,11 @@ READ_TIMEOUT = 0.5
 
 
 class _SlowHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
         self._answer()
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
+    def do_GET(self) -> None:
         self._answer()
 
     def _answer(self) -> None:
@@ -42,7 +42,7 @@ class _SlowHandler(BaseHTTPRequestHandler):
         except OSError:
             pass  # the client gave up first
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
