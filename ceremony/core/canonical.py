@@ -269,6 +269,19 @@ def _check_strings(value: Any, what: str) -> None:
             stack.extend(item)
 
 
+def parse_json_unchecked(data: bytes, *, what: str = "document") -> Any:
+    """`parse_json` without its canonical re-encoding, for a reader that compares the
+    canonical encoding of everything it read with `data` itself (`Request.from_bytes`),
+    which proves what that check proves, once instead of twice. Such a reader must call
+    `reference_parse` when that comparison or any of its checks fails, so that an input
+    breaking the strict rules (a repeated key, a float) is named as `parse_json` names it.
+    Input orjson refuses goes to `reference_parse` here."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return reference_parse(data, what=what)
+
+
 def parse_json(
     data: bytes,
     *,

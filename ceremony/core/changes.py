@@ -7,8 +7,10 @@ bodies it needs (`reads`). `ceremony.core.plan` applies them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from ceremony.core.canonical import RawJSON
@@ -19,9 +21,10 @@ from ceremony.core.metadata import (
     FileMeta,
     Key,
     is_delegation_name,
+    is_plain_file_meta,
     parent_role,
 )
-from ceremony.core.names import check_publishable
+from ceremony.core.names import check_publishable, unpublishable
 
 
 class ChangeError(InputRejected):
@@ -79,21 +82,73 @@ class _OnDelegation:
         return _chain(parent_role(self.role))
 
 
-@dataclass(frozen=True, slots=True)
 class AddTarget(_OnRole):
+    """Add (or replace) one target in a targets role.
+
+    Kept as its meta's JSON, as `TargetFiles` keeps a role's targets: a request of a
+    million targets holds a million of these, and a `FileMeta` (with its hashes map and
+    digests) per target cost more memory and time than the rest of a command. `meta`
+    builds the `FileMeta` when asked; `meta_json` is what the targets role will hold and
+    what `to_dict` writes, shared with the document the change was read from.
+    """
+
+    __slots__ = ("_meta", "meta_json", "name", "role")
     KIND: ClassVar[str] = "add-target"
+    __match_args__ = ("role", "name", "meta")
     role: str
     name: str
-    meta: FileMeta
+    meta_json: Mapping[str, Any]
+    _meta: FileMeta | None
 
-    def __post_init__(self) -> None:
-        check_publishable(self.name, "target name")
+    def __init__(self, role: str, name: str, meta: FileMeta) -> None:
+        check_publishable(name, "target name")
+        self._set(role, name, meta.to_dict(), meta)
+
+    def _set(
+        self, role: str, name: str, meta_json: Mapping[str, Any], meta: FileMeta | None
+    ) -> None:
+        object.__setattr__(self, "role", role)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "meta_json", meta_json)
+        object.__setattr__(self, "_meta", meta)
+
+    @classmethod
+    def _plain(cls, role: str, name: str, meta_json: Mapping[str, Any]) -> AddTarget:
+        """From JSON `read_change` has checked in full (`is_plain_file_meta`, the names)."""
+        change = cls.__new__(cls)
+        change._set(role, name, meta_json, None)
+        return change
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"AddTarget is immutable; cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"AddTarget is immutable; cannot delete {name}")
+
+    @property
+    def meta(self) -> FileMeta:
+        """The target's length, hashes and custom data, typed (built on each call if read
+        from JSON: the JSON is what is kept)."""
+        if self._meta is not None:
+            return self._meta
+        return FileMeta.from_dict(self.meta_json, "the add-target change's meta")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AddTarget):
+            return NotImplemented
+        return (self.role, self.name, self.meta_json) == (other.role, other.name, other.meta_json)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"AddTarget(role={self.role!r}, name={self.name!r}, meta={self.meta!r})"
 
     def describe(self) -> str:
-        custom = " with custom data" if self.meta.custom is not None else ""
+        meta = self.meta
+        custom = " with custom data" if meta.custom is not None else ""
         return (
-            f"add {self.name!r} to {self.role} ({self.meta.length} bytes, "
-            f"sha256 {self.meta.sha256_hex}){custom}"
+            f"add {self.name!r} to {self.role} ({meta.length} bytes, "
+            f"sha256 {meta.sha256_hex}){custom}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,7 +156,7 @@ class AddTarget(_OnRole):
             "type": self.KIND,
             "role": self.role,
             "name": self.name,
-            "meta": self.meta.to_dict(),
+            "meta": self.meta_json,
         }
 
     @classmethod
@@ -493,6 +548,32 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=1024)
+def _target_role(role: str) -> str | None:
+    """`role`, interned, if a target may be added to it (`targets` or a delegation)."""
+    return sys.intern(role) if role == "targets" or is_delegation_name(role) else None
+
+
+def _plain_add_target(d: dict[str, Any]) -> AddTarget | None:
+    """The add-target change `d` is, read without a `Fields` or a `FileMeta`, when it has
+    the usual shape (exactly what `AddTarget.to_dict` writes, with a plain meta); else None,
+    and the full reader decides. A million staged targets are read in one loop each.
+
+    The repeated strings (`type`, `role`) are replaced by one shared copy: the same values,
+    a hundred bytes less per change."""
+    if len(d) != 4 or d.get("type") != AddTarget.KIND:
+        return None
+    role, name, meta = d.get("role"), d.get("name"), d.get("meta")
+    if type(role) is not str or type(name) is not str or not is_plain_file_meta(meta):
+        return None
+    shared = _target_role(role)
+    if shared is None or unpublishable(name) is not None:
+        return None
+    d["type"] = AddTarget.KIND
+    d["role"] = shared
+    return AddTarget._plain(shared, name, meta)
+
+
 def change_from_dict(d: Any) -> Change:
     return read_change(d)[0]
 
@@ -504,6 +585,9 @@ def read_change(d: Any) -> tuple[Change, Mapping[str, Any]]:
     is refused."""
     if not isinstance(d, dict):
         raise MalformedInput("A change must be a JSON object.")
+    plain = _plain_add_target(d)
+    if plain is not None:
+        return plain, d
     kind = d.get("type")
     cls = _KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
