@@ -8,12 +8,12 @@ bodies it needs (`reads`). `ceremony.core.plan` applies them.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from ceremony.core.canonical import RawJSON
+from ceremony.core.canonical import Checked, RawJSON
 from ceremony.core.errors import InputRejected, MalformedInput
 from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
@@ -107,15 +107,15 @@ class AddTarget(_OnRole):
     def _set(
         self, role: str, name: str, meta_json: Mapping[str, Any], meta: FileMeta | None
     ) -> None:
-        object.__setattr__(self, "role", role)
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "meta_json", meta_json)
-        object.__setattr__(self, "_meta", meta)
+        _SET_ROLE(self, role)
+        _SET_NAME(self, name)
+        _SET_META_JSON(self, meta_json)
+        _SET_META(self, meta)
 
     @classmethod
-    def _plain(cls, role: str, name: str, meta_json: Mapping[str, Any]) -> AddTarget:
+    def _read(cls, role: str, name: str, meta_json: Mapping[str, Any]) -> AddTarget:
         """From JSON `read_change` has checked in full (`is_plain_file_meta`, the names)."""
-        change = cls.__new__(cls)
+        change: AddTarget = object.__new__(cls)
         change._set(role, name, meta_json, None)
         return change
 
@@ -152,12 +152,10 @@ class AddTarget(_OnRole):
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.KIND,
-            "role": self.role,
-            "name": self.name,
-            "meta": self.meta_json,
-        }
+        """The change's JSON; `Checked` when it was read in the plain shape (every value
+        already known to be plain JSON, so the encoder does not walk it again)."""
+        kind = dict if self._meta is not None else Checked
+        return kind(type=self.KIND, role=self.role, name=self.name, meta=self.meta_json)
 
     @classmethod
     def from_dict(cls, f: Fields) -> AddTarget:
@@ -169,6 +167,13 @@ class AddTarget(_OnRole):
                 f"The add-target change's meta has unexpected fields {sorted(meta.unrecognized)}."
             )
         return cls(_role_name(f), f.text("name"), meta)
+
+
+# The slots' own setters: `AddTarget` refuses attribute assignment (it is immutable).
+_SET_ROLE: Callable[[AddTarget, Any], None] = AddTarget.__dict__["role"].__set__
+_SET_NAME: Callable[[AddTarget, Any], None] = AddTarget.__dict__["name"].__set__
+_SET_META_JSON: Callable[[AddTarget, Any], None] = AddTarget.__dict__["meta_json"].__set__
+_SET_META: Callable[[AddTarget, Any], None] = AddTarget.__dict__["_meta"].__set__
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,7 +576,7 @@ def _plain_add_target(d: dict[str, Any]) -> AddTarget | None:
         return None
     d["type"] = AddTarget.KIND
     d["role"] = shared
-    return AddTarget._plain(shared, name, meta)
+    return AddTarget._read(shared, name, meta)
 
 
 def change_from_dict(d: Any) -> Change:
