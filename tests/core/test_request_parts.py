@@ -18,9 +18,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ceremony.core import canonical, documents
 from ceremony.core import changes as changes_module
-from ceremony.core import documents
-from ceremony.core.canonical import RawJSON, encode_canonical, reference_encode
+from ceremony.core.canonical import (
+    RawJSON,
+    canonical_parts,
+    encode_canonical,
+    parse_json,
+    reference_encode,
+    reference_parse,
+)
 from ceremony.core.changes import (
     AddTarget,
     Change,
@@ -36,6 +43,16 @@ from ceremony.core.metadata import FileMeta, b64encode
 from ceremony.core.plan import plan
 from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.private import PrivateKey
+from tests.core.test_canonical import (
+    _holds_unencodable_checked,
+    _json_texts,
+    _parsed,
+    any_values,
+    same,
+)
+from tests.core.test_canonical import (
+    _outcome as _encoded_or_refused,
+)
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 GUN = "example.com/parts/app"
@@ -208,3 +225,33 @@ def test_the_plain_reader_takes_the_usual_shape_and_shares_its_json() -> None:
     assert change == AddTarget("targets/releases", "a", FileMeta.from_dict(meta, "meta"))
     with pytest.raises(AttributeError):
         change.name = "b"  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------
+# canonical_parts: large documents compared with their input piece by piece
+
+
+@settings(max_examples=400, deadline=None)
+@given(any_values, st.sampled_from([1, 2, 3]))
+def test_canonical_parts_join_to_the_encoding(value: Any, part: int) -> None:
+    if _holds_unencodable_checked(value):
+        return  # as in test_canonical: Checked promises encodable JSON inside
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(canonical, "_PART", part)
+        pieces = _encoded_or_refused(lambda v: b"".join(canonical_parts(v)), value)
+    assert pieces == _encoded_or_refused(encode_canonical, value)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_json_texts(), st.sampled_from([1, 2]))
+def test_parsing_compared_in_parts_equals_the_reference(data: bytes, part: int) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(canonical, "_PART", part)
+        patch.setattr(canonical, "_COMPARE_IN_PARTS", 0)
+        fast = _parsed(parse_json, data)
+    reference = _parsed(reference_parse, data)
+    assert fast[0] == reference[0]
+    if fast[0] == "ok":
+        assert same(fast[1], reference[1])
+    else:
+        assert fast[1] == reference[1]
