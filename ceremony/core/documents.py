@@ -265,7 +265,7 @@ class Request:
     these parts; the changes are turned into JSON a few thousand at a time, only to be
     encoded, and a request read from bytes keeps its changes' part as a view of those bytes.
     `changes_data` is the changes' JSON form if the caller holds it already (it is then
-    encoded instead of `to_dict`); it is not kept otherwise.
+    encoded instead of `to_dict`); `build` does not keep it once encoded.
     """
 
     id: str
@@ -305,13 +305,14 @@ class Request:
             Expectation.from_plan(plan),
             changes_data,
         )
-        return draft._with(id=draft._own_content_id())
+        content_id = draft._own_content_id()  # encodes the changes, from `changes_data` if given
+        return draft._with(id=content_id, changes_data=())
 
     def _with(self, **changed: Any) -> Request:
         """`replace`, keeping the encoded parts that `changed` leaves as they are."""
         new = replace(self, **changed)
         keep = [k for k in ("changes", "head-thin", "head-full") if k in self._encoded]
-        if "changes" in changed or "changes_data" in changed:
+        if "changes" in changed:  # `changes_data` is only ever the JSON of the same changes
             keep = [k for k in keep if k != "changes"]
         if "base" in changed:
             keep = [k for k in keep if not k.startswith("head")]
@@ -350,10 +351,11 @@ class Request:
             head = self._encoded[key] = base[:-1] + b',"changes":'
         return head
 
-    def _changes_json(self) -> bytes | memoryview:
-        encoded: bytes | memoryview | None = self._encoded.get("changes")
+    def _changes_json(self) -> tuple[bytes | memoryview, ...]:
+        """The changes' encoding, as the pieces it was made in (never joined but to write)."""
+        encoded: tuple[bytes | memoryview, ...] | None = self._encoded.get("changes")
         if encoded is None:
-            encoded = self._encoded["changes"] = b"".join(
+            encoded = self._encoded["changes"] = tuple(
                 _changes_parts(self.changes, self.changes_data)
             )
         return encoded
@@ -370,8 +372,8 @@ class Request:
             rest["id"] = self.id
         return b"," + encode_canonical(rest)[1:]
 
-    def _parts(self, *, thin: bool, with_id: bool) -> tuple[bytes, bytes | memoryview, bytes]:
-        return self._head(thin), self._changes_json(), self._tail(with_id=with_id)
+    def _parts(self, *, thin: bool, with_id: bool) -> tuple[bytes | memoryview, ...]:
+        return self._head(thin), *self._changes_json(), self._tail(with_id=with_id)
 
     def _own_content_id(self) -> str:
         """`content_id` of `_content()`, hashed from the parts."""
@@ -393,7 +395,7 @@ class Request:
             position += len(part)
         if position != end:
             return False
-        self._encoded["changes"] = memoryview(data)[len(head) : end]
+        self._encoded["changes"] = (memoryview(data)[len(head) : end],)
         return True
 
     def to_bytes(self, *, thin: bool = False) -> bytes:

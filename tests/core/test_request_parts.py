@@ -119,7 +119,8 @@ def test_the_parts_are_the_reference_encoding(chunk: int, count: int, with_base:
 
     again = Request.from_bytes(full)
     assert again == request
-    assert isinstance(again._encoded["changes"], memoryview)  # a view of the bytes read
+    (view,) = again._encoded["changes"]
+    assert isinstance(view, memoryview)  # a view of the bytes read
     assert (again.to_bytes(), again.digest, again.id) == (full, request.digest, request.id)
     thinned = request.thinned()
     assert thinned.to_bytes() == thin and thinned.digest == request.digest
