@@ -102,7 +102,9 @@ class AddTarget(_OnRole):
 
     def __init__(self, role: str, name: str, meta: FileMeta) -> None:
         check_publishable(name, "target name")
-        self._set(role, name, meta.to_dict(), meta)
+        meta_json = meta.to_dict()
+        # In the usual shape the JSON alone is kept (it reads back as an equal `FileMeta`).
+        self._set(role, name, meta_json, None if is_plain_file_meta(meta_json) else meta)
 
     def _set(
         self, role: str, name: str, meta_json: Mapping[str, Any], meta: FileMeta | None
@@ -152,7 +154,7 @@ class AddTarget(_OnRole):
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The change's JSON; `Checked` when it was read in the plain shape (every value
+        """The change's JSON; `Checked` when its meta has the plain shape (every value
         already known to be plain JSON, so the encoder does not walk it again)."""
         kind = dict if self._meta is not None else Checked
         return kind(type=self.KIND, role=self.role, name=self.name, meta=self.meta_json)
