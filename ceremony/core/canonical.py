@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,6 +176,63 @@ def encode_canonical(value: Any) -> bytes:
     return reference_encode(value)
 
 
+_PART = 4096  # items of a large list or object encoded at a time by `canonical_parts`
+
+
+def canonical_parts(value: Any, *, depth: int = 0) -> Iterator[bytes]:
+    """`encode_canonical(value)` in pieces whose join is exactly those bytes.
+
+    A list or object of more than a few thousand items is encoded that many items at a
+    time, and a small object near the top is encoded key by key, so a document of 10⁶
+    entries is never encoded whole next to its input (it holds 150 MB). Exact because the
+    encoding is compositional: a list is its items' encodings between `[` and `]`, an
+    object its `"key":value` pairs in key order between `{` and `}`, joined by `,`.
+    """
+    kind = type(value)
+    if kind is list and len(value) > _PART:
+        yield b"["
+        for start in range(0, len(value), _PART):
+            if start:
+                yield b","
+            yield encode_canonical(value[start : start + _PART])[1:-1]
+        yield b"]"
+    elif kind is dict and all(type(k) is str for k in value):
+        keys = sorted(value)  # code point order, as the encoder sorts
+        if len(keys) > _PART:
+            yield b"{"
+            for start in range(0, len(keys), _PART):
+                if start:
+                    yield b","
+                part = {k: value[k] for k in keys[start : start + _PART]}
+                yield encode_canonical(part)[1:-1]
+            yield b"}"
+        elif depth < 3:
+            yield b"{"
+            for i, key in enumerate(keys):
+                yield (b',"' if i else b'"') + encode_canonical(key)[1:] + b":"
+                yield from canonical_parts(value[key], depth=depth + 1)
+            yield b"}"
+        else:
+            yield encode_canonical(value)
+    else:
+        yield encode_canonical(value)
+
+
+def is_canonical_encoding(value: Any, data: bytes) -> bool:
+    """Whether `data` is exactly `encode_canonical(value)`, compared piece by piece
+    (`canonical_parts`), so the encoding never exists whole. False for a value that has
+    no canonical encoding."""
+    position = 0
+    try:
+        for part in canonical_parts(value):
+            if not data.startswith(part, position):
+                return False
+            position += len(part)
+    except (CanonicalError, TypeError, ValueError):
+        return False
+    return position == len(data)
+
+
 def envelope_escape(canonical: bytes) -> bytes:
     """HTML-escape canonical bytes as Go's compact(escape=true) does inside the envelope.
 
@@ -269,6 +326,19 @@ def _check_strings(value: Any, what: str) -> None:
             stack.extend(item)
 
 
+def parse_json_unchecked(data: bytes, *, what: str = "document") -> Any:
+    """`parse_json` without its canonical re-encoding, for a reader that compares the
+    canonical encoding of everything it read with `data` itself (`Request.from_bytes`),
+    which proves what that check proves, once instead of twice. Such a reader must call
+    `reference_parse` when that comparison or any of its checks fails, so that an input
+    breaking the strict rules (a repeated key, a float) is named as `parse_json` names it.
+    Input orjson refuses goes to `reference_parse` here."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return reference_parse(data, what=what)
+
+
 def parse_json(
     data: bytes,
     *,
@@ -289,6 +359,10 @@ def parse_json(
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
         return reference_parse(data, what=what)
+    if form is encode_canonical and len(data) > _COMPARE_IN_PARTS:
+        if not is_canonical_encoding(value, data):  # the same check, without a second copy
+            return reference_parse(data, what=what)
+        return value
     try:
         again = form(value)
     except (CanonicalError, MalformedInput, KeyError, TypeError, ValueError):
@@ -296,3 +370,6 @@ def parse_json(
     if again != data:
         return reference_parse(data, what=what)
     return value
+
+
+_COMPARE_IN_PARTS = 1 << 20  # bytes: a larger canonical input is compared piece by piece

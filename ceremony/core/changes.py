@@ -7,11 +7,13 @@ bodies it needs (`reads`). `ceremony.core.plan` applies them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar
 
-from ceremony.core.canonical import RawJSON
+from ceremony.core.canonical import Checked, RawJSON
 from ceremony.core.errors import InputRejected, MalformedInput
 from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
@@ -19,9 +21,10 @@ from ceremony.core.metadata import (
     FileMeta,
     Key,
     is_delegation_name,
+    is_plain_file_meta,
     parent_role,
 )
-from ceremony.core.names import check_publishable
+from ceremony.core.names import check_publishable, unpublishable
 
 
 class ChangeError(InputRejected):
@@ -79,30 +82,82 @@ class _OnDelegation:
         return _chain(parent_role(self.role))
 
 
-@dataclass(frozen=True, slots=True)
 class AddTarget(_OnRole):
+    """Add (or replace) one target in a targets role.
+
+    Kept as its meta's JSON, as `TargetFiles` keeps a role's targets: a request of a
+    million targets holds a million of these, and a `FileMeta` (with its hashes map and
+    digests) per target cost more memory and time than the rest of a command. `meta`
+    builds the `FileMeta` when asked; `meta_json` is what the targets role will hold and
+    what `to_dict` writes, shared with the document the change was read from.
+    """
+
+    __slots__ = ("_meta", "meta_json", "name", "role")
     KIND: ClassVar[str] = "add-target"
+    __match_args__ = ("role", "name", "meta")
     role: str
     name: str
-    meta: FileMeta
+    meta_json: Mapping[str, Any]
+    _meta: FileMeta | None
 
-    def __post_init__(self) -> None:
-        check_publishable(self.name, "target name")
+    def __init__(self, role: str, name: str, meta: FileMeta) -> None:
+        check_publishable(name, "target name")
+        meta_json = meta.to_dict()
+        # In the usual shape the JSON alone is kept (it reads back as an equal `FileMeta`).
+        self._set(role, name, meta_json, None if is_plain_file_meta(meta_json) else meta)
+
+    def _set(
+        self, role: str, name: str, meta_json: Mapping[str, Any], meta: FileMeta | None
+    ) -> None:
+        _SET_ROLE(self, role)
+        _SET_NAME(self, name)
+        _SET_META_JSON(self, meta_json)
+        _SET_META(self, meta)
+
+    @classmethod
+    def _read(cls, role: str, name: str, meta_json: Mapping[str, Any]) -> AddTarget:
+        """From JSON `read_change` has checked in full (`is_plain_file_meta`, the names)."""
+        change: AddTarget = object.__new__(cls)
+        change._set(role, name, meta_json, None)
+        return change
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"AddTarget is immutable; cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"AddTarget is immutable; cannot delete {name}")
+
+    @property
+    def meta(self) -> FileMeta:
+        """The target's length, hashes and custom data, typed (built on each call if read
+        from JSON: the JSON is what is kept)."""
+        if self._meta is not None:
+            return self._meta
+        return FileMeta.from_dict(self.meta_json, "the add-target change's meta")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AddTarget):
+            return NotImplemented
+        return (self.role, self.name, self.meta_json) == (other.role, other.name, other.meta_json)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"AddTarget(role={self.role!r}, name={self.name!r}, meta={self.meta!r})"
 
     def describe(self) -> str:
-        custom = " with custom data" if self.meta.custom is not None else ""
+        meta = self.meta
+        custom = " with custom data" if meta.custom is not None else ""
         return (
-            f"add {self.name!r} to {self.role} ({self.meta.length} bytes, "
-            f"sha256 {self.meta.sha256_hex}){custom}"
+            f"add {self.name!r} to {self.role} ({meta.length} bytes, "
+            f"sha256 {meta.sha256_hex}){custom}"
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.KIND,
-            "role": self.role,
-            "name": self.name,
-            "meta": self.meta.to_dict(),
-        }
+        """The change's JSON; `Checked` when its meta has the plain shape (every value
+        already known to be plain JSON, so the encoder does not walk it again)."""
+        kind = dict if self._meta is not None else Checked
+        return kind(type=self.KIND, role=self.role, name=self.name, meta=self.meta_json)
 
     @classmethod
     def from_dict(cls, f: Fields) -> AddTarget:
@@ -114,6 +169,13 @@ class AddTarget(_OnRole):
                 f"The add-target change's meta has unexpected fields {sorted(meta.unrecognized)}."
             )
         return cls(_role_name(f), f.text("name"), meta)
+
+
+# The slots' own setters: `AddTarget` refuses attribute assignment (it is immutable).
+_SET_ROLE: Callable[[AddTarget, Any], None] = AddTarget.__dict__["role"].__set__
+_SET_NAME: Callable[[AddTarget, Any], None] = AddTarget.__dict__["name"].__set__
+_SET_META_JSON: Callable[[AddTarget, Any], None] = AddTarget.__dict__["meta_json"].__set__
+_SET_META: Callable[[AddTarget, Any], None] = AddTarget.__dict__["_meta"].__set__
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,6 +555,32 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=1024)
+def _target_role(role: str) -> str | None:
+    """`role`, interned, if a target may be added to it (`targets` or a delegation)."""
+    return sys.intern(role) if role == "targets" or is_delegation_name(role) else None
+
+
+def _plain_add_target(d: dict[str, Any]) -> AddTarget | None:
+    """The add-target change `d` is, read without a `Fields` or a `FileMeta`, when it has
+    the usual shape (exactly what `AddTarget.to_dict` writes, with a plain meta); else None,
+    and the full reader decides. A million staged targets are read in one loop each.
+
+    The repeated strings (`type`, `role`) are replaced by one shared copy: the same values,
+    a hundred bytes less per change."""
+    if len(d) != 4 or d.get("type") != AddTarget.KIND:
+        return None
+    role, name, meta = d.get("role"), d.get("name"), d.get("meta")
+    if type(role) is not str or type(name) is not str or not is_plain_file_meta(meta):
+        return None
+    shared = _target_role(role)
+    if shared is None or unpublishable(name) is not None:
+        return None
+    d["type"] = AddTarget.KIND
+    d["role"] = shared
+    return AddTarget._read(shared, name, meta)
+
+
 def change_from_dict(d: Any) -> Change:
     return read_change(d)[0]
 
@@ -504,6 +592,9 @@ def read_change(d: Any) -> tuple[Change, Mapping[str, Any]]:
     is refused."""
     if not isinstance(d, dict):
         raise MalformedInput("A change must be a JSON object.")
+    plain = _plain_add_target(d)
+    if plain is not None:
+        return plain, d
     kind = d.get("type")
     cls = _KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:

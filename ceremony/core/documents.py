@@ -30,13 +30,23 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ceremony.core.canonical import encode_canonical, parse_json
+from ceremony.core.canonical import (
+    CanonicalError,
+    encode_canonical,
+    parse_json,
+    parse_json_unchecked,
+)
 from ceremony.core.changes import Change, read_change
-from ceremony.core.errors import InputRejected, MalformedInput, VerificationFailed
+from ceremony.core.errors import (
+    CeremonyError,
+    InputRejected,
+    MalformedInput,
+    VerificationFailed,
+)
 from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
 from ceremony.core.gun import check_gun
@@ -74,10 +84,12 @@ def _role(value: str, f: Fields, *, base: bool = False) -> str:
     return value
 
 
-def open_document(data: bytes, expected: str) -> dict[str, Any]:
-    """Parse a ceremony document and check its media type, naming what it is if it is another."""
+def open_document(data: bytes, expected: str, *, checked: bool = True) -> dict[str, Any]:
+    """Parse a ceremony document and check its media type, naming what it is if it is another.
+
+    `checked=False` leaves the canonical check to the caller (`parse_json_unchecked`)."""
     noun = _KIND_NAMES.get(expected, "a document").split(" ", 1)[1]
-    doc = parse_json(data, what=noun)
+    doc = parse_json(data, what=noun) if checked else parse_json_unchecked(data, what=noun)
     if not isinstance(doc, dict) or not isinstance(doc.get("media_type"), str):
         raise MalformedInput(
             f"This is not {_KIND_NAMES[expected]} of this toolkit (no media type)."
@@ -226,13 +238,49 @@ def _request_change(d: Any, number: int) -> tuple[Change, Mapping[str, Any]]:
         raise kind(f"In the request's change {number}, {why[:1].lower()}{why[1:]}") from exc
 
 
+_CHANGES_CHUNK = 4096  # changes encoded at a time: a few MB of dicts, never a million
+
+
+def _changes_parts(changes: Sequence[Change], data: Sequence[Mapping[str, Any]]) -> Iterator[bytes]:
+    """The canonical encoding of the changes list, in pieces whose join is the bytes.
+
+    A few thousand changes are turned into JSON (`data` if it holds them, else `to_dict`)
+    and encoded at a time, so a million changes never exist as dicts and bytes at once.
+    The canonical encoding of a list is its items' encodings between `[` `]`, joined by
+    `,`: the pieces are exact."""
+    source = data if data and len(data) == len(changes) else None
+    yield b"["
+    for start in range(0, len(changes), _CHANGES_CHUNK):
+        stop = start + _CHANGES_CHUNK
+        chunk = (
+            list(source[start:stop])
+            if source is not None
+            else [c.to_dict() for c in changes[start:stop]]
+        )
+        if start:
+            yield b","
+        yield encode_canonical(chunk)[1:-1]
+    yield b"]"
+
+
+def _sha256_of_parts(parts: Iterable[bytes | memoryview]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """An unsigned signing request.
 
-    `changes_data` is the changes' JSON form, made (or checked) once: a request of a million
-    changes is encoded three times per command (its id, its digest, its bytes), and a fresh
-    `to_dict` per change each time cost more than the rest of the command.
+    Encoded once, in three parts: the base (`{"base":…,"changes":`, per form), the changes
+    (`[…]`, the same in both forms and most of the bytes) and the rest (`,"created":…}`). A
+    request of a million changes is hashed for its id and its digest and written out from
+    these parts; the changes are turned into JSON a few thousand at a time, only to be
+    encoded, and a request read from bytes keeps its changes' part as a view of those bytes.
+    `changes_data` is the changes' JSON form if the caller holds it already (it is then
+    encoded instead of `to_dict`); `build` does not keep it once encoded.
     """
 
     id: str
@@ -243,11 +291,7 @@ class Request:
     changes: tuple[Change, ...]
     expect: tuple[Expectation, ...]
     changes_data: tuple[Mapping[str, Any], ...] = field(default=(), compare=False, repr=False)
-    _encoded: dict[bool, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if len(self.changes_data) != len(self.changes):
-            object.__setattr__(self, "changes_data", tuple(c.to_dict() for c in self.changes))
+    _encoded: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @staticmethod
     def content_id(content: Mapping[str, Any]) -> str:
@@ -276,12 +320,30 @@ class Request:
             Expectation.from_plan(plan),
             changes_data,
         )
-        return replace(draft, id=cls.content_id(draft._content()))
+        content_id = draft._own_content_id()  # encodes the changes, from `changes_data` if given
+        return draft._with(id=content_id, changes_data=())
+
+    def _with(self, **changed: Any) -> Request:
+        """`replace`, keeping the encoded parts that `changed` leaves as they are."""
+        new = replace(self, **changed)
+        keep = [k for k in ("changes", "head-thin", "head-full") if k in self._encoded]
+        if "changes" in changed:  # `changes_data` is only ever the JSON of the same changes
+            keep = [k for k in keep if k != "changes"]
+        if "base" in changed:
+            keep = [k for k in keep if not k.startswith("head")]
+        new._encoded.update({k: self._encoded[k] for k in keep})
+        return new
+
+    def _changes_list(self) -> list[Mapping[str, Any]]:
+        if self.changes_data and len(self.changes_data) == len(self.changes):
+            return list(self.changes_data)
+        return [c.to_dict() for c in self.changes]
 
     def _content(self, *, thin: bool = True) -> dict[str, Any]:
+        """The document without its id, as one value (the parts' join encodes it)."""
         return {
             "base": [b.to_dict(thin=thin) for b in self.base],
-            "changes": self.changes_data,
+            "changes": self._changes_list(),
             "created": self.created,
             "expect": [e.to_dict() for e in self.expect],
             "gun": self.gun,
@@ -294,23 +356,81 @@ class Request:
         d["id"] = self.id
         return d
 
+    # -- the encoded parts ----------------------------------------------------
+
+    def _head(self, thin: bool) -> bytes:
+        key = "head-thin" if thin else "head-full"
+        head: bytes | None = self._encoded.get(key)
+        if head is None:
+            base = encode_canonical({"base": [b.to_dict(thin=thin) for b in self.base]})
+            head = self._encoded[key] = base[:-1] + b',"changes":'
+        return head
+
+    def _changes_json(self) -> tuple[bytes | memoryview, ...]:
+        """The changes' encoding, as the pieces it was made in (never joined but to write)."""
+        encoded: tuple[bytes | memoryview, ...] | None = self._encoded.get("changes")
+        if encoded is None:
+            encoded = self._encoded["changes"] = tuple(
+                _changes_parts(self.changes, self.changes_data)
+            )
+        return encoded
+
+    def _tail(self, *, with_id: bool) -> bytes:
+        rest: dict[str, Any] = {
+            "created": self.created,
+            "expect": [e.to_dict() for e in self.expect],
+            "gun": self.gun,
+            "media_type": REQUEST_MEDIA_TYPE,
+            "nonce": self.nonce,
+        }
+        if with_id:
+            rest["id"] = self.id
+        return b"," + encode_canonical(rest)[1:]
+
+    def _parts(self, *, thin: bool, with_id: bool) -> tuple[bytes | memoryview, ...]:
+        return self._head(thin), *self._changes_json(), self._tail(with_id=with_id)
+
+    def _own_content_id(self) -> str:
+        """`content_id` of `_content()`, hashed from the parts."""
+        return _sha256_of_parts(self._parts(thin=True, with_id=False))[:32]
+
+    def _is_encoding_of(self, data: bytes) -> bool:
+        """Whether `data` is exactly this request's bytes (in its form); if so, the changes'
+        part is kept as a view of `data` rather than encoded into bytes of its own.
+
+        Compared a few thousand changes at a time, so the changes' bytes never exist twice."""
+        head, tail = self._head(self.thin), self._tail(with_id=True)
+        end = len(data) - len(tail)
+        if end < len(head) or not data.startswith(head) or not data.endswith(tail):
+            return False
+        position = len(head)
+        for part in _changes_parts(self.changes, self.changes_data):
+            if not data.startswith(part, position):
+                return False
+            position += len(part)
+        if position != end:
+            return False
+        self._encoded["changes"] = (memoryview(data)[len(head) : end],)
+        return True
+
     def to_bytes(self, *, thin: bool = False) -> bytes:
-        """The document's bytes, encoded once per form (full or thin)."""
+        """The document's bytes, joined from its parts (each encoded once)."""
         thin = thin or self.thin  # a thin request has no full form: both are the same bytes
-        cached = self._encoded.get(thin)
-        if cached is None:
-            cached = self._encoded[thin] = encode_canonical(self.to_dict(thin=thin))
-        return cached
+        return b"".join(self._parts(thin=thin, with_id=True))
 
     @property
     def digest(self) -> str:
         """SHA-256 of the thin form: the same for a full and a thin export of this request."""
-        return sha256_hex(self.to_bytes(thin=True))
+        digest: str | None = self._encoded.get("digest")
+        if digest is None:
+            digest = self._encoded["digest"] = _sha256_of_parts(
+                self._parts(thin=True, with_id=True)
+            )
+        return digest
 
     def thinned(self) -> Request:
         """The same request with base data dropped (for an offline machine that holds it)."""
-        return replace(
-            self,
+        return self._with(
             base=tuple(b if b.always_carried else replace(b, data=None) for b in self.base),
         )
 
@@ -323,7 +443,24 @@ class Request:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Request:
-        f = Fields(open_document(data, REQUEST_MEDIA_TYPE), "The request")
+        """Read a request strictly: every field typed, the id its content's, the bytes canonical.
+
+        The JSON is parsed once (`parse_json_unchecked`): the final comparison of the
+        request's canonical encoding with `data` proves all that `parse_json` would. On any
+        failure `parse_json` reads `data` again, so a repeated key or a float is named as
+        before; otherwise the failure found is raised.
+        """
+        try:
+            return cls._read(data)
+        except (CeremonyError, CanonicalError) as exc:
+            parse_json(data, what="signing request")
+            if isinstance(exc, CeremonyError):
+                raise
+            raise _not_canonical() from None
+
+    @classmethod
+    def _read(cls, data: bytes) -> Request:
+        f = Fields(open_document(data, REQUEST_MEDIA_TYPE, checked=False), "The request")
         f.text("media_type")
         gun = check_gun(f.text("gun"), "the request")
         created = f.text("created")
@@ -331,29 +468,32 @@ class Request:
             GoTime.parse(created)
         except ValueError as exc:
             raise MalformedInput("The request's creation time is malformed.") from exc
-        read = [_request_change(c, n) for n, c in enumerate(f.array("changes"), 1)]
         request = cls(
             f.hex("id", 32),
             f.hex("nonce", 32),
             gun,
             created,
             tuple(BaseFile.from_dict(b) for b in f.array("base")),
-            tuple(change for change, _ in read),
+            tuple(_request_change(c, n)[0] for n, c in enumerate(f.array("changes"), 1)),
             tuple(Expectation.from_dict(e) for e in f.array("expect")),
-            tuple(data for _, data in read),
         )
         f.done()
-        if cls.content_id(request._content()) != request.id:
+        canonical = request._is_encoding_of(data)
+        if request._own_content_id() != request.id:
             raise VerificationFailed(
                 "The request's content does not match its id: it was altered after export; export it again."
             )
-        if request.to_bytes(thin=request.thin) != data:
-            raise MalformedInput(
-                "The request is not in canonical form: it was altered after export; export it again."
-            )
+        if not canonical:
+            raise _not_canonical()
         if not request.expect:
             raise MalformedInput("The request asks for no signatures.")
         return request
+
+
+def _not_canonical() -> MalformedInput:
+    return MalformedInput(
+        "The request is not in canonical form: it was altered after export; export it again."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 
 from ceremony.core.canonical import (
     Checked,
@@ -264,6 +264,26 @@ class FileMeta:
 # (the only spelling Go writes and the only one `b64decode` accepts).
 _SHA256_B64 = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=").fullmatch
 _SHA512_B64 = re.compile(r"[A-Za-z0-9+/]{85}[AQgw]==").fullmatch
+
+
+def is_plain_file_meta(entry: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether `entry` is a target's meta in the usual shape, exactly as `FileMeta.to_dict`
+    writes it: a length and a sha256 (and maybe a sha512) in canonical base64, nothing else.
+    Such an entry needs no `FileMeta` to be checked (`TargetFiles.from_dict` inlines this)."""
+    if type(entry) is not dict or len(entry) != 2:
+        return False
+    length = entry.get("length")
+    hashes = entry.get("hashes")
+    if type(length) is not int or not 0 <= length < MAX_SAFE_INT or type(hashes) is not dict:
+        return False
+    sha256 = hashes.get("sha256")
+    if type(sha256) is not str or not _SHA256_B64(sha256):
+        return False
+    count = len(hashes)
+    if count == 1:
+        return True
+    sha512 = hashes.get("sha512")
+    return count == 2 and type(sha512) is str and _SHA512_B64(sha512) is not None
 
 
 class TargetFiles(Mapping[str, FileMeta]):

@@ -115,8 +115,9 @@ def plan(
 ) -> Plan:
     """Apply `changes` to the verified `base` bodies (role -> body) and say who must sign what.
 
-    `encoded` is the changes' JSON form when the caller already made it (`Request.changes_data`):
-    an added target's entry is then that JSON, not a fresh copy per target.
+    `encoded` is the changes' JSON form when the caller holds it: an added target's entry is
+    then that JSON. Without it (None or empty), it is the change's own `meta_json`, the same
+    JSON for a change that was read; never a fresh copy per target.
 
     `base` must hold "root" (unless the changes initialise a repository), and the
     current body of every targets role a change touches or whose delegations it
@@ -191,9 +192,7 @@ def plan(
                     raise ChangeError(
                         f"{change.name!r} is outside the paths delegated to {change.role}."
                     )
-                working[change.name] = (
-                    change.meta.to_dict() if encoded is None else encoded[index]["meta"]
-                )
+                working[change.name] = encoded[index]["meta"] if encoded else change.meta_json
             else:
                 if change.name not in working:
                     raise ChangeError(f"{change.role} has no target {change.name!r} to remove.")

@@ -551,7 +551,7 @@ def review_request(
         ):
             # The offline clock lags the online one: judge the base by the request's own time.
             expired.append(("timestamp", timestamp.expires))
-    computed = plan(bodies, request.changes, encoded=request.changes_data)
+    computed = plan(bodies, request.changes)
     if init:
         new_root = computed.roles["root"].body
         if not isinstance(new_root, Root):

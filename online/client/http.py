@@ -61,6 +61,11 @@ from online.client.names import DIGESTS, check_role, split_name
 KEY_MAX_LENGTH = 64 * 1024
 ERROR_MAX_LENGTH = 64 * 1024
 TOKEN_MAX_LENGTH = 1 * 1024 * 1024
+# The slowest rate, in bytes a second, at which a trust server is expected to take in and
+# check an upload before it answers (notary-server parses and verifies the whole body
+# first: a 1,000,000-target targets.json, about 160 MB, takes it well over 30 s on a busy
+# 2-core machine). Deliberately low, so only a server that has truly stalled is cut.
+UPLOAD_FLOOR_BYTES_PER_SECOND = 1024 * 1024
 
 _USER_AGENT = "notary-ceremony-online/0.1"
 _PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
@@ -271,11 +276,12 @@ class TrustServer:
         endpoint: str = "trust server",
     ) -> _Answer:
         retries = self.config.retries if method == "GET" else 0
+        read_timeout, deadline = upload_allowance(self.config, files)
         attempt = 0
         while True:
             try:
                 answer = self._send(
-                    client, method, url, cap, headers, params, auth, files, self.config.deadline
+                    client, method, url, cap, headers, params, auth, files, read_timeout, deadline
                 )
             except _Oversize as exc:
                 raise InputRejected(
@@ -293,9 +299,9 @@ class TrustServer:
                     self._sleep(self.config.backoff * 2**attempt)
                     attempt += 1
                     continue
-                raise _unreachable(endpoint, _origin(url), exc, self.config) from None
+                raise _unreachable(endpoint, _origin(url), exc, self.config, read_timeout) from None
             except httpx.HTTPError as exc:
-                raise _unreachable(endpoint, _origin(url), exc, self.config) from None
+                raise _unreachable(endpoint, _origin(url), exc, self.config, read_timeout) from None
             if answer.status >= 500 and attempt < retries:
                 self._sleep(self.config.backoff * 2**attempt)
                 attempt += 1
@@ -312,12 +318,11 @@ class TrustServer:
         params: httpx.QueryParams | None,
         auth: tuple[str, str] | None,
         files: list[tuple[str, tuple[str, bytes, str]]] | None,
+        read_timeout: float,
         deadline: float,
     ) -> _Answer:
         started = time.monotonic()
-        timeout = client.timeout
-        if timeout.read is not None and timeout.read > deadline:
-            timeout = httpx.Timeout(deadline, connect=timeout.connect)
+        timeout = httpx.Timeout(min(read_timeout, deadline), connect=client.timeout.connect)
         request = client.build_request(
             method,
             url,
@@ -453,6 +458,25 @@ def _token_tls(ca: Path | None) -> ssl.SSLContext:
                 "pass a PEM certificate with --tls-ca."
             ) from None
     return context
+
+
+def upload_allowance(
+    config: ServerConfig, files: list[tuple[str, tuple[str, bytes, str]]] | None
+) -> tuple[float, float]:
+    """The read timeout and the whole-request deadline, in seconds, for one request.
+
+    A download (no `files`) keeps the configured read timeout and total deadline, so a
+    stalled or dripping server is still cut as before. An upload grows both by its size
+    over `UPLOAD_FLOOR_BYTES_PER_SECOND` (1 MiB/s): the server reads and checks the whole
+    body before it answers a byte, so a fixed 30 s would cut a healthy server taking in a
+    1,000,000-target targets.json (about 160 MB: 30 + 153 s read timeout). The answer's
+    body is still capped at `ERROR_MAX_LENGTH`.
+    """
+    if not files:
+        return config.read_timeout, config.deadline
+    size = sum(len(part[1][1]) for part in files)
+    extra = size / UPLOAD_FLOOR_BYTES_PER_SECOND
+    return config.read_timeout + extra, config.deadline + extra
 
 
 def _read_capped(
@@ -611,11 +635,11 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _reason(exc: httpx.HTTPError, config: ServerConfig) -> str:
+def _reason(exc: httpx.HTTPError, config: ServerConfig, read_timeout: float) -> str:
     if isinstance(exc, httpx.ConnectTimeout):
         return f"no connection within {config.connect_timeout:g} s"
     if isinstance(exc, httpx.TimeoutException):
-        return f"no answer within {config.read_timeout:g} s"
+        return f"no answer within {read_timeout:g} s"
     for cause in _causes(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"TLS certificate verification failed: {_compact(cause.verify_message, 80)}"
@@ -642,10 +666,10 @@ def _reason(exc: httpx.HTTPError, config: ServerConfig) -> str:
 
 
 def _unreachable(
-    endpoint: str, origin: str, exc: httpx.HTTPError, config: ServerConfig
+    endpoint: str, origin: str, exc: httpx.HTTPError, config: ServerConfig, read_timeout: float
 ) -> EnvironmentFailure:
     return EnvironmentFailure(
-        f"Cannot reach the {endpoint} at {origin} ({_reason(exc, config)}): "
+        f"Cannot reach the {endpoint} at {origin} ({_reason(exc, config, read_timeout)}): "
         "check --server/--tls-ca and that it is running."
     )
 
