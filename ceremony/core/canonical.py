@@ -304,7 +304,8 @@ def reference_parse(data: bytes, *, what: str = "document") -> Any:
     except MalformedInput as exc:
         raise MalformedInput(f"The {what} is not acceptable: {exc.message}.") from exc
     except (ValueError, RecursionError) as exc:
-        raise MalformedInput(f"The {what} is not valid JSON ({exc}).") from exc
+        # Not chained: a JSONDecodeError holds the whole text, which must not outlive this.
+        raise MalformedInput(f"The {what} is not valid JSON ({exc}).") from None
     _check_strings(value, what)
     return value
 

@@ -450,13 +450,19 @@ class Request:
         failure `parse_json` reads `data` again, so a repeated key or a float is named as
         before; otherwise the failure found is raised.
         """
+        failure: CeremonyError | None = None
         try:
             return cls._read(data)
-        except (CeremonyError, CanonicalError) as exc:
-            parse_json(data, what="signing request")
-            if isinstance(exc, CeremonyError):
-                raise
-            raise _not_canonical() from None
+        except CeremonyError as exc:
+            failure = _without_frames(exc)
+        except CanonicalError:
+            pass
+        # Outside the handler, with no frame of the first reading kept alive: a 200 MB
+        # input is then decoded once at a time, not twice at once.
+        parse_json(data, what="signing request")
+        if failure is not None:
+            raise failure
+        raise _not_canonical()
 
     @classmethod
     def _read(cls, data: bytes) -> Request:
@@ -488,6 +494,15 @@ class Request:
         if not request.expect:
             raise MalformedInput("The request asks for no signatures.")
         return request
+
+
+def _without_frames(error: CeremonyError) -> CeremonyError:
+    """The error alone: its traceback and the errors it came from would keep what was read
+    alive (a JSONDecodeError holds the whole text)."""
+    error.__traceback__ = None
+    error.__cause__ = error.__context__ = None
+    error.__suppress_context__ = True
+    return error
 
 
 def _not_canonical() -> MalformedInput:
