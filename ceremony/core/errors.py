@@ -43,6 +43,14 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
+def clipped(value: object, limit: int = 60) -> str:
+    """`repr(value)` for a message, cut to `limit` characters: hostile input can be megabytes."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text)} characters)"
+
+
 class CeremonyError(Exception):
     """Base of every error meant for the operator."""
 

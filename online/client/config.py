@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 from collections.abc import Mapping
@@ -183,7 +182,7 @@ def docker_credentials(directory: Path | None, hosts: tuple[str, ...]) -> Creden
         doc = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested 100,000 deep
         raise EnvironmentFailure(
             f"The Docker config {path} cannot be read as JSON: fix it or set "
             "CEREMONY_USERNAME and CEREMONY_PASSWORD."
@@ -201,7 +200,7 @@ def docker_credentials(directory: Path | None, hosts: tuple[str, ...]) -> Creden
             username, sep, password = (
                 base64.b64decode(encoded, validate=True).decode().partition(":")
             )
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8 once decoded
             username, sep, password = "", "", ""
         if not sep or not username:
             raise EnvironmentFailure(
