@@ -7,7 +7,8 @@ headers, plain, legacy PEM), QR frames of real transfers, notary changelist
 files, policy files and online configurations. The real-notary fixtures under
 `tests/vectors/notary/` (metadata, key files and changelists written by the real
 notary 0.7 client and server, made by `python -m fuzz.seeds --real-notary`) and
-the QR vectors of `tests/vectors/qr/` are added as they are.
+the QR vectors of `tests/vectors/qr/` are added as they are, and so is every input
+that once crashed a parser (`fuzz/regressions/<target>/`).
 
     python -m fuzz.seeds OUT_DIR                 write OUT_DIR/<target>/<seed>
     python -m fuzz.seeds --real-notary           regenerate tests/vectors/notary/
@@ -30,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors"
 NOTARY_VECTORS = VECTORS / "notary"
+REGRESSIONS = Path(__file__).resolve().parent / "regressions"  # inputs that once crashed
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 GUN = "example.com/fuzz/app"
 PASSPHRASE = "fuzz-passphrase"
@@ -368,6 +370,9 @@ def build() -> dict[str, dict[str, bytes]]:
     seeds["online_config"] = _online_configs()
     for target, extra in _notary_vectors().items():
         seeds[target].update(extra)
+    for folder in sorted(p for p in REGRESSIONS.iterdir() if p.is_dir()):
+        for path in sorted(folder.iterdir()):
+            seeds[folder.name][f"regression-{path.name}"] = path.read_bytes()
     canonical = _canonical_edge_cases()
     for target in ("request", "signatures", "public_keys", "metadata"):
         for name, data in seeds[target].items():

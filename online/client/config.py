@@ -8,11 +8,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from ceremony.core.errors import (
     EnvironmentFailure,
     UsageError,
+    clipped,
 )
 from online.client import DEFAULT_MAX_DOWNLOAD
 from online.settings import ENV_DOCKER_SERVER, ENV_SERVER, ENV_TLS_CA
@@ -111,11 +112,11 @@ class ServerConfig:
                 "No trust server is configured: pass --server URL or set CEREMONY_SERVER "
                 "(or DOCKER_CONTENT_TRUST_SERVER)."
             )
-        if urlsplit(url.strip()).scheme == "http" and not (
+        if _split(url).scheme == "http" and not (
             allow_http or env.get(ENV_ALLOW_HTTP) == "1"
         ):
             raise UsageError(
-                f"The trust server URL {url!r} is plain http, so tokens, credentials and "
+                f"The trust server URL {clipped(url)} is plain http, so tokens, credentials and "
                 "metadata would travel in the clear: use https, or pass --allow-http "
                 "(CEREMONY_ALLOW_HTTP=1) for a server you reach privately."
             )
@@ -149,11 +150,21 @@ class ServerConfig:
         )
 
 
+def _split(url: str) -> SplitResult:
+    """The parts of a server URL; one that cannot be split (`https://[`) is a usage error."""
+    try:
+        return urlsplit(url.strip())
+    except ValueError:
+        raise UsageError(
+            f"The trust server {clipped(url)} is not a valid URL: pass --server https://HOST[:PORT]."
+        ) from None
+
+
 def _normalise_url(url: str) -> str:
-    parts = urlsplit(url.strip())
+    parts = _split(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
-            f"The trust server {url!r} is not an http(s) URL: pass --server https://HOST[:PORT]."
+            f"The trust server {clipped(url)} is not an http(s) URL: pass --server https://HOST[:PORT]."
         )
     if parts.username is not None or parts.password is not None:
         raise UsageError(
@@ -161,7 +172,7 @@ def _normalise_url(url: str) -> str:
             "CEREMONY_PASSWORD instead."
         )
     if parts.query or parts.fragment:
-        raise UsageError(f"The trust server URL {url!r} must not carry a query or fragment.")
+        raise UsageError(f"The trust server URL {clipped(url)} must not carry a query or fragment.")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
