@@ -65,8 +65,9 @@ def run_one(
 
 def table(outcomes: list[Outcome]) -> str:
     lines = [f"{'parser':<15} {'iterations':>12} {'crashes':>8} {'seconds':>9}"]
-    for o in outcomes:
-        lines.append(f"{o.name:<15} {o.iterations:>12,} {o.crashes:>8} {o.seconds:>9.0f}")
+    lines.extend(
+        f"{o.name:<15} {o.iterations:>12,} {o.crashes:>8} {o.seconds:>9.0f}" for o in outcomes
+    )
     total = sum(o.iterations for o in outcomes)
     lines.append(f"{'total':<15} {total:>12,} {sum(o.crashes for o in outcomes):>8}")
     return "\n".join(lines)

@@ -153,7 +153,9 @@ def _nodes(doc: Any, limit: int = 4000) -> list[tuple[Any, Any]]:
     return out
 
 
-_PEM = re.compile(rb"(-----BEGIN [^\n]*-----\n(?:[^\n]*: [^\n]*\n)*\n?)([A-Za-z0-9+/=\n]+)(-----END )")
+_PEM = re.compile(
+    rb"(-----BEGIN [^\n]*-----\n(?:[^\n]*: [^\n]*\n)*\n?)([A-Za-z0-9+/=\n]+)(-----END )"
+)
 
 
 def mutate_bytes(raw: bytes, extra: int = 32) -> bytes:
@@ -201,7 +203,9 @@ def _mutate_string(rng: random.Random, text: str) -> str:
         return text + rng.choice(_ODD_STRINGS)
     if choice == 2 and text:
         i = rng.randrange(len(text))
-        return text[:i] + chr(rng.choice((0, 9, 10, 0x7F, 0x80, 0x2028, 0xFEFF, 0x10FFFF))) + text[i:]
+        return (
+            text[:i] + chr(rng.choice((0, 9, 10, 0x7F, 0x80, 0x2028, 0xFEFF, 0x10FFFF))) + text[i:]
+        )
     if choice == 3:
         return text.upper() if text != text.upper() else text.lower()
     if choice == 4 and text:
@@ -328,4 +332,6 @@ class Tally:
 
 
 def seed_files(folders: Iterable[Path]) -> list[Path]:
-    return sorted(p for folder in folders if folder.is_dir() for p in folder.iterdir() if p.is_file())
+    return sorted(
+        p for folder in folders if folder.is_dir() for p in folder.iterdir() if p.is_file()
+    )

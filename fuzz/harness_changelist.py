@@ -54,7 +54,9 @@ def check(data: bytes) -> None:
     for change in changes:
         written: Any = change.to_dict()
         again = refused(lambda w=written: read_change(json.loads(json.dumps(w, default=_raw)))[0])
-        expect(again is not REFUSED and again == change, f"{type(change).__name__} does not round-trip")
+        expect(
+            again is not REFUSED and again == change, f"{type(change).__name__} does not round-trip"
+        )
 
 
 def _raw(value: Any) -> Any:

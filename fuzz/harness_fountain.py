@@ -58,7 +58,9 @@ def _encoder(fdp: atheris.FuzzedDataProvider) -> tuple[Encoder, bytes | None]:
         payload = zlib.compress(raw * (CAP // max(1, len(raw)) + 2) or b"\0" * (CAP + 1), 9)
     else:
         payload = zlib.compress(raw, 9) if compression is Compression.ZLIB else raw
-    encoder = Encoder.from_payload(payload, block_size=block, content_type=kind, compression=compression)
+    encoder = Encoder.from_payload(
+        payload, block_size=block, content_type=kind, compression=compression
+    )
     return encoder, _expected(payload, compression)
 
 
@@ -87,9 +89,7 @@ def check(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     transfers = [_encoder(fdp) for _ in range(fdp.ConsumeIntInRange(1, 2))]
     want = fdp.ConsumeIntInRange(0, 2)
-    decoder = Decoder(
-        content_type=None if want == 0 else ContentType(want), max_document_size=CAP
-    )
+    decoder = Decoder(content_type=None if want == 0 else ContentType(want), max_document_size=CAP)
     texts: list[str] = []
     tampered = False
     shown: list[set[int]] = [set() for _ in transfers]

@@ -12,7 +12,10 @@ def check(data: bytes) -> None:
         return
     written = doc.to_bytes()
     again = refused(lambda: PublicKeysDocument.from_bytes(written))
-    expect(again is not REFUSED and again == doc, "a written public keys document reads back differently")
+    expect(
+        again is not REFUSED and again == doc,
+        "a written public keys document reads back differently",
+    )
     expect(again.to_bytes() == written, "the public keys document is not a fixed point")
 
 

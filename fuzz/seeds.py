@@ -261,7 +261,10 @@ def _changelists() -> dict[str, bytes]:
     key = _KEYS["ecdsa"].public_key().to_dict()
     cert = {
         "keytype": "ecdsa-x509",
-        "keyval": {"private": None, "public": base64.b64encode(pem_encode("CERTIFICATE", b"\x30\x00", {})).decode()},
+        "keyval": {
+            "private": None,
+            "public": base64.b64encode(pem_encode("CERTIFICATE", b"\x30\x00", {})).decode(),
+        },
     }
     target = {"length": 1, "hashes": {"sha256": sha, "sha512": sha512}}
     custom = {"length": 1, "hashes": {"sha256": sha}, "custom": {"b": [1, 2], "a": "é"}}
@@ -270,7 +273,9 @@ def _changelists() -> dict[str, bytes]:
         "custom": [_change("create", "targets/releases", "target", "x", custom)],
         "remove": [_change("delete", "targets", "target", "old", None)],
         "delegation": [
-            _change("create", "targets/releases", "delegation", "", {"add_keys": [key], "threshold": 1}),
+            _change(
+                "create", "targets/releases", "delegation", "", {"add_keys": [key], "threshold": 1}
+            ),
             _change("create", "targets/releases", "delegation", "", {"add_paths": ["rel/"]}),
         ],
         "delegation-cert": [
@@ -323,8 +328,8 @@ def _online_configs() -> dict[str, bytes]:
         "explicit": (
             b"CEREMONY_SERVER=https://notary.example.com\nCEREMONY_USERNAME=u\nCEREMONY_PASSWORD=p\n\n{}"
         ),
-        "http": b"CEREMONY_SERVER=http://127.0.0.1:4443\nCEREMONY_ALLOW_HTTP=1\n\n{\"auths\":{}}",
-        "docker-server": b"DOCKER_CONTENT_TRUST_SERVER=https://h:1/p/\n\n{\"auths\":{\"h:1\":{\"auth\":\"eA==\"}}}",
+        "http": b'CEREMONY_SERVER=http://127.0.0.1:4443\nCEREMONY_ALLOW_HTTP=1\n\n{"auths":{}}',
+        "docker-server": b'DOCKER_CONTENT_TRUST_SERVER=https://h:1/p/\n\n{"auths":{"h:1":{"auth":"eA=="}}}',
         "none": b"\n\n",
     }
 
@@ -343,7 +348,9 @@ def _notary_vectors() -> dict[str, dict[str, bytes]]:
         changes = sorted(folder.glob("*.change"))
         out["changelist"][f"notary-{folder.name}"] = SEPARATOR.join(p.read_bytes() for p in changes)
         files = [{"name": p.name, "change": _decoded(p.read_bytes())} for p in changes]
-        out["changelist"][f"notary-structured-{folder.name}"] = json.dumps({"files": files}).encode()
+        out["changelist"][f"notary-structured-{folder.name}"] = json.dumps(
+            {"files": files}
+        ).encode()
     return out
 
 
@@ -378,7 +385,7 @@ def build() -> dict[str, dict[str, bytes]]:
         for name, data in seeds[target].items():
             canonical[f"{target}-{name}"] = data
     for name, data in seeds["changelist"].items():
-        if name.startswith("raw-") or name.startswith("notary-") and "structured" not in name:
+        if name.startswith("raw-") or (name.startswith("notary-") and "structured" not in name):
             canonical[f"change-{name}"] = data.split(SEPARATOR)[0]
     seeds["canonical"] = canonical
     return seeds

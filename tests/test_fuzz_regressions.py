@@ -21,9 +21,7 @@ from online.client.config import ServerConfig, docker_credentials
 from tests.core.repos import assert_one_sentence
 
 REGRESSIONS = Path(__file__).resolve().parent.parent / "fuzz" / "regressions"
-CASES = sorted(
-    (folder.name, path) for folder in REGRESSIONS.iterdir() for path in folder.iterdir()
-)
+CASES = sorted((folder.name, path) for folder in REGRESSIONS.iterdir() for path in folder.iterdir())
 
 
 @pytest.mark.parametrize(("name", "path"), CASES, ids=[f"{n}-{p.name}" for n, p in CASES])

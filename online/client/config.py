@@ -112,9 +112,7 @@ class ServerConfig:
                 "No trust server is configured: pass --server URL or set CEREMONY_SERVER "
                 "(or DOCKER_CONTENT_TRUST_SERVER)."
             )
-        if _split(url).scheme == "http" and not (
-            allow_http or env.get(ENV_ALLOW_HTTP) == "1"
-        ):
+        if _split(url).scheme == "http" and not (allow_http or env.get(ENV_ALLOW_HTTP) == "1"):
             raise UsageError(
                 f"The trust server URL {clipped(url)} is plain http, so tokens, credentials and "
                 "metadata would travel in the clear: use https, or pass --allow-http "
