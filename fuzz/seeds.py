@@ -343,7 +343,9 @@ def _notary_vectors() -> dict[str, dict[str, bytes]]:
         name = path.relative_to(NOTARY_VECTORS).as_posix().replace("/", "-")
         out["metadata"][f"notary-{name}"] = path.read_bytes()
     for path in sorted((NOTARY_VECTORS / "private").glob("*.key")):
-        out["keyfile"][f"notary-{path.stem[:12]}"] = path.read_bytes()
+        data = path.read_bytes()
+        out["keyfile"][f"notary-{path.stem[:12]}"] = data
+        out["keyfile"][f"notary-{path.stem[:12]}-reencrypted"] = _reencrypted(data)
     for folder in sorted(p for p in (NOTARY_VECTORS / "changelists").iterdir() if p.is_dir()):
         changes = sorted(folder.glob("*.change"))
         out["changelist"][f"notary-{folder.name}"] = SEPARATOR.join(p.read_bytes() for p in changes)
@@ -352,6 +354,16 @@ def _notary_vectors() -> dict[str, dict[str, bytes]]:
             {"files": files}
         ).encode()
     return out
+
+
+def _reencrypted(data: bytes) -> bytes:
+    """A real notary key file under the harness's passphrase (the harness tries only that one)."""
+    from ceremony.signing.keyfile import decode_key_file, encode_key_file, read_key_file_headers
+
+    headers = read_key_file_headers(data)
+    private = decode_key_file(data, _notary_passphrase())
+    role = headers.role or "targets"
+    return encode_key_file(private, role=role, gun=headers.gun, passphrase=PASSPHRASE)
 
 
 def _decoded(change: bytes) -> Any:

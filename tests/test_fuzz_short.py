@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = {
     "canonical": 6000,
     "metadata": 8000,
-    "request": 2500,
+    "request": 2000,
     "signatures": 6000,
     "public_keys": 5000,
-    "keyfile": 800,
+    "keyfile": 600,
     "qr_frame": 6000,
     "fountain": 400,
     "changelist": 6000,
@@ -54,7 +54,7 @@ def seeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_short_fuzz(name: str, seeds: Path, tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "fuzz.worker", name, "--runs", str(RUNS[name]), "--seed", "1",
-        "--work", str(tmp_path), "--seeds", str(seeds), "--timeout", "30",
+        "--work", str(tmp_path), "--seeds", str(seeds), "--timeout", "60",
     ]  # fmt: skip
     done = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
