@@ -17,4 +17,7 @@ NAMES = (
     "changelist",
     "policy",
     "online_config",
+    "liveness",
+    "batch",
+    "trust_state",
 )

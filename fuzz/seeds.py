@@ -68,6 +68,7 @@ def _documents() -> dict[str, dict[str, bytes]]:
     """Requests, signatures, public keys and metadata from one repository."""
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+    from ceremony.core.batch import BatchRequest, BatchSignatures
     from ceremony.core.changes import (
         AddTarget,
         InitRepository,
@@ -78,6 +79,7 @@ def _documents() -> dict[str, dict[str, bytes]]:
         UpdateDelegation,
     )
     from ceremony.core.documents import (
+        LivenessProof,
         PublicKeyEntry,
         PublicKeysDocument,
         Request,
@@ -85,8 +87,10 @@ def _documents() -> dict[str, dict[str, bytes]]:
         SignaturesDocument,
     )
     from ceremony.core.gotime import GoTime
+    from ceremony.core.liveness import challenge
     from ceremony.core.metadata import FileMeta, parse_any
     from ceremony.core.plan import plan
+    from ceremony.offline.trust import SignedRecord, SignedRole, TrustState
     from ceremony.signing.certificates import make_root_certificate
     from ceremony.signing.private import PrivateKey, sign
     from online.flow import choose_base
@@ -97,6 +101,9 @@ def _documents() -> dict[str, dict[str, bytes]]:
         "signatures": {},
         "public_keys": {},
         "metadata": {},
+        "liveness": {},
+        "batch": {},
+        "trust_state": {},
     }
     root_private = PrivateKey.generate_ecdsa()
     root_key = make_root_certificate(root_private, GUN, NOW)
@@ -185,6 +192,46 @@ def _documents() -> dict[str, dict[str, bytes]]:
     ]
     out["public_keys"]["all"] = PublicKeysDocument(GUN, tuple(entries)).to_bytes()
     out["public_keys"]["root"] = PublicKeysDocument(GUN, tuple(entries[:1])).to_bytes()
+
+    # a liveness proof by two keys
+    when = "2030-01-01T00:00:00Z"
+    for name, nonce in (("nonce", "ab" * 16), ("no-nonce", "")):
+        message = challenge(when, bytes.fromhex(nonce))
+        proof_sigs = tuple(sign(p, p.public_key(), message) for p in (targets_private, rsa_private))
+        out["liveness"][name] = LivenessProof(when, nonce, proof_sigs).to_bytes()
+
+    # a batch of two repositories and the signatures made for it
+    other = Request.build(
+        gun="example.com/fuzz/other",
+        created=GoTime.from_datetime(NOW),
+        nonce="ef" * 16,
+        base=[],
+        changes=changes,
+        plan=plan({}, changes),
+    )
+    batch = BatchRequest((init, other))
+    out["batch"]["request"] = batch.to_bytes()
+    out["batch"]["request-thin"] = BatchRequest((other, request.thinned())).to_bytes(thin=True)
+    init_sigs = SignaturesDocument.from_bytes(out["signatures"]["init"])
+    out["batch"]["signatures"] = BatchSignatures(
+        batch.id, batch.digest, (init_sigs,), ("example.com/fuzz/other",)
+    ).to_bytes()
+
+    # the offline home's trust state after signing the full request
+    record = SignedRecord(
+        request.id,
+        request.digest,
+        request.created,
+        ("2030-01-01T00:00:01Z",),
+        {
+            role: SignedRole(rp.body.version, rp.digest, (repo.keys["targets"].keyid,))
+            for role, rp in result.roles.items()
+        },
+        ("expired base",),
+    )
+    state = TrustState(GUN, envelopes["root"], {"root": 1, "targets": 7}, {request.id: record})
+    out["trust_state"]["signed"] = state.to_bytes()
+    out["trust_state"]["fresh"] = TrustState(GUN, envelopes["root"]).to_bytes()
     _KEYS.update({"ecdsa": targets_private, "rsa": rsa_private, "ed25519": ed_private})
     return out
 
@@ -393,7 +440,7 @@ def build() -> dict[str, dict[str, bytes]]:
         for path in sorted(folder.iterdir()):
             seeds[folder.name][f"regression-{path.name}"] = path.read_bytes()
     canonical = _canonical_edge_cases()
-    for target in ("request", "signatures", "public_keys", "metadata"):
+    for target in ("request", "signatures", "public_keys", "metadata", "liveness", "batch"):
         for name, data in seeds[target].items():
             canonical[f"{target}-{name}"] = data
     for name, data in seeds["changelist"].items():

@@ -35,6 +35,9 @@ RUNS = {
     "changelist": 6000,
     "policy": 6000,
     "online_config": 3000,
+    "liveness": 4000,
+    "batch": 1000,
+    "trust_state": 3000,
 }
 
 
