@@ -71,3 +71,26 @@ def test_short_fuzz(name: str, seeds: Path, tmp_path: Path) -> None:
     assert done.returncode == 0 and summary["finished"], done.stderr[-3000:]
     assert summary["crashes"] == 0, tracebacks
     assert summary["iterations"] == RUNS[name]
+
+
+def test_the_contract_flags_what_is_not_a_clean_refusal(tmp_path: Path) -> None:
+    """The driver's contract can fail: a foreign exception escapes, a bad sentence is caught."""
+    from ceremony.core.errors import MalformedInput
+    from fuzz.driver import REFUSED, PropertyFailed, Tally, refused
+
+    assert refused(lambda: (_ for _ in ()).throw(MalformedInput("Bad input."))) is REFUSED
+    with pytest.raises(KeyError):
+        refused(lambda: {}["missing"])
+    for message in ("It holds fuzz-passphrase.", "x" * 2000 + ".", "no full stop", "   "):
+        with pytest.raises(PropertyFailed):
+            refused(lambda m=message: (_ for _ in ()).throw(MalformedInput(m)))
+    tally = Tally("demo", 10, tmp_path / "crashes", tmp_path / "demo.json")
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        tally.record(exc, b"input")
+        tally.record(exc, b"input again")
+    tally.write(finished=True)
+    summary = json.loads((tmp_path / "demo.json").read_text())
+    assert summary["crashes"] == 1 and summary["crashing_inputs"] == 2
+    assert (tmp_path / "crashes").iterdir()
