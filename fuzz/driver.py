@@ -80,7 +80,10 @@ def refused(call: Callable[[], Any]) -> Any:
     try:
         return call()
     except CeremonyError as exc:
-        check_message(exc)
+        try:
+            check_message(exc)
+        except PropertyFailed as failed:
+            raise failed from exc  # the refusal's own traceback names where it was raised
         return REFUSED
 
 
@@ -299,11 +302,13 @@ class Tally:
 
     def record(self, exc: BaseException, data: bytes) -> None:
         self.crashing_inputs += 1
-        frames = traceback.extract_tb(exc.__traceback__)
+        source = exc.__cause__ if isinstance(exc, PropertyFailed) and exc.__cause__ else exc
+        frames = traceback.extract_tb(source.__traceback__)
         ours = [f for f in frames if "/ceremony/" in f.filename or "/online/" in f.filename]
         where = ours[-1] if ours else (frames[-1] if frames else None)
         place = f"{Path(where.filename).name}:{where.lineno}" if where else "?"
         head = str(exc).split(":")[0][:80] if isinstance(exc, PropertyFailed) else ""
+        head = re.sub(r"\d+", "N", head)  # "message is 1005 characters" and "1006" are one crash
         signature = f"{type(exc).__name__} at {place} {head}".strip()
         if signature in self.crashes:
             return

@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from ceremony.core.canonical import (
+    RawJSON,
+    encode_canonical,
+    parse_json,
+    reference_encode,
+    reference_parse,
+)
 from ceremony.core.changes import read_change
-from ceremony.core.documents import Request
+from ceremony.core.documents import LivenessProof, Request
 from ceremony.core.errors import EnvironmentFailure, MalformedInput, UsageError
 from fuzz.worker import load
 from online.client.config import ServerConfig, docker_credentials
@@ -81,3 +88,52 @@ def test_a_huge_server_url_is_not_quoted_whole() -> None:
     with pytest.raises(UsageError) as caught:
         ServerConfig.from_env("ftp://" + "h" * 100_000, None, environ={})
     assert len(caught.value.message) < 300
+
+
+def test_a_sentence_quoting_a_huge_name_is_cut_in_the_middle() -> None:
+    """Found by the metadata harness: a hash algorithm named by 1,000 characters was quoted whole."""
+    error = MalformedInput("The file names " + "x" * 50_000 + "; pass another file.")
+    assert len(error.message) <= 1000
+    assert error.message.startswith("The file names xxx")
+    assert error.message.endswith("; pass another file.")
+    assert "characters cut" in error.message
+    assert_one_sentence(error.message)
+
+
+def test_a_huge_media_type_is_not_quoted_whole() -> None:
+    """Found by the liveness harness: the media type of another document was quoted whole."""
+    data = json.dumps({"media_type": "z" * 5000}).encode()
+    with pytest.raises(MalformedInput) as caught:
+        LivenessProof.from_bytes(data)
+    assert len(caught.value.message) < 200
+
+
+@pytest.mark.parametrize("depth", [255, 600, 100_000])
+def test_json_nested_too_deep_is_refused_in_one_sentence(depth: int) -> None:
+    """Found by the liveness harness: 300 nested arrays made the reference encoder recurse
+    past Python's limit (RecursionError) while checking the canonical form."""
+    data = b'{"media_type":' + b"[" * depth + b"]" * depth + b"}"
+    with pytest.raises(MalformedInput) as caught:
+        LivenessProof.from_bytes(data)
+    assert caught.value.message == "The liveness proof nests deeper than 254 levels."
+    with pytest.raises(MalformedInput):
+        reference_parse(data)
+
+
+def test_json_nested_to_the_limit_still_reads_and_writes() -> None:
+    data = b"[" * 254 + b"]" * 254
+    value = parse_json(data)
+    assert encode_canonical(value) == data == reference_encode(value)
+    with pytest.raises(ValueError, match="nests deeper"):  # CanonicalError
+        encode_canonical(_nested(300))
+    with pytest.raises(ValueError, match="nests deeper"):
+        reference_encode(_nested(5000))
+    with pytest.raises(ValueError, match="nests deeper"):
+        encode_canonical({"custom": RawJSON(_nested(5000))})
+
+
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value

@@ -36,7 +36,7 @@ from typing import Any
 
 from ceremony.core.canonical import encode_canonical, parse_json
 from ceremony.core.changes import Change, read_change
-from ceremony.core.errors import MalformedInput, VerificationFailed
+from ceremony.core.errors import MalformedInput, VerificationFailed, clipped
 from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
 from ceremony.core.gun import check_gun
@@ -87,7 +87,9 @@ def open_document(data: bytes, expected: str) -> dict[str, Any]:
         other = _KIND_NAMES.get(media)
         if other:
             raise MalformedInput(f"This file is {other}, not {_KIND_NAMES[expected]}.")
-        raise MalformedInput(f"This is not {_KIND_NAMES[expected]}: its media type is {media!r}.")
+        raise MalformedInput(
+            f"This is not {_KIND_NAMES[expected]}: its media type is {clipped(media)}."
+        )
     return doc
 
 
