@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ceremony.core.canonical import (
     RawJSON,
@@ -21,8 +25,12 @@ from ceremony.core.canonical import (
     reference_parse,
 )
 from ceremony.core.changes import read_change
-from ceremony.core.documents import LivenessProof, Request
+from ceremony.core.documents import LivenessProof, PublicKeysDocument, Request
 from ceremony.core.errors import EnvironmentFailure, MalformedInput, UsageError
+from ceremony.core.keys import pem_encode, public_key_of
+from ceremony.core.metadata import Key
+from ceremony.signing.certificates import make_root_certificate
+from ceremony.signing.private import PrivateKey
 from fuzz.worker import load
 from online.client.config import ServerConfig, docker_credentials
 from tests.core.repos import assert_one_sentence
@@ -137,3 +145,34 @@ def _nested(depth: int) -> list[object]:
     for _ in range(depth):
         value = [value]
     return value
+
+
+def _root_key_with_der(edit: Callable[[bytes], bytes]) -> Key:
+    private = PrivateKey.generate_ecdsa()
+    cert = make_root_certificate(private, "example.com/x", datetime(2030, 1, 1, tzinfo=UTC))
+    der = x509.load_pem_x509_certificate(cert.public_bytes).public_bytes(Encoding.DER)
+    pem = pem_encode("CERTIFICATE", edit(der), {})
+    return Key("ecdsa-x509", base64.b64encode(pem).decode())
+
+
+def test_a_certificate_of_an_unknown_x509_version_is_refused() -> None:
+    """Found by the public_keys harness: cryptography's InvalidVersion (not a ValueError) escaped."""
+    key = _root_key_with_der(
+        lambda der: der.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x1a", 1)
+    )
+    with pytest.raises(MalformedInput) as caught:
+        public_key_of(key)
+    assert caught.value.message == "The certificate bundle holds an unreadable certificate."
+    with pytest.raises(MalformedInput):
+        PublicKeysDocument.from_bytes(
+            (REGRESSIONS / "public_keys" / "x509-version-26").read_bytes()
+        )
+
+
+def test_a_certificate_whose_subject_cannot_be_parsed_is_refused() -> None:
+    """Found by the public_keys harness: the subject is parsed lazily, so reading its CN for
+    the GUN check raised ValueError long after the certificate was 'read'."""
+    data = (REGRESSIONS / "public_keys" / "bad-subject").read_bytes()
+    with pytest.raises(MalformedInput) as caught:
+        PublicKeysDocument.from_bytes(data)
+    assert_one_sentence(caught.value.message)
