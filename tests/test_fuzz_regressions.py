@@ -140,6 +140,17 @@ def test_json_nested_to_the_limit_still_reads_and_writes() -> None:
         encode_canonical({"custom": RawJSON(_nested(5000))})
 
 
+def test_deep_json_with_a_big_integer_agrees_in_both_parsers() -> None:
+    """Found by the short fuzz run: a 2^53 integer sent orjson's encoder to the reference
+    one, which wrote 900 levels, so the fast parser accepted what the strict one refused."""
+    data = b'{"n":9007199254740992,"v":' + b"[" * 900 + b"]" * 900 + b"}"
+    for parse in (parse_json, reference_parse):
+        with pytest.raises(MalformedInput, match="nests deeper than 254 levels"):
+            parse(data)
+    with pytest.raises(ValueError, match="nests deeper"):
+        reference_encode({"n": 2**53, "v": _nested(300)})
+
+
 def _nested(depth: int) -> list[object]:
     value: list[object] = []
     for _ in range(depth):

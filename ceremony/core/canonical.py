@@ -87,7 +87,7 @@ def _encode_str(text: str, *, html: bool) -> str:
     return '"' + pattern.sub(_escape_char, text) + '"'
 
 
-def _encode(value: Any, out: list[str], *, raw: bool) -> None:
+def _encode(value: Any, out: list[str], *, raw: bool, depth: int = 1) -> None:
     if value is None:
         out.append("null")
     elif value is True:
@@ -103,8 +103,10 @@ def _encode(value: Any, out: list[str], *, raw: bool) -> None:
     elif isinstance(value, str):
         out.append(_encode_str(value, html=raw))
     elif isinstance(value, RawJSON):
-        _encode(value.value, out, raw=True)
+        _encode(value.value, out, raw=True, depth=depth)
     elif isinstance(value, Mapping):
+        if depth > MAX_DEPTH:
+            raise CanonicalError(f"the value nests deeper than {MAX_DEPTH} levels")
         keys = list(value.keys())
         for k in keys:
             if not isinstance(k, str):
@@ -115,14 +117,16 @@ def _encode(value: Any, out: list[str], *, raw: bool) -> None:
                 out.append(",")
             out.append(_encode_str(k, html=raw))
             out.append(":")
-            _encode(value[k], out, raw=raw)
+            _encode(value[k], out, raw=raw, depth=depth + 1)
         out.append("}")
     elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        if depth > MAX_DEPTH:
+            raise CanonicalError(f"the value nests deeper than {MAX_DEPTH} levels")
         out.append("[")
         for i, item in enumerate(value):
             if i:
                 out.append(",")
-            _encode(item, out, raw=raw)
+            _encode(item, out, raw=raw, depth=depth + 1)
         out.append("]")
     else:
         raise CanonicalError(f"cannot encode a {type(value).__name__} in canonical JSON")
