@@ -30,6 +30,7 @@ from ceremony.core.errors import EnvironmentFailure, MalformedInput, UsageError
 from ceremony.core.keys import pem_encode, public_key_of
 from ceremony.core.metadata import Key
 from ceremony.signing.certificates import make_root_certificate
+from ceremony.signing.keyfile import decode_key_file
 from ceremony.signing.private import PrivateKey
 from fuzz.worker import load
 from online.client.config import ServerConfig, docker_credentials
@@ -186,4 +187,15 @@ def test_a_certificate_whose_subject_cannot_be_parsed_is_refused() -> None:
     data = (REGRESSIONS / "public_keys" / "bad-subject").read_bytes()
     with pytest.raises(MalformedInput) as caught:
         PublicKeysDocument.from_bytes(data)
+    assert_one_sentence(caught.value.message)
+
+
+def test_a_legacy_encrypted_key_on_an_unknown_curve_is_refused() -> None:
+    """Found by the keyfile harness: cryptography's UnsupportedAlgorithm ("Curve
+    1.2.38.72.10045.3.1.7 is not supported") escaped from a legacy-encrypted EC key file."""
+    data = (REGRESSIONS / "keyfile" / "legacy-unknown-curve").read_bytes()
+    with pytest.raises(InputRejected) as caught:
+        decode_key_file(data, "fuzz-passphrase")
+    assert caught.value.exit_code == 1
+    assert "Notary does not sign with" in caught.value.message
     assert_one_sentence(caught.value.message)
