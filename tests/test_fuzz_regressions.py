@@ -26,7 +26,7 @@ from ceremony.core.canonical import (
 )
 from ceremony.core.changes import read_change
 from ceremony.core.documents import LivenessProof, PublicKeysDocument, Request
-from ceremony.core.errors import EnvironmentFailure, MalformedInput, UsageError
+from ceremony.core.errors import EnvironmentFailure, InputRejected, MalformedInput, UsageError
 from ceremony.core.keys import pem_encode, public_key_of
 from ceremony.core.metadata import Key
 from ceremony.signing.certificates import make_root_certificate
