@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench bench-fleet system-deps test-deps clean offline-bundle
+.PHONY: demo test lint fuzz bench bench-fleet system-deps test-deps clean offline-bundle
 
 # What the tools and `make demo` need. libzbar is found without ldconfig (not on a normal
 # user's PATH): ctypes' own lookup, then the usual library folders.
@@ -52,7 +52,7 @@ $(TEST_STAMP): $(STAMP)
 	@touch $(TEST_STAMP)
 
 lint: $(TEST_STAMP)
-	$(VENV)/bin/ruff check ceremony online tests bench
+	$(VENV)/bin/ruff check ceremony online tests bench fuzz
 	$(VENV)/bin/ruff format --check ceremony online
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
@@ -67,6 +67,14 @@ demo: system-deps $(STAMP)
 offline-bundle: $(STAMP)
 	$(PY) scripts/offline_bundle.py dist/offline-bundle
 
+# Coverage-guided fuzzing (atheris) of every parser: FUZZ_RUNS iterations each (FUZZ_SECONDS
+# caps each parser's time as well; FUZZ_ONLY=a,b picks parsers). Prints iterations and crashes
+# per parser; the corpus grows in .fuzz/, crashing inputs land in .fuzz/crashes/<parser>/.
+FUZZ_RUNS ?= 1000000
+FUZZ_SECONDS ?= 0
+fuzz: $(TEST_STAMP)
+	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SECONDS=$(FUZZ_SECONDS) nice $(PY) -m fuzz
+
 bench: test-deps $(TEST_STAMP)
 	$(PY) bench/qr.py
 	$(PY) bench/scale.py
@@ -75,4 +83,4 @@ bench-fleet: test-deps $(TEST_STAMP)
 	$(PY) bench/fleet.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .fuzz

@@ -35,6 +35,9 @@ import orjson
 
 from ceremony.core.errors import MalformedInput
 
+MAX_DEPTH = 254
+"""Deepest nesting read or written: orjson writes no deeper, and Notary's documents nest
+fewer than ten levels. A limit also keeps the recursive reference encoder off Python's."""
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
@@ -84,7 +87,7 @@ def _encode_str(text: str, *, html: bool) -> str:
     return '"' + pattern.sub(_escape_char, text) + '"'
 
 
-def _encode(value: Any, out: list[str], *, raw: bool) -> None:
+def _encode(value: Any, out: list[str], *, raw: bool, depth: int = 1) -> None:
     if value is None:
         out.append("null")
     elif value is True:
@@ -100,8 +103,10 @@ def _encode(value: Any, out: list[str], *, raw: bool) -> None:
     elif isinstance(value, str):
         out.append(_encode_str(value, html=raw))
     elif isinstance(value, RawJSON):
-        _encode(value.value, out, raw=True)
+        _encode(value.value, out, raw=True, depth=depth)
     elif isinstance(value, Mapping):
+        if depth > MAX_DEPTH:
+            raise CanonicalError(f"the value nests deeper than {MAX_DEPTH} levels")
         keys = list(value.keys())
         for k in keys:
             if not isinstance(k, str):
@@ -112,14 +117,16 @@ def _encode(value: Any, out: list[str], *, raw: bool) -> None:
                 out.append(",")
             out.append(_encode_str(k, html=raw))
             out.append(":")
-            _encode(value[k], out, raw=raw)
+            _encode(value[k], out, raw=raw, depth=depth + 1)
         out.append("}")
     elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        if depth > MAX_DEPTH:
+            raise CanonicalError(f"the value nests deeper than {MAX_DEPTH} levels")
         out.append("[")
         for i, item in enumerate(value):
             if i:
                 out.append(",")
-            _encode(item, out, raw=raw)
+            _encode(item, out, raw=raw, depth=depth + 1)
         out.append("]")
     else:
         raise CanonicalError(f"cannot encode a {type(value).__name__} in canonical JSON")
@@ -128,7 +135,10 @@ def _encode(value: Any, out: list[str], *, raw: bool) -> None:
 def reference_encode(value: Any) -> bytes:
     """The pure-Python canonical encoder: slow, and the definition `encode_canonical` meets."""
     out: list[str] = []
-    _encode(value, out, raw=False)
+    try:
+        _encode(value, out, raw=False)
+    except RecursionError:
+        raise CanonicalError(f"the value nests deeper than {MAX_DEPTH} levels") from None
     return "".join(out).encode("utf-8")
 
 
@@ -168,8 +178,10 @@ def encode_canonical(value: Any) -> bytes:
     if _is_plain(value):
         try:
             out = orjson.dumps(value, default=_raw_fragment, option=_FAST_OPTIONS)
-        except (orjson.JSONEncodeError, CanonicalError):
-            pass  # a big integer, a non-string key, a bad RawJSON: the reference decides
+        except (orjson.JSONEncodeError, CanonicalError) as exc:
+            if "recursion limit" in str(exc).lower():  # orjson's own depth limit, MAX_DEPTH
+                raise CanonicalError(f"the value nests deeper than {MAX_DEPTH} levels") from None
+            # a big integer, a non-string key, a bad RawJSON: the reference decides
         else:
             if b"\\b" not in out and b"\\f" not in out:  # rare: Go writes \u0008, \u000c
                 return out
@@ -303,7 +315,9 @@ def reference_parse(data: bytes, *, what: str = "document") -> Any:
         )
     except MalformedInput as exc:
         raise MalformedInput(f"The {what} is not acceptable: {exc.message}.") from exc
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise MalformedInput(f"The {what} nests deeper than {MAX_DEPTH} levels.") from None
+    except ValueError as exc:
         # Not chained: a JSONDecodeError holds the whole text, which must not outlive this.
         raise MalformedInput(f"The {what} is not valid JSON ({exc}).") from None
     _check_strings(value, what)
@@ -311,20 +325,21 @@ def reference_parse(data: bytes, *, what: str = "document") -> Any:
 
 
 def _check_strings(value: Any, what: str) -> None:
-    """Refuse lone surrogates, which Go would silently replace (and so re-hash differently)."""
-    stack = [value]
+    """Refuse lone surrogates, which Go would silently replace (and so re-hash differently),
+    and nesting deeper than MAX_DEPTH (the fast path's limit: both paths agree)."""
+    stack = [(value, 1)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, str):
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise MalformedInput(f"The {what} holds an invalid unicode escape.") from exc
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        elif isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise MalformedInput(f"The {what} nests deeper than {MAX_DEPTH} levels.")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
 
 
 def parse_json_unchecked(data: bytes, *, what: str = "document") -> Any:

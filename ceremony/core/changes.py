@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from ceremony.core.canonical import Checked, RawJSON
-from ceremony.core.errors import InputRejected, MalformedInput
+from ceremony.core.errors import InputRejected, MalformedInput, clipped
 from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
 from ceremony.core.metadata import (
@@ -598,7 +598,7 @@ def read_change(d: Any) -> tuple[Change, Mapping[str, Any]]:
     kind = d.get("type")
     cls = _KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise MalformedInput(f"Unknown change type {kind!r}.")
+        raise MalformedInput(f"Unknown change type {clipped(kind)}.")
     f = Fields(d, f"The {kind} change")
     f.text("type")
     change: Change = cls.from_dict(f)

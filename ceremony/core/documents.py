@@ -46,6 +46,7 @@ from ceremony.core.errors import (
     InputRejected,
     MalformedInput,
     VerificationFailed,
+    clipped,
 )
 from ceremony.core.fields import Fields
 from ceremony.core.gotime import GoTime
@@ -99,7 +100,9 @@ def open_document(data: bytes, expected: str, *, checked: bool = True) -> dict[s
         other = _KIND_NAMES.get(media)
         if other:
             raise MalformedInput(f"This file is {other}, not {_KIND_NAMES[expected]}.")
-        raise MalformedInput(f"This is not {_KIND_NAMES[expected]}: its media type is {media!r}.")
+        raise MalformedInput(
+            f"This is not {_KIND_NAMES[expected]}: its media type is {clipped(media)}."
+        )
     return doc
 
 

@@ -43,13 +43,33 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
+def clipped(value: object, limit: int = 60) -> str:
+    """`repr(value)` for a message, cut to `limit` characters: hostile input can be megabytes."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text)} characters)"
+
+
+MAX_MESSAGE = 1000
+"""Characters of an operator sentence: one quoting a hostile name of megabytes is cut short."""
+
+
+def _bounded(message: str) -> str:
+    """`message` cut in the middle if too long, so its start (what) and end (what to do) stay."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    head, tail = MAX_MESSAGE * 3 // 5, MAX_MESSAGE // 3
+    return f"{message[:head]} \u2026[{len(message) - head - tail} characters cut]\u2026 {message[-tail:]}"
+
+
 class CeremonyError(Exception):
     """Base of every error meant for the operator."""
 
     exit_code: ClassVar[int] = 1
 
     def __init__(self, message: str) -> None:
-        message = printable(message)  # messages quote names from untrusted files
+        message = _bounded(printable(message))  # messages quote names from untrusted files
         super().__init__(message)
         self.message = message
 

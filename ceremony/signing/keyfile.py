@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from asn1crypto import algos, core, keys
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -329,6 +330,10 @@ def _legacy_encrypted(block: PemBlock, passphrase: str | None, label: str) -> Pr
     pem = pem_encode(block.type, block.body, headers)
     try:
         native = serialization.load_pem_private_key(pem, passphrase.encode("utf-8"))
+    except UnsupportedAlgorithm:
+        raise InputRejected(
+            f"The {label} key file holds a key on a curve or of a type Notary does not sign with."
+        ) from None
     except (ValueError, TypeError):
         raise _wrong(label) from None
     if not isinstance(native, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):

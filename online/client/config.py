@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from ceremony.core.errors import (
     EnvironmentFailure,
     UsageError,
+    clipped,
 )
 from ceremony.edge.fsutil import MAX_INPUT, Flaw, read_regular_file
 from online.client import DEFAULT_MAX_DOWNLOAD
@@ -115,11 +115,9 @@ class ServerConfig:
                 "(or DOCKER_CONTENT_TRUST_SERVER)."
             )
         _check_length(url)
-        if urlsplit(url.strip()).scheme == "http" and not (
-            allow_http or env.get(ENV_ALLOW_HTTP) == "1"
-        ):
+        if _split(url).scheme == "http" and not (allow_http or env.get(ENV_ALLOW_HTTP) == "1"):
             raise UsageError(
-                f"The trust server URL {url!r} is plain http, so tokens, credentials and "
+                f"The trust server URL {clipped(url)} is plain http, so tokens, credentials and "
                 "metadata would travel in the clear: use https, or pass --allow-http "
                 "(CEREMONY_ALLOW_HTTP=1) for a server you reach privately."
             )
@@ -162,19 +160,29 @@ def _check_length(url: str) -> None:
         )
 
 
+def _split(url: str) -> SplitResult:
+    """The parts of a server URL; one that cannot be split (`https://[`) is a usage error."""
+    try:
+        return urlsplit(url.strip())
+    except ValueError:
+        raise UsageError(
+            f"The trust server {clipped(url)} is not a valid URL: pass --server https://HOST[:PORT]."
+        ) from None
+
+
 def _normalise_url(url: str) -> str:
     _check_length(url)
-    parts = urlsplit(url.strip())
+    parts = _split(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
-            f"The trust server {url!r} is not an http(s) URL: pass --server https://HOST[:PORT]."
+            f"The trust server {clipped(url)} is not an http(s) URL: pass --server https://HOST[:PORT]."
         )
     try:  # a label over 63 characters or a port out of range fails here, not deep in httpx
         parts.hostname.encode("idna")
         _ = parts.port
     except (UnicodeError, ValueError):
         raise UsageError(
-            f"The trust server URL {url!r} has no valid host name and port: "
+            f"The trust server URL {clipped(url)} has no valid host name and port: "
             "pass --server https://HOST[:PORT]."
         ) from None
     if parts.username is not None or parts.password is not None:
@@ -183,7 +191,7 @@ def _normalise_url(url: str) -> str:
             "CEREMONY_PASSWORD instead."
         )
     if parts.query or parts.fragment:
-        raise UsageError(f"The trust server URL {url!r} must not carry a query or fragment.")
+        raise UsageError(f"The trust server URL {clipped(url)} must not carry a query or fragment.")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
@@ -234,7 +242,7 @@ def docker_credentials(directory: Path | None, hosts: tuple[str, ...]) -> Creden
             username, sep, password = (
                 base64.b64decode(encoded, validate=True).decode().partition(":")
             )
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8 once decoded
             username, sep, password = "", "", ""
         if not sep or not username:
             raise EnvironmentFailure(
