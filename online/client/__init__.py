@@ -17,7 +17,7 @@ from ceremony.core.metadata import Key
 # httpx imports its own command-line client (click, rich, pygments: a third of its import
 # time, paid by every export and publish) unless that import fails, which it allows for.
 # The online half never runs that client.
-sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 MIB = 1024 * 1024
 TIMESTAMP_MAX_LENGTH = 1 * MIB  # what Notary's client allows for timestamp.json
