@@ -32,8 +32,6 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from PIL import Image, ImageFilter
-
 from ceremony.core.errors import EnvironmentFailure
 from ceremony.edge.fsutil import atomic_write
 from online.drill_report import DrillRecord, ScenarioRecord, StepRecord, html_page, markdown
@@ -537,6 +535,8 @@ class Rehearsal:
 
 def degrade(path: Path, out: Path) -> None:
     """A camera-like capture: 0.8x, a blur, JPEG at quality 60."""
+    from PIL import Image, ImageFilter  # here: every ceremony-online command imports drill
+
     with Image.open(path) as src:
         img = src.convert("L")
     img = img.resize((int(img.width * 0.8), int(img.height * 0.8)), Image.Resampling.BILINEAR)

@@ -11,6 +11,8 @@ Layout (`--home`, env `CEREMONY_ONLINE_HOME`, default `~/.ceremony-online`)::
                                          changes it carries, whether it was published
         signatures/<id>/<sha256>.signatures.json   every signatures document collected
         publish-log.json                 what was published, when, at which versions
+        cache/<sha256>.json              targets files a verified snapshot named (online.cache:
+                                         used only for exactly those bytes, else downloaded)
         .lock                            serialises writers of this GUN
 
 Every write is atomic (temp file, fsync, rename) and happens under the GUN's

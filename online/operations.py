@@ -22,6 +22,7 @@ from ceremony.core.errors import CeremonyError, InputRejected, UsageError, Verif
 from ceremony.core.gotime import GoTime
 from ceremony.core.metadata import Envelope, Key, Root, Targets, role_order
 from ceremony.edge.fsutil import locked
+from online.cache import MetadataCache
 from online.client import Server
 from online.client.fetch import FetchedRepository, fetch_repository
 from online.flow import (
@@ -71,10 +72,12 @@ def fetch(
     """Fetch and verify the GUN from the anchor this home trusts (TOFU over TLS at first contact).
 
     The newest verified root becomes the anchor, and the verified versions the
-    floor for the next fetch (rollback protection). Files in `known` whose bytes the
-    snapshot records are not downloaded again (`fetch_repository`).
+    floor for the next fetch (rollback protection). Files in `known` or in the home's
+    cache whose bytes the snapshot records are not downloaded again (`fetch_repository`);
+    the targets files downloaded are cached once they verify.
     """
     anchor = repo.anchor()
+    cache = MetadataCache(repo.path / "cache")
     fetched = fetch_repository(
         server,
         repo.gun,
@@ -82,8 +85,9 @@ def fetch(
         trusted_root=anchor,
         previous_versions=repo.versions(),
         full_root_chain=full_root_chain,
-        expired_ok=True,
-        known=known,  # an expired role must still be readable, to stage its refresh
+        expired_ok=True,  # an expired role must still be readable, to stage its refresh
+        known=known,
+        cached=cache.get,
     )
     if fetched is None and anchor is not None:
         raise VanishedRepository(
@@ -93,7 +97,20 @@ def fetch(
         )
     if fetched is not None:
         repo.trust(fetched.envelopes["root"], {r.name: r.version for r in fetched.report.roles})
+        _keep_in_cache(cache, fetched)
     return fetched
+
+
+def _keep_in_cache(cache: MetadataCache, fetched: FetchedRepository) -> None:
+    """Cache the verified targets files (those downloaded, and those known here, such as what
+    publish just uploaded), and only what the verified snapshot names."""
+    report = fetched.report
+    served = {"targets": report.targets, **report.delegations}
+    for role, env in served.items():
+        digest = fetched.recorded_sha256(role)
+        if role in fetched.downloaded or not cache.holds(digest, len(env.raw)):
+            cache.put(digest, env.raw)
+    cache.keep_only(fetched.recorded_sha256(role) for role in served)
 
 
 class VanishedRepository(VerificationFailed):
@@ -266,7 +283,8 @@ def export_request(
     files = fetched.envelopes if fetched is not None else None
     ids = tuple(s.id for s in staged)
     with repo.locked():
-        for record in reversed(repo.records()):
+        records = repo.records()  # read once under the lock (a bulk request's lists 10⁵ ids)
+        for record in reversed(records):
             if record.published is not None or record.cancelled is not None:
                 continue
             if record.staged_ids != ids:
@@ -284,7 +302,7 @@ def export_request(
                 deliver(earlier)
             return earlier
         exported: dict[str, int] = {}
-        for record in repo.records():
+        for record in records:
             for role, version in record.versions.items():
                 exported[role] = max(version, exported.get(role, 0))
         say(f"Building and checking the request for {len(staged)} staged change(s) …")
@@ -308,7 +326,7 @@ def export_request(
             versions={e.role: e.version for e in request.expect},
         )
         repo.save_request(request, record)
-        for old in repo.records():
+        for old in records:
             if old.id != request.id and old.published is None and old.cancelled is None:
                 repo.mark_cancelled(old.id, f"superseded by {request.id} at {stamp}")
                 say(f"Request {old.id} is superseded by {request.id}: sign the new one instead.")

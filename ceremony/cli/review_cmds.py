@@ -139,9 +139,10 @@ def verify(
                 markup=False,
             )
     # Targets can number 10⁶: plain lines written straight out, `sha256sum`-like, name last.
-    out.print(f"{len(report.target_entries)} target(s): sha256, length, role, name", markup=False)
-    width = max((len(t.role) for t in report.target_entries), default=0)
-    write_lines(_target_line(t, width) for t in report.target_entries)
+    entries = report.target_entries  # made on each access: once here
+    out.print(f"{len(entries)} target(s): sha256, length, role, name", markup=False)
+    width = max((len(t.role) for t in entries), default=0)
+    write_lines(_target_line(t, width) for t in entries)
 
 
 def _target_line(entry: TargetEntry, width: int) -> str:

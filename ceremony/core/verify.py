@@ -74,9 +74,18 @@ class RepositoryReport:
     targets: Envelope[Targets]
     delegations: Mapping[str, Envelope[Targets]]
     roles: tuple[RoleReport, ...]
-    target_entries: tuple[TargetEntry, ...]
     root_chain: tuple[int, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def target_entries(self) -> tuple[TargetEntry, ...]:
+        """Every target, by role (targets first, then delegations in pre-order), each role's
+        sorted by name. Made when asked for: publish and export verify 10⁵ targets and never
+        list them."""
+        entries = _entries("targets", self.targets.body.targets)
+        for name, env in self.delegations.items():
+            entries.extend(_entries(name, env.body.targets))
+        return tuple(entries)
 
 
 def _fail(role: str, reason: str) -> VerificationFailed:
@@ -360,7 +369,6 @@ def verify_parsed(
     base("targets", targets)
     check_key_ids(targets.body.delegations.keys, "targets")
 
-    entries = _entries("targets", targets.body.targets)
     delegations: dict[str, Envelope[Targets]] = {}
     # Pre-order walk of the delegation tree, as Notary's client does.
     stack: list[tuple[DelegatedRole, Envelope[Targets], tuple[str, ...] | None]] = [
@@ -393,7 +401,6 @@ def verify_parsed(
         reports.append(
             RoleReport(name, env.body.version, env.body.expires, spec_role.threshold, signed)
         )
-        entries.extend(_entries(name, env.body.targets))
         stack.extend((r, env, paths) for r in reversed(env.body.delegations.roles))
     # notary-server keeps a removed delegation in its snapshot; Notary's client ignores such
     # entries (nothing delegates them, so nothing of theirs is trusted), and so do we.
@@ -410,7 +417,6 @@ def verify_parsed(
         targets,
         delegations,
         tuple(reports),
-        tuple(entries),
         chain,
         (*warnings, *stale),
     )

@@ -9,7 +9,6 @@ which might hold a secret) and exits 1. Set `CEREMONY_DEBUG=1` to see tracebacks
 from __future__ import annotations
 
 import gc
-import importlib.metadata
 import inspect
 import json
 import os
@@ -136,6 +135,19 @@ class Overview:
                 return False  # a command: the full app
         return not argv or "--help" in argv
 
+    def command(self, argv: Sequence[str]) -> str | None:
+        """The command `argv` names (its first word that is neither an option nor a global
+        option's value), or None."""
+        skip = False
+        for arg in argv:
+            if skip:
+                skip = False
+            elif arg in self.value_options:
+                skip = True
+            elif not arg.startswith("-"):
+                return arg
+        return None
+
     def draw(self, app: typer.Typer) -> None:
         """Register a stand-in for each command on `app` (which has its callback already)."""
         for name, help_text in self.commands:
@@ -199,6 +211,8 @@ def _metavar_for(param: Any) -> str:
 def version_callback(value: bool) -> None:
     """`--version`: the package version, then exit."""
     if value:
+        import importlib.metadata  # here only: a fortieth of a second of every start-up
+
         try:
             version = importlib.metadata.version("notary-ceremony")
         except importlib.metadata.PackageNotFoundError:

@@ -8,10 +8,16 @@ either in TUF order and verifies it with the pure `ceremony.core.verify`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Protocol
 
 from ceremony.core.metadata import Key
+
+# httpx imports its own command-line client (click, rich, pygments: a third of its import
+# time, paid by every export and publish) unless that import fails, which it allows for.
+# The online half never runs that client.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 MIB = 1024 * 1024
 TIMESTAMP_MAX_LENGTH = 1 * MIB  # what Notary's client allows for timestamp.json

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,11 @@ class FetchedRepository:
 
     envelopes: Mapping[str, Envelope[Any]]
     report: RepositoryReport
+    downloaded: frozenset[str] = frozenset()  # the targets roles read from the server
+
+    def recorded_sha256(self, role: str) -> str:
+        """The SHA-256 (hex) the verified snapshot records for `role`."""
+        return self.report.snapshot.body.meta[role].sha256_hex
 
     @property
     def files(self) -> dict[str, bytes]:
@@ -123,13 +128,16 @@ def fetch_repository(
     full_root_chain: bool = False,
     expired_ok: bool = False,
     known: Mapping[str, Envelope[Any]] | None = None,
+    cached: Callable[[FileMeta], bytes | None] | None = None,
 ) -> FetchedRepository | None:
     """Download `gun` in TUF order and verify it; None if the server has no such repository.
 
     `known` holds files this machine already has, parsed, with their bytes (a request's
     base, what it just uploaded): a role the snapshot names by exactly those bytes'
     length and SHA-256 is taken from there instead of being downloaded and parsed again.
-    Everything is verified as if it had been downloaded.
+    Everything is verified as if it had been downloaded. `cached` offers bytes kept on this
+    machine for a file the snapshot names (`online.cache`): they are used only when their
+    length and SHA-256 are exactly the snapshot's, else the file is downloaded.
 
     Order: `root.json`, and the older roots needed to reach it (`N.root.json`
     from `trusted_root`'s version + 1, or from v1 when `full_root_chain`);
@@ -179,6 +187,7 @@ def fetch_repository(
 
     # targets, then delegations in pre-order; only roles the snapshot lists are fetched
     pending: list[str] = ["targets"]
+    downloaded: set[str] = set()
     while pending:
         role = pending.pop()
         meta = snapshot.body.meta.get(role)
@@ -189,13 +198,16 @@ def fetch_repository(
             envelopes[role] = held
             pending.extend(r.name for r in reversed(held.body.delegations.roles))
             continue
-        data = _required(
-            server,
-            gun,
-            metadata_name(role, sha256=_sha256_of(meta.hashes, role, "The snapshot")),
-            _recorded_length(meta, role, "The snapshot"),
-            "the snapshot",
-        )
+        data = cached(meta) if cached is not None else None
+        if data is None or not _is_recorded(meta, data):
+            data = _required(
+                server,
+                gun,
+                metadata_name(role, sha256=_sha256_of(meta.hashes, role, "The snapshot")),
+                _recorded_length(meta, role, "The snapshot"),
+                "the snapshot",
+            )
+            downloaded.add(role)
         delegated: Envelope[Targets] = parse_role_file(
             data, role, Targets, what=f"{role} metadata of {gun}"
         )
@@ -210,4 +222,4 @@ def fetch_repository(
         previous_versions=previous_versions,
         expired_ok=expired_ok,
     )
-    return FetchedRepository(envelopes, report)
+    return FetchedRepository(envelopes, report, frozenset(downloaded))

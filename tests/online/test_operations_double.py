@@ -194,12 +194,15 @@ def test_the_server_serving_an_older_repository_is_refused(
 
 
 def test_a_file_that_is_not_what_the_snapshot_records_is_refused(
-    home: Home, server: ServerDouble, published: Keyholder, now: datetime
+    tmp_path: Path, home: Home, server: ServerDouble, published: Keyholder, now: datetime
 ) -> None:
     files = server.repos[GUN].files
     sha = hashlib.sha256(files["targets"][-1]).hexdigest()
     server.lie(GUN, f"targets.{sha}.json", files["root"][-1])
     status = repository_status(home, server, GUN, now)
+    assert status.server_problem is None  # its cache holds the file the snapshot names
+    other = Home(tmp_path / "other-online")  # a machine that must download it
+    status = repository_status(other, server, GUN, now)
     assert isinstance(status.server_problem, InputRejected)
 
 
