@@ -149,8 +149,7 @@ def build_request(
         if role != "root" and (bodies[role].version if role in bodies else 0) < floor.get(role, 0)
     ]
     full = (*full, *skips)
-    encoded = tuple(change.to_dict() for change in full)
-    result = plan(bodies, full, encoded=encoded)
+    result = plan(bodies, full)  # each change keeps its own JSON: nothing encoded twice
     request = Request.build(
         gun=gun,
         created=GoTime.from_datetime(now),
@@ -158,7 +157,6 @@ def build_request(
         base=base,
         changes=full,
         plan=result,
-        changes_data=encoded,
     )
     return request, result
 
@@ -193,11 +191,7 @@ class Planned:
 def replan(request: Request) -> Planned:
     """Re-derive the stored request's plan and check it still asks for the same bytes."""
     base = base_envelopes(request.base)
-    result = plan(
-        {role: env.body for role, env in base.items()},
-        request.changes,
-        encoded=request.changes_data,
-    )
+    result = plan({role: env.body for role, env in base.items()}, request.changes)
     if Expectation.from_plan(result) != request.expect:
         raise VerificationFailed(
             f"Request {request.id} no longer plans to the bytes it asked to sign "
