@@ -17,8 +17,10 @@ from tests.notary_env import PASSPHRASE, NotaryServer
 pytestmark = pytest.mark.notary
 
 
-def _rotation_request(notary_server: NotaryServer, tmp_path: Path) -> tuple[Rig, Path, str, str]:
-    rig = Rig(notary_server, tmp_path, "example.com/ux/prompts")
+def _rotation_request(
+    notary_server: NotaryServer, tmp_path: Path, gun: str = "example.com/ux/prompts"
+) -> tuple[Rig, Path, str, str]:
+    rig = Rig(notary_server, tmp_path, gun)
     old_id = rig.run("ceremony", "key", "generate", "root", "--gun", rig.gun).stdout.split()[-1]
     rig.run("ceremony", "key", "generate", "targets", "--gun", rig.gun)
     public = tmp_path / "public-keys.json"
@@ -121,3 +123,27 @@ def test_a_wrong_passphrase_from_the_environment_is_not_retried(
     assert "The passphrase in NOTARY_ROOT_PASSPHRASE does not open the root key" in line
     assert "not retried" in line
     assert not out.exists()
+
+
+def test_a_root_change_not_acknowledged_by_option_is_asked_for_by_name_at_the_terminal(
+    notary_server: NotaryServer, tmp_path: Path
+) -> None:
+    rig, request, _, _ = _rotation_request(notary_server, tmp_path, "example.com/ux/ack-prompt")
+    signatures = tmp_path / "rotate.sig"
+    session = PtyProcess(
+        ["ceremony", "sign", str(request), "--out", str(signatures), "--yes"],
+        rig.env | {"PAGER": "cat"},
+    )
+    session.read_until("Type the role name 'root' to accept it")
+    session.send(b"targets\n")  # a role this request does not change
+    assert session.finish() == 1, session.output
+    assert "does not change who signs targets" in session.output
+    assert not signatures.exists()
+    session = PtyProcess(
+        ["ceremony", "sign", str(request), "--out", str(signatures), "--yes"],
+        rig.env | {"PAGER": "cat"},
+    )
+    session.read_until("Type the role name 'root' to accept it")
+    session.send(b"root\n")
+    assert session.finish() == 0, session.output
+    rig.run("ceremony-online", "publish", str(signatures))
