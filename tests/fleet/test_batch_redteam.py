@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from ceremony.core.batch import BatchRequest
 from ceremony.core.canonical import encode_canonical
 from ceremony.core.changes import InitRepository, ReplaceKeys, SetDelegation
-from ceremony.core.documents import PublicKeysDocument, Request
+from ceremony.core.documents import PublicKeysDocument
 from ceremony.core.gun import gun_folder
 from ceremony.core.keys import key_fingerprint
 from ceremony.core.metadata import Key
@@ -29,7 +28,7 @@ from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.private import PrivateKey
 from tests.attacker import capture, forge, with_changes
 from tests.e2e.rig import Rig, one_sentence
-from tests.fleet.test_fleet import gun_args, make_fleet
+from tests.fleet.rig import gun_args, inner, make_fleet, rebatch
 from tests.notary_env import NotaryServer
 
 pytestmark = pytest.mark.notary
@@ -50,16 +49,6 @@ def fleet(
     honest = tmp / "refresh.batch.json"
     rig.run("ceremony-online", "export", "--all", "--out", str(honest))
     yield rig, honest
-
-
-def inner(path: Path) -> dict[str, Request]:
-    return {r.gun: r for r in BatchRequest.from_bytes(path.read_bytes()).requests}
-
-
-def rebatch(requests: dict[str, Request], out: Path) -> Path:
-    """The whole batch rebuilt: every inner id and the batch digest recomputed."""
-    out.write_bytes(BatchRequest(tuple(requests.values())).to_bytes())
-    return out
 
 
 def held_key(rig: Rig, gun: str, role: str) -> Key:
