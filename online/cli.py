@@ -55,7 +55,7 @@ from online.changelist import canonical_custom, read_changelist, translate
 from online.cli_root import CURRENT, Globals, app, globals_of
 from online.client.config import ServerConfig
 from online.client.http import TrustServer
-from online.home import Home, RequestRecord, StagedChange
+from online.home import Home, RequestRecord
 from online.operations import (
     RepositoryStatus,
     cancel_request,
@@ -66,7 +66,13 @@ from online.operations import (
     rotation_keys,
     stage_init,
 )
-from online.staging_cmds import check_first_staging, conflict_warnings, merge_public_keys
+from online.staging_cmds import (
+    STAGED_LISTED,
+    check_first_staging,
+    conflict_warnings,
+    merge_public_keys,
+    report_staged,
+)
 
 delegation_app = new_app("Delegations (defined in their parent role): list, add, update, remove.")
 app.add_typer(delegation_app, name="delegation")
@@ -78,7 +84,6 @@ out = output_console()
 err = output_console(stderr=True)
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-_STATUS_LIMIT = 40  # staged changes listed one by one; beyond, a summary
 
 
 def _globals(ctx: typer.Context) -> Globals:
@@ -120,20 +125,9 @@ def _staged(home: Home, gun: str, changes: list[Change]) -> None:
     check_first_staging(repo, gun, _connector())
     before = repo.staged()
     staged = repo.stage(changes)
-    _report_staged(gun, staged)
+    report_staged(gun, staged)
     for line in conflict_warnings(gun, before, staged):
         err.print(line, markup=False)
-
-
-def _report_staged(gun: str, staged: tuple[StagedChange, ...]) -> None:
-    if len(staged) <= _STATUS_LIMIT:
-        for s in staged:
-            out.print(f"staged #{s.id}: {s.change.describe()}", markup=False)
-    else:
-        out.print(f"staged #{staged[0].id}–#{staged[-1].id}: {len(staged)} changes", markup=False)
-    err.print(
-        f"{gun}: export with `ceremony-online export {gun} --out FILE` when ready.", markup=False
-    )
 
 
 def _load_public_keys(path: Path) -> PublicKeysDocument:
@@ -198,7 +192,7 @@ def init(
     err.print(
         f"{gun} is a NEW repository: nothing by that name is on the server yet.", markup=False
     )
-    _report_staged(gun, (staged,))
+    report_staged(gun, (staged,))
 
 
 def _file_meta(path: Path) -> FileMeta:
@@ -308,7 +302,7 @@ def add(
             check_first_staging(repo, gun, _connector())
             before = repo.staged()
             staged = repo.stage(changes)
-        _report_staged(gun, staged)
+        report_staged(gun, staged)
         for line in conflict_warnings(gun, before, staged):
             err.print(line, markup=False)
         return
@@ -480,12 +474,7 @@ def refresh(
     guns: fleet_cmds.GunsOption = None,
     all_: fleet_cmds.AllOption = False,
     prefix: fleet_cmds.PrefixOption = None,
-    expiring_within: Annotated[
-        str | None,
-        typer.Option(
-            "--expiring-within", help="Batch: only roles expiring within this (90d, 12w, 1y)."
-        ),
-    ] = None,
+    expiring_within: fleet_cmds.ExpiringWithinOption = None,
     jobs: fleet_cmds.JobsOption = fleet.DEFAULT_JOBS,
 ) -> None:
     """Stage re-signing roles with a new expiry (and nothing else)."""
@@ -539,12 +528,7 @@ def status(
     ] = None,
     guns: fleet_cmds.GunsOption = None,
     prefix: fleet_cmds.PrefixOption = None,
-    expiring_within: Annotated[
-        str | None,
-        typer.Option(
-            "--expiring-within", help="Only repositories with a role expiring within (90d)."
-        ),
-    ] = None,
+    expiring_within: fleet_cmds.ExpiringWithinOption = None,
     as_json: JsonOption = False,
     jobs: fleet_cmds.JobsOption = fleet.DEFAULT_JOBS,
 ) -> None:
@@ -649,10 +633,10 @@ def _print_status(gun: str, result: RepositoryStatus, no_server: UsageError | No
     for warning in result.warnings:
         out.print(f"  note: {warning}", markup=False)
     out.print(f"Staged changes: {len(result.staged)}", markup=False)
-    for s in result.staged[:_STATUS_LIMIT]:
+    for s in result.staged[:STAGED_LISTED]:
         out.print(f"  #{s.id}: {s.change.describe()}", markup=False)
-    if len(result.staged) > _STATUS_LIMIT:
-        out.print(f"  … and {len(result.staged) - _STATUS_LIMIT} more", markup=False)
+    if len(result.staged) > STAGED_LISTED:
+        out.print(f"  … and {len(result.staged) - STAGED_LISTED} more", markup=False)
     out.print(f"Requests: {len(result.requests)}", markup=False)
     for rs in result.requests:
         rec = rs.record

@@ -452,48 +452,59 @@ class Rehearsal:
         """What a keyholder's review must show: the words the operator read aloud."""
         return (self.words[label],) if label in self.words else ()
 
+    def export_to(self, machine: Machine, title: str, label: str, *to: str) -> None:
+        """`ceremony-online export GUN` to `to` (a file or QR frames); note the words read aloud."""
+        out = self.run(machine, title, "ceremony-online", "export", self.gun, *to, says=("words:",))
+        self.heard(label, out)
+
     def export(self, label: str, machine: Machine | None = None) -> Path:
         request = self.usb / f"{label}.request.json"
-        out = self.run(
-            machine or self.online,
-            f"export the {label} request",
-            "ceremony-online",
-            "export",
-            self.gun,
-            "--out",
-            str(request),
-            says=("words:",),
+        self.export_to(
+            machine or self.online, f"export the {label} request", label, "--out", str(request)
         )
-        self.heard(label, out)
         return request
 
-    def sign(self, who: str, request: Path, label: str, *extra: str) -> Path:
-        out = self.usb / f"{label}.{who}.sig.json"
+    def sign_as(
+        self, who: str, title: str, label: str, where: Sequence[str], extra: Sequence[str]
+    ) -> None:
+        """`who` signs the `label` request (`where`: what it reads and writes), confirming the
+        record's keys on first contact; the review must show the words read aloud."""
         self.run(
             self.keyholder(who),
-            f"{who} reviews and signs the {label} request",
+            title,
             "ceremony",
             "sign",
-            str(request),
-            "--out",
-            str(out),
+            *where,
             "--yes",
             *self.expect_keys(who, new_repository=label == "init"),
             *extra,
             says=self.read_aloud(label),
         )
         self.trusting.add(who)
+
+    def sign(self, who: str, request: Path, label: str, *extra: str) -> Path:
+        out = self.usb / f"{label}.{who}.sig.json"
+        title = f"{who} reviews and signs the {label} request"
+        self.sign_as(who, title, label, (str(request), "--out", str(out)), extra)
         return out
 
-    def publish(self, *signatures: Path, machine: Machine | None = None) -> Outcome:
+    def publish_from(self, title: str, *sources: str, machine: Machine | None = None) -> Outcome:
+        """`ceremony-online publish` of signatures files or QR captures; it must publish."""
         return self.run(
             machine or self.online,
-            "publish the signatures",
+            title,
             "ceremony-online",
             "publish",
-            *map(str, signatures),
+            *sources,
             says=("Published",),
         )
+
+    def publish(self, *signatures: Path, machine: Machine | None = None) -> Outcome:
+        return self.publish_from("publish the signatures", *map(str, signatures), machine=machine)
+
+    def status(self, title: str, *says: str) -> Outcome:
+        """`ceremony-online status GUN` on the operator's machine, which must say `says`."""
+        return self.run(self.online, title, "ceremony-online", "status", self.gun, says=says)
 
     def notary_list(
         self,
@@ -595,21 +606,8 @@ class DrillContext:
 
 def _qr_sign(r: Rehearsal, who: str, captures: Path, label: str, *extra: str) -> Path:
     out = r.usb / f"{label}-{who}-sig-qr"
-    r.run(
-        r.keyholder(who),
-        f"{who} reviews and signs the {label} request read from QR images",
-        "ceremony",
-        "sign",
-        "--qr",
-        str(captures),
-        "--qr-out",
-        str(out),
-        "--yes",
-        *r.expect_keys(who, new_repository=label == "init"),
-        *extra,
-        says=r.read_aloud(label),
-    )
-    r.trusting.add(who)
+    title = f"{who} reviews and signs the {label} request read from QR images"
+    r.sign_as(who, title, label, ("--qr", str(captures), "--qr-out", str(out)), extra)
     images = sorted(out.glob("*.png"))
     if len(images) != 1:
         r.record(
@@ -640,33 +638,38 @@ def _camera(r: Rehearsal, who: str, frames: Path, caps: Path, seed: int) -> None
     )
 
 
+def _cameras(r: Rehearsal, label: str, frames: Path, seeds: dict[str, int]) -> dict[str, Path]:
+    """Each keyholder's camera reads the `label` request's frames (its own seed): captures."""
+    captures = {who: r.usb / f"{label}-{who}-captures" for who in seeds}
+    for who, seed in seeds.items():
+        _camera(r, who, frames, captures[who], seed)
+    return captures
+
+
+def _qr_review(r: Rehearsal, who: str, title: str, captures: Path, *says: str) -> Outcome:
+    """`who` reviews (read-only, in full) the request read from `captures`."""
+    return r.run(
+        r.keyholder(who),
+        title,
+        "ceremony",
+        "review",
+        "--qr",
+        str(captures),
+        "--full",
+        says=says,
+    )
+
+
 def _qr_export(r: Rehearsal, label: str, *extra: str) -> Path:
     frames = r.usb / f"{label}-qr"
-    out = r.run(
-        r.online,
-        f"export the {label} request as QR frames (PNG)",
-        "ceremony-online",
-        "export",
-        r.gun,
-        "--qr-out",
-        str(frames),
-        *extra,
-        says=("words:",),
-    )
-    r.heard(label, out)
+    title = f"export the {label} request as QR frames (PNG)"
+    r.export_to(r.online, title, label, "--qr-out", str(frames), *extra)
     return frames
 
 
 def _publish_qr(r: Rehearsal, *shots: Path) -> None:
     args = [a for s in shots for a in ("--qr", str(s))]
-    r.run(
-        r.online,
-        "publish the signatures read from QR images",
-        "ceremony-online",
-        "publish",
-        *args,
-        says=("Published",),
-    )
+    r.publish_from("publish the signatures read from QR images", *args)
 
 
 def play_full(r: Rehearsal, _ctx: DrillContext) -> None:
@@ -688,21 +691,8 @@ def play_full(r: Rehearsal, _ctx: DrillContext) -> None:
     )
     r.stage_file("app-1.0", "release 1.0\n")
     frames = _qr_export(r, "init")
-    shown = {}
-    for who, seed in (("alice", 1), ("bob", 2)):
-        caps = r.usb / f"init-{who}-captures"
-        shown[who] = caps
-        _camera(r, who, frames, caps, seed)
-    r.run(
-        r.keyholder("alice"),
-        "alice reviews the request (read-only)",
-        "ceremony",
-        "review",
-        "--qr",
-        str(shown["alice"]),
-        "--full",
-        says=("app-1.0",),
-    )
+    shown = _cameras(r, "init", frames, {"alice": 1, "bob": 2})
+    _qr_review(r, "alice", "alice reviews the request (read-only)", shown["alice"], "app-1.0")
     sig_a = _qr_sign(r, "alice", shown["alice"], "init")
     sig_b = _qr_sign(r, "bob", shown["bob"], "init")
     _publish_qr(r, sig_a, sig_b)
@@ -749,18 +739,13 @@ def play_full(r: Rehearsal, _ctx: DrillContext) -> None:
     )
     r.stage_file("app-1.1", "release 1.1\n")
     frames = _qr_export(r, "rotation")
-    seen = {who: r.usb / f"rotation-{who}-captures" for who in ("alice", "carol")}
-    _camera(r, "alice", frames, seen["alice"], 5)
-    _camera(r, "carol", frames, seen["carol"], 6)
-    r.run(
-        alice,
+    seen = _cameras(r, "rotation", frames, {"alice": 5, "carol": 6})
+    _qr_review(
+        r,
+        "alice",
         "alice reviews: root v1 -> v2, the new key held on this machine, release 1.1",
-        "ceremony",
-        "review",
-        "--qr",
-        str(seen["alice"]),
-        "--full",
-        says=("v1 -> v2", f"+ root key {new_fp}", "app-1.1"),
+        seen["alice"],
+        *("v1 -> v2", f"+ root key {new_fp}", "app-1.1"),
     )
     shots = [
         _qr_sign(r, "alice", seen["alice"], "rotation", "--accept", "root"),
@@ -782,14 +767,7 @@ def play_full(r: Rehearsal, _ctx: DrillContext) -> None:
         "read the client's trusted root.json",
         follows,
     )
-    r.run(
-        r.online,
-        "nothing is left staged",
-        "ceremony-online",
-        "status",
-        r.gun,
-        says=("Staged changes: 0",),
-    )
+    r.status("nothing is left staged", "Staged changes: 0")
 
 
 def _first_hex64(words: Sequence[str]) -> str:
@@ -810,23 +788,12 @@ def play_missing_keyholder(r: Rehearsal, _ctx: DrillContext) -> None:
         says=("1 more",),
         never=("Published",),
     )
-    r.run(
-        r.online,
+    r.status(
         "status keeps alice's signatures and names what is missing",
-        "ceremony-online",
-        "status",
-        r.gun,
-        says=("1 of 2 signatures", "needs", "not published on the server yet"),
+        *("1 of 2 signatures", "needs", "not published on the server yet"),
     )
     sig_c = r.sign("carol", request, "init")
-    r.run(
-        r.online,
-        "carol comes back: publish her signatures alone (alice's were kept)",
-        "ceremony-online",
-        "publish",
-        str(sig_c),
-        says=("Published",),
-    )
+    r.publish_from("carol comes back: publish her signatures alone (alice's were kept)", str(sig_c))
     r.notary_list("the notary client lists the release", "app-1.0")
 
 
@@ -941,16 +908,7 @@ def play_qr_loss(r: Rehearsal, _ctx: DrillContext) -> None:
             f"capture the loop again, missing another {int(QR_LOSS * 100)} %",
             lambda: capture(frames, caps, QR_LOSS, 2),
         )
-        r.run(
-            r.keyholder("alice"),
-            "alice reviews the request from both passes",
-            "ceremony",
-            "review",
-            "--qr",
-            str(caps),
-            "--full",
-            says=("pkg/007.tar.gz",),
-        )
+        _qr_review(r, "alice", "alice reviews the request from both passes", caps, "pkg/007.tar.gz")
     elif "pkg/007.tar.gz" not in first.output:
         r.record(
             "alice (offline machine)",
@@ -992,14 +950,7 @@ def play_conflict(r: Rehearsal, _ctx: DrillContext) -> None:
         trust="client-mid",
         absent=("app-2.0",),
     )
-    r.run(
-        r.online,
-        "the staged release is still there",
-        "ceremony-online",
-        "status",
-        r.gun,
-        says=("Staged changes: 1",),
-    )
+    r.status("the staged release is still there", "Staged changes: 1")
     again = r.export("release-again")
     sig = r.sign("alice", again, "release-again")
     r.publish(sig)

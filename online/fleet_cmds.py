@@ -70,6 +70,14 @@ PrefixOption = Annotated[
     str | None,
     typer.Option("--gun-prefix", help="Batch: only repositories whose GUN starts with this."),
 ]
+ExpiringWithinOption = Annotated[
+    str | None,
+    typer.Option(
+        "--expiring-within",
+        help="Batch: only roles expiring within this (90d, 12w, 1y); status lists the "
+        "repositories that have one.",
+    ),
+]
 JobsOption = Annotated[
     int,
     typer.Option("--jobs", min=1, max=32, help="Batch: repositories worked on at once."),

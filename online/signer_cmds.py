@@ -17,6 +17,7 @@ import typer
 from ceremony.core.changes import Change, UpdateDelegation
 from ceremony.core.errors import InputRejected, UsageError
 from ceremony.core.gotime import utc_now
+from ceremony.core.gun import check_gun
 from ceremony.core.keys import describe_key, key_from_pem
 from ceremony.core.metadata import Key, is_delegation_name
 from ceremony.edge.clikit import new_app, output_console
@@ -37,6 +38,7 @@ from online.signers import (
     signer_remove_changes,
     signer_role,
 )
+from online.staging_cmds import report_staged
 
 signer_app = new_app(
     "Docker signers: a signer's keys sign in targets/NAME and targets/releases "
@@ -51,17 +53,9 @@ def _globals(ctx: typer.Context) -> Globals:
     return globals_of(ctx)
 
 
-def _gun(gun: str) -> str:
-    from online.cli import _gun as check
-
-    return check(gun)
-
-
 def _stage(ctx: typer.Context, gun: str, changes: list[Change]) -> None:
-    from online.cli import _report_staged
-
     staged = Home(_globals(ctx).home).repository(gun).stage(changes)
-    _report_staged(gun, staged)
+    report_staged(gun, staged)
 
 
 def _read_keys(files: list[Path], option: str) -> list[Key]:
@@ -112,7 +106,7 @@ def signer_add(
     Either role is created (threshold 1, all paths) when it is missing; an existing one
     keeps its threshold and paths and gains the keys.
     """
-    gun = _gun(gun)
+    gun = check_gun(gun)
     name = check_signer_name(name)
     keys = _read_keys(key, "--key")
     _say_keys(f"signer {name}", keys)
@@ -148,7 +142,7 @@ def signer_remove(
 ) -> None:
     """Stage removing a signer: its keys leave targets/releases and targets/NAME, and
     targets/NAME is deleted once it holds no key."""
-    gun = _gun(gun)
+    gun = check_gun(gun)
     name = check_signer_name(name)
     g = _globals(ctx)
     with g.connect() as server:
@@ -178,7 +172,7 @@ def delegation_list(
     ] = False,
 ) -> None:
     """List the delegations GUN publishes: role, threshold, paths and keys (by fingerprint)."""
-    gun = _gun(gun)
+    gun = check_gun(gun)
     g = _globals(ctx)
     with g.connect() as server:
         bodies = published_state(Home(g.home), server, gun, utc_now()).bodies
@@ -225,7 +219,7 @@ def delegation_update(
 ) -> None:
     """Stage adding or removing keys and paths of an existing delegation, keeping the rest
     (Notary's meaning; `delegation add` replaces the whole definition)."""
-    gun = _gun(gun)
+    gun = check_gun(gun)
     role = _delegation(role)
     if not (add_key or remove_key or add_path or remove_path):
         raise UsageError("Give at least one of --add-key, --remove-key, --add-path, --remove-path.")

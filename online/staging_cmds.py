@@ -25,6 +25,20 @@ out = output_console()
 err = output_console(stderr=True)
 
 _LISTED = 5  # conflicts named one by one; beyond, a count
+STAGED_LISTED = 40  # staged changes listed one by one (here and in status); beyond, a summary
+
+
+def report_staged(gun: str, staged: Sequence[StagedChange]) -> None:
+    """What was just staged (stdout), and the export command that comes next (stderr);
+    every staging command ends with this, so they all read alike."""
+    if len(staged) <= STAGED_LISTED:
+        for s in staged:
+            out.print(f"staged #{s.id}: {s.change.describe()}", markup=False)
+    else:
+        out.print(f"staged #{staged[0].id}–#{staged[-1].id}: {len(staged)} changes", markup=False)
+    err.print(
+        f"{gun}: export with `ceremony-online export {gun} --out FILE` when ready.", markup=False
+    )
 
 
 def subject(change: Change) -> tuple[str, ...]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TypeVar
 
 import typer
 
 from ceremony.core.errors import Aborted, InputRejected, printable
+from ceremony.offline.review import MIN_ACK_PREFIX, Acknowledgements, Needed, normalise_fingerprint
 from ceremony.signing.pkcs11uri import token_of_pin_alias
 
 MIN_PASSPHRASE = 8
@@ -82,6 +84,53 @@ def confirm(question: str, *, assume_yes: bool) -> None:
     answer = typer.prompt(f"{question} Type 'yes' to continue", default="", show_default=False)
     if answer.strip().lower() != "yes":
         raise Aborted("Not confirmed; nothing was written.")
+
+
+def _typed(question: str) -> str:
+    return str(typer.prompt(question, default="", show_default=False))
+
+
+def ask_acknowledgements(
+    given: Acknowledgements, needs: Iterable[tuple[Needed, str]]
+) -> Acknowledgements:
+    """`given` plus, for each need, what the operator types by name: a fingerprint prefix, a
+    role name or a request id.
+
+    Each need comes with `where`, added to a key or role question (a batch says how many
+    repositories need it). One prompt loop serves `review`/`sign` of one request and of a
+    batch, so the two ask the same questions in the same words.
+    """
+    keys: list[str] = []
+    roles: list[str] = []
+    abandoned: list[str] = []
+    for need, where in needs:
+        if need.kind == "key":
+            keys.append(
+                normalise_fingerprint(
+                    _typed(
+                        f"{need.why}{where}. Type at least {MIN_ACK_PREFIX} hex digits of its "
+                        "fingerprint"
+                    )
+                )
+            )
+        elif need.kind == "role":
+            roles.append(
+                _typed(
+                    f"{need.why}{where}. Type the role name {need.names[0]!r} to accept it"
+                ).strip()
+            )
+        else:
+            abandoned.append(
+                _typed(f"{need.why}. Type its request id {need.names[0]} to abandon it")
+                .strip()
+                .lower()
+            )
+    return replace(
+        given,
+        keys=(*given.keys, *keys),
+        roles=(*given.roles, *roles),
+        abandoned=(*given.abandoned, *abandoned),
+    )
 
 
 PASSPHRASE_TRIES = 3

@@ -14,9 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import typer
-
-from ceremony.cli._prompts import confirm, get_passphrase, interactive
+from ceremony.cli._prompts import ask_acknowledgements, confirm, get_passphrase, interactive
 from ceremony.cli.review_cmds import _detail, _detail_count, _review, err, out
 from ceremony.core.batch import BatchRequest
 from ceremony.core.errors import InputRejected, printable
@@ -27,16 +25,13 @@ from ceremony.edge.fsutil import atomic_write
 from ceremony.offline.batchreview import (
     BatchReview,
     check_batch_acknowledgements,
-    merged,
     missing_needs,
     review_batch,
     sign_batch,
 )
 from ceremony.offline.review import (
-    MIN_ACK_PREFIX,
     Acknowledgements,
     ReviewResult,
-    normalise_fingerprint,
     record_signing,
 )
 from ceremony.offline.trust import TrustStore
@@ -158,41 +153,9 @@ def _ask(review: BatchReview, given: Acknowledgements) -> Acknowledgements:
             + "; ".join(f"{n.flag} ({n.why}; {len(g)} repositories)" for n, g in needs)
             + ". Compare with your record, then re-run with those options."
         )
-    keys: list[str] = []
-    roles: list[str] = []
-    abandoned: list[str] = []
-    for need, guns in needs:
-        where = f" ({len(guns)} repositories)"
-        if need.kind == "key":
-            keys.append(
-                normalise_fingerprint(
-                    typer.prompt(
-                        f"{need.why}{where}. Type at least {MIN_ACK_PREFIX} hex digits of its "
-                        "fingerprint",
-                        default="",
-                        show_default=False,
-                    )
-                )
-            )
-        elif need.kind == "role":
-            roles.append(
-                typer.prompt(
-                    f"{need.why}{where}. Type the role name {need.names[0]!r} to accept it",
-                    default="",
-                    show_default=False,
-                ).strip()
-            )
-        else:
-            abandoned.append(
-                typer.prompt(
-                    f"{need.why}. Type its request id {need.names[0]} to abandon it",
-                    default="",
-                    show_default=False,
-                )
-                .strip()
-                .lower()
-            )
-    typed = merged(given, Acknowledgements(tuple(keys), tuple(roles), tuple(abandoned)))
+    typed = ask_acknowledgements(
+        given, ((need, f" ({len(guns)} repositories)") for need, guns in needs)
+    )
     check_batch_acknowledgements(review, typed)
     still = missing_needs(review, typed)
     if still:

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ceremony.cli import home_of
-from ceremony.cli._prompts import KeySecret, confirm, interactive, unlock
+from ceremony.cli._prompts import KeySecret, ask_acknowledgements, confirm, interactive, unlock
 from ceremony.core.batch import BatchRequest, media_type_of
 from ceremony.core.documents import BATCH_REQUEST_MEDIA_TYPE, Request
 from ceremony.core.errors import InputRejected, UsageError, printable
@@ -28,7 +28,6 @@ from ceremony.edge.progress import Steps
 from ceremony.offline import transcript
 from ceremony.offline.policy import Policy
 from ceremony.offline.review import (
-    MIN_ACK_PREFIX,
     Acknowledgements,
     ReviewResult,
     keys_to_sign,
@@ -422,36 +421,7 @@ def _ask_acknowledgements(result: ReviewResult, given: Acknowledgements) -> Ackn
             + "; ".join(f"{n.flag} ({n.why})" for n in missing)
             + ". Compare with your record, then re-run with those options."
         )
-    keys, roles, abandoned = list(given.keys), list(given.roles), list(given.abandoned)
-    for need in missing:
-        if need.kind == "key":
-            fingerprint = normalise_fingerprint(
-                typer.prompt(
-                    f"{need.why}. Type at least {MIN_ACK_PREFIX} hex digits of its fingerprint",
-                    default="",
-                    show_default=False,
-                )
-            )
-            keys.append(fingerprint)
-        elif need.kind == "role":
-            roles.append(
-                typer.prompt(
-                    f"{need.why}. Type the role name {need.names[0]!r} to accept it",
-                    default="",
-                    show_default=False,
-                ).strip()
-            )
-        else:
-            abandoned.append(
-                typer.prompt(
-                    f"{need.why}. Type its request id {need.names[0]} to abandon it",
-                    default="",
-                    show_default=False,
-                )
-                .strip()
-                .lower()
-            )
-    typed = Acknowledgements(tuple(keys), tuple(roles), tuple(abandoned))
+    typed = ask_acknowledgements(given, ((need, "") for need in missing))
     result.check_acknowledgements(typed)
     still = result.missing(typed)
     if still:

@@ -77,6 +77,24 @@ def full_ceremony(rig: Rig, name: str, gun: str | None = None, *sign_args: str) 
     rig.run("ceremony-online", "publish", str(signatures))
 
 
+def publish_new(server: NotaryServer, tmp_path: Path, gun: str) -> Rig:
+    """A repository initialised and published through a full ceremony, with one target."""
+    rig = Rig(server, tmp_path, gun)
+    rig.setup_repository()
+    stage_text_target(rig, "a", "a\n")
+    full_ceremony(rig, "init")
+    return rig
+
+
+def export_change(rig: Rig, name: str) -> Path:
+    """Stage target `name` and export the request for it."""
+    (rig.tmp / f"{name}.txt").write_text(f"{name}\n")
+    rig.run("ceremony-online", "add", rig.gun, name, str(rig.tmp / f"{name}.txt"))
+    out = rig.tmp / f"{name}.request.json"
+    rig.run("ceremony-online", "export", rig.gun, "--out", str(out))
+    return out
+
+
 def fingerprints(public_keys: Path) -> dict[str, list[str]]:
     """Role -> key fingerprints of a public keys document: what a keyholder reads aloud for
     the ceremony record (`ceremony key generate` prints it too)."""
@@ -96,3 +114,37 @@ def stage_text_target(rig: Rig, name: str, text: str, gun: str | None = None) ->
     path = rig.tmp / f"{name}.txt"
     path.write_text(text)
     rig.run("ceremony-online", "add", gun or rig.gun, name, str(path))
+
+
+def new_key(rig: Rig, role: str, env: dict[str, str] | None = None) -> tuple[str, Path]:
+    """A new `role` key in an offline home (`env`'s, else the rig's) for the rig's GUN, and
+    its public keys file (what a keyholder carries to the online machine)."""
+    env = env or rig.env
+    key_id = rig.run_env(env, "ceremony", "key", "generate", role, "--gun", rig.gun).stdout
+    key_id = key_id.split()[-1]
+    pub = rig.tmp / f"{role}-{key_id[:8]}.json"
+    rig.run_env(
+        env,
+        "ceremony",
+        "key",
+        "export-public",
+        "--gun",
+        rig.gun,
+        "--key",
+        key_id,
+        "--out",
+        str(pub),
+    )
+    return key_id, pub
+
+
+def offline_delegation(rig: Rig, *paths: str, role: str = "targets/releases") -> str:
+    """A delegation whose key is made in the offline home, published through a ceremony that
+    accepts it (paths `paths`, or all paths); the key's id."""
+    key_id, pub = new_key(rig, "delegation")
+    scope = [arg for p in paths for arg in ("--path", p)] or ["--all-paths"]
+    rig.run(
+        "ceremony-online", "delegation", "add", rig.gun, role, "--public-keys", str(pub), *scope
+    )
+    full_ceremony(rig, "delegation", None, "--accept", role)
+    return key_id

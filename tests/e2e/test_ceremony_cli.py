@@ -22,9 +22,11 @@ from tests.e2e.rig import (
     BIN,
     Rig,
     expect_keys,
+    export_change,
     fingerprints,
     full_ceremony,
     one_sentence,
+    publish_new,
     stage_text_target,
 )
 from tests.notary_env import NotaryCli, NotaryServer
@@ -38,23 +40,6 @@ def snapshot_home(home: Path) -> dict[str, bytes]:
         for p in sorted(home.rglob("*"))
         if p.is_file() and not p.name.endswith(".lock") and p.name != "transcript.jsonl"
     }
-
-
-def publish_new(server: NotaryServer, tmp_path: Path, gun: str) -> Rig:
-    """A repository initialised and published through a full ceremony, with one target."""
-    rig = Rig(server, tmp_path, gun)
-    rig.setup_repository()
-    stage_text_target(rig, "a", "a\n")
-    full_ceremony(rig, "init")
-    return rig
-
-
-def export_change(rig: Rig, name: str) -> Path:
-    (rig.tmp / f"{name}.txt").write_text(f"{name}\n")
-    rig.run("ceremony-online", "add", rig.gun, name, str(rig.tmp / f"{name}.txt"))
-    out = rig.tmp / f"{name}.request.json"
-    rig.run("ceremony-online", "export", rig.gun, "--out", str(out))
-    return out
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from tests.e2e.rig import full_ceremony, one_sentence
-from tests.e2e.test_ceremony_cli import export_change, publish_new
+from tests.e2e.rig import export_change, new_key, offline_delegation, one_sentence, publish_new
 from tests.notary_env import NotaryCli, NotaryServer
 
 
@@ -19,23 +18,7 @@ def test_delegation_key_held_offline_signs_a_release(
     notary_server: NotaryServer, notary_cli: NotaryCli, new_gun, tmp_path: Path
 ) -> None:
     rig = publish_new(notary_server, tmp_path, new_gun())
-    key_id = rig.run("ceremony", "key", "generate", "delegation", "--gun", rig.gun).stdout.strip()
-    pub = tmp_path / "releases.pub.json"
-    rig.run(
-        "ceremony", "key", "export-public", "--gun", rig.gun, "--key", key_id, "--out", str(pub)
-    )
-    rig.run(
-        "ceremony-online",
-        "delegation",
-        "add",
-        rig.gun,
-        "targets/releases",
-        "--public-keys",
-        str(pub),
-        "--path",
-        "rel-",
-    )
-    full_ceremony(rig, "delegation", None, "--accept", "targets/releases")
+    offline_delegation(rig, "rel-")
 
     (tmp_path / "rel.bin").write_bytes(b"release one\n")
     rig.run(
@@ -77,11 +60,7 @@ def test_root_rotation_signed_offline_by_old_and_new_keys(
 ) -> None:
     rig = publish_new(notary_server, tmp_path, new_gun())
     assert "a" in notary_cli.list_targets(rig.gun)  # the client now caches root v1
-    new_root = rig.run("ceremony", "key", "generate", "root", "--gun", rig.gun).stdout.strip()
-    pub = tmp_path / "new-root.pub.json"
-    rig.run(
-        "ceremony", "key", "export-public", "--gun", rig.gun, "--key", new_root, "--out", str(pub)
-    )
+    _, pub = new_key(rig, "root")
     rig.run("ceremony-online", "rotate", rig.gun, "root", "--public-keys", str(pub))
     request = tmp_path / "rotate.request.json"
     rig.run("ceremony-online", "export", rig.gun, "--out", str(request))

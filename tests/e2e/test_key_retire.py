@@ -13,8 +13,14 @@ from pathlib import Path
 import pytest
 
 from ceremony.signing.keystore import KeyStore
-from tests.e2e.rig import Rig, full_ceremony, one_sentence, stage_text_target
-from tests.e2e.test_ceremony_cli import publish_new
+from tests.e2e.rig import (
+    Rig,
+    full_ceremony,
+    new_key,
+    one_sentence,
+    publish_new,
+    stage_text_target,
+)
 from tests.notary_env import NotaryCli, NotaryServer
 
 pytestmark = pytest.mark.notary
@@ -37,9 +43,7 @@ def ids_by_role(rig: Rig) -> dict[str, str]:
 
 def rotate(rig: Rig, role: str, name: str) -> str:
     """Generate a new `role` key, stage and publish its rotation; the new key's id."""
-    new = rig.run("ceremony", "key", "generate", role, "--gun", rig.gun).stdout.strip()
-    pub = rig.tmp / f"{name}.pub.json"
-    rig.run("ceremony", "key", "export-public", "--gun", rig.gun, "--key", new, "--out", str(pub))
+    new, pub = new_key(rig, role)
     rig.run("ceremony-online", "rotate", rig.gun, role, "--public-keys", str(pub))
     full_ceremony(rig, name, None, "--accept", role)
     return new

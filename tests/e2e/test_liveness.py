@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from ceremony.core.documents import LivenessProof
-from tests.e2e.rig import Rig, full_ceremony, one_sentence
-from tests.e2e.test_ceremony_cli import publish_new
+from tests.e2e.rig import Rig, offline_delegation, one_sentence, publish_new
 from tests.notary_env import NotaryServer
 
 pytestmark = pytest.mark.notary
@@ -25,22 +24,7 @@ def repo(notary_server: NotaryServer, tmp_path_factory: pytest.TempPathFactory) 
     """A published repository: root, targets and a `targets/releases` delegation, all offline."""
     tmp = tmp_path_factory.mktemp("liveness")
     rig = publish_new(notary_server, tmp, "example.com/test/liveness-shared")
-    key_id = rig.run("ceremony", "key", "generate", "delegation", "--gun", rig.gun).stdout.strip()
-    pub = tmp / "releases.pub.json"
-    rig.run(
-        "ceremony", "key", "export-public", "--gun", rig.gun, "--key", key_id, "--out", str(pub)
-    )
-    rig.run(
-        "ceremony-online",
-        "delegation",
-        "add",
-        rig.gun,
-        "targets/releases",
-        "--public-keys",
-        str(pub),
-        "--all-paths",
-    )
-    full_ceremony(rig, "delegation", None, "--accept", "targets/releases")
+    offline_delegation(rig)
     return rig
 
 

@@ -6,38 +6,27 @@ A root rotation is signed at a pty, as an operator types, against a real notary-
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.pty_util import PtyProcess
-from tests.e2e.rig import Rig, full_ceremony, one_sentence
+from tests.e2e.rig import Rig, full_ceremony, new_key, one_sentence
 from tests.notary_env import PASSPHRASE, NotaryServer
 
 pytestmark = pytest.mark.notary
 
 
-def _rotation_request(notary_server: NotaryServer, tmp_path: Path) -> tuple[Rig, Path, str, str]:
-    rig = Rig(notary_server, tmp_path, "example.com/ux/prompts")
-    old_id = rig.run("ceremony", "key", "generate", "root", "--gun", rig.gun).stdout.split()[-1]
-    rig.run("ceremony", "key", "generate", "targets", "--gun", rig.gun)
-    public = tmp_path / "public-keys.json"
-    rig.run("ceremony", "key", "export-public", "--gun", rig.gun, "--out", str(public))
-    rig.run("ceremony-online", "init", rig.gun, "--public-keys", str(public))
+def _rotation_request(
+    notary_server: NotaryServer, tmp_path: Path, gun: str = "example.com/ux/prompts"
+) -> tuple[Rig, Path, str, str]:
+    rig = Rig(notary_server, tmp_path, gun)
+    rig.setup_repository()
     full_ceremony(rig, "init")
-    new_id = rig.run("ceremony", "key", "generate", "root", "--gun", rig.gun).stdout.split()[-1]
-    new_keys = tmp_path / "new-root.json"
-    rig.run(
-        "ceremony",
-        "key",
-        "export-public",
-        "--gun",
-        rig.gun,
-        "--key",
-        new_id,
-        "--out",
-        str(new_keys),
-    )
+    keys = json.loads(rig.run("ceremony", "key", "list", "--json").stdout)["keys"]
+    old_id = next(k["id"] for k in keys if k["role"] == "root")
+    new_id, new_keys = new_key(rig, "root")
     rig.run("ceremony-online", "rotate", rig.gun, "root", "--public-keys", str(new_keys))
     request = tmp_path / "rotate.request.json"
     rig.run("ceremony-online", "export", rig.gun, "--out", str(request))
@@ -121,3 +110,27 @@ def test_a_wrong_passphrase_from_the_environment_is_not_retried(
     assert "The passphrase in NOTARY_ROOT_PASSPHRASE does not open the root key" in line
     assert "not retried" in line
     assert not out.exists()
+
+
+def test_a_root_change_not_acknowledged_by_option_is_asked_for_by_name_at_the_terminal(
+    notary_server: NotaryServer, tmp_path: Path
+) -> None:
+    rig, request, _, _ = _rotation_request(notary_server, tmp_path, "example.com/ux/ack-prompt")
+    signatures = tmp_path / "rotate.sig"
+    session = PtyProcess(
+        ["ceremony", "sign", str(request), "--out", str(signatures), "--yes"],
+        rig.env | {"PAGER": "cat"},
+    )
+    session.read_until("Type the role name 'root' to accept it")
+    session.send(b"targets\n")  # a role this request does not change
+    assert session.finish() == 1, session.output
+    assert "does not change who signs targets" in session.output
+    assert not signatures.exists()
+    session = PtyProcess(
+        ["ceremony", "sign", str(request), "--out", str(signatures), "--yes"],
+        rig.env | {"PAGER": "cat"},
+    )
+    session.read_until("Type the role name 'root' to accept it")
+    session.send(b"root\n")
+    assert session.finish() == 0, session.output
+    rig.run("ceremony-online", "publish", str(signatures))

@@ -31,8 +31,17 @@ from ceremony.offline.trust import TrustStore
 from ceremony.signing.certificates import make_root_certificate
 from ceremony.signing.private import PrivateKey
 from tests.attacker import capture, edit, forge, thin_entry, with_changes, write
-from tests.e2e.rig import Rig, expect_keys, fingerprints, full_ceremony, one_sentence
-from tests.e2e.test_ceremony_cli import export_change, publish_new, snapshot_home
+from tests.e2e.rig import (
+    Rig,
+    expect_keys,
+    export_change,
+    fingerprints,
+    full_ceremony,
+    new_key,
+    one_sentence,
+    publish_new,
+)
+from tests.e2e.test_ceremony_cli import snapshot_home
 from tests.notary_env import NotaryCli, NotaryServer
 
 pytestmark = pytest.mark.notary
@@ -84,21 +93,7 @@ def target(name: str) -> AddTarget:
 
 def new_root_key(rig: Rig, env: dict[str, str] | None = None) -> tuple[Path, str]:
     """A new root key in an offline home; its public keys file and fingerprint."""
-    env = env or rig.env
-    key_id = rig.run_env(env, "ceremony", "key", "generate", "root", "--gun", rig.gun).stdout
-    pub = rig.tmp / f"root-{key_id.strip()[:8]}.json"
-    rig.run_env(
-        env,
-        "ceremony",
-        "key",
-        "export-public",
-        "--gun",
-        rig.gun,
-        "--key",
-        key_id.strip(),
-        "--out",
-        str(pub),
-    )
+    _, pub = new_key(rig, "root", env)
     return pub, fingerprints(pub)["root"][0]
 
 

@@ -56,8 +56,15 @@ from online.client.config import ServerConfig
 from online.client.http import TrustServer
 from online.flow import base_envelopes, choose_base, default_expiry
 from tests.attacker import capture, edit, forge, with_changes, write
-from tests.e2e.rig import Rig, expect_keys, full_ceremony
-from tests.e2e.test_ceremony_cli import export_change, publish_new
+from tests.e2e.rig import (
+    Rig,
+    expect_keys,
+    export_change,
+    full_ceremony,
+    new_key,
+    offline_delegation,
+    publish_new,
+)
 from tests.e2e.test_trust import home, refused, review, signed
 from tests.notary_env import NotaryServer
 
@@ -77,20 +84,7 @@ def _signed(body: object, private: PrivateKey, key: Key) -> bytes:
 
 def with_releases(rig: Rig, *targets: str) -> None:
     """A `targets/releases` delegation held offline, published with `targets` in it."""
-    kid = rig.run("ceremony", "key", "generate", "delegation", "--gun", rig.gun).stdout.strip()
-    pub = rig.tmp / "releases.json"
-    rig.run("ceremony", "key", "export-public", "--gun", rig.gun, "--key", kid, "--out", str(pub))
-    rig.run(
-        "ceremony-online",
-        "delegation",
-        "add",
-        rig.gun,
-        "targets/releases",
-        "--public-keys",
-        str(pub),
-        "--all-paths",
-    )
-    full_ceremony(rig, "deleg", None, "--accept", "targets/releases")
+    offline_delegation(rig)
     for name in targets:
         (rig.tmp / name).write_text(name)
         rig.run(
@@ -266,11 +260,7 @@ def test_f5_a_thin_abandoned_root_cannot_become_the_trusted_root(
     published: Rig, notary_server: NotaryServer
 ) -> None:
     rig = published
-    first_pub = rig.tmp / "n1.json"
-    n1 = rig.run("ceremony", "key", "generate", "root", "--gun", rig.gun).stdout.strip()
-    rig.run(
-        "ceremony", "key", "export-public", "--gun", rig.gun, "--key", n1, "--out", str(first_pub)
-    )
+    _, first_pub = new_key(rig, "root")
     rig.run("ceremony-online", "rotate", rig.gun, "root", "--public-keys", str(first_pub))
     r1 = rig.tmp / "r1.json"
     rig.run("ceremony-online", "export", rig.gun, "--out", str(r1))

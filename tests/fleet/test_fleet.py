@@ -21,66 +21,8 @@ from ceremony.core.keys import describe_key
 from ceremony.core.metadata import Key
 from tests.attacker import reidentify, with_changes
 from tests.e2e.rig import Rig, one_sentence
+from tests.fleet.rig import DIGEST, ceremony, gun_args, inner, make_fleet, rebatch, versions
 from tests.notary_env import NotaryCli, NotaryServer
-
-DIGEST = "ab" * 32
-
-
-def gun_args(guns: list[str]) -> list[str]:
-    return [a for g in guns for a in ("--gun", g)]
-
-
-def make_fleet(
-    rig: Rig, guns: list[str], *, jobs: int = 4, token: str | None = None
-) -> tuple[str, str]:
-    """Repositories sharing one root key and one targets key (in files, or on `token`),
-    created in ONE batch ceremony, each with target `app-1.0`. Returns the two key ids."""
-    on_token = ["--token", token] if token else []
-    root, targets = (
-        rig.run("ceremony", "key", "generate", role, "--gun", guns[0], *on_token).stdout.strip()
-        for role in ("root", "targets")
-    )
-    if len(guns) > 1:
-        rig.run("ceremony", "key", "certify", root, *gun_args(guns[1:]))
-    pub = rig.tmp / "pub"
-    rig.run(
-        "ceremony", "key", "export-public", *gun_args(guns), "--key", root, "--key", targets,
-        "--out", str(pub if len(guns) > 1 else pub / f"{gun_folder(guns[0])}.json"),
-    )  # fmt: skip
-    with ThreadPoolExecutor(jobs) as pool:
-        list(
-            pool.map(
-                lambda g: rig.run(
-                    "ceremony-online",
-                    "init",
-                    g,
-                    "--public-keys",
-                    str(pub / f"{gun_folder(g)}.json"),
-                ),
-                guns,
-            )
-        )
-    batch_list = rig.tmp / "targets.txt"
-    batch_list.write_text("".join(f"{g} app-1.0 {DIGEST} 10\n" for g in guns))
-    rig.run("ceremony-online", "add", "--from-batch", str(batch_list))
-    ceremony(rig, "init", guns)
-    return root, targets
-
-
-def ceremony(rig: Rig, name: str, guns: list[str], *sign_args: str) -> str:
-    """Export one batch, sign it once offline, publish it; the sign output."""
-    request, signatures = rig.tmp / f"{name}.batch.json", rig.tmp / f"{name}.sigs.json"
-    rig.run("ceremony-online", "export", *gun_args(guns), "--out", str(request))
-    signed = rig.run(
-        "ceremony", "sign", str(request), "--out", str(signatures), "--yes", *sign_args
-    )
-    rig.run("ceremony-online", "publish", str(signatures))
-    return signed.stdout
-
-
-def versions(rig: Rig, gun: str) -> dict[str, int]:
-    status = json.loads(rig.run("ceremony-online", "status", "--gun", gun, "--json").stdout)
-    return {r["role"]: r["version"] for r in status[0]["published"]}
 
 
 def test_fifty_repositories_with_one_root_key_refreshed_in_one_batch_by_qr(
@@ -181,16 +123,6 @@ def test_key_certify_and_generate_reuse_one_root_key(
     assert "only a root key is certified" in one_sentence(refused)
 
 
-def _inner(path: Path) -> dict[str, Request]:
-    return {r.gun: r for r in BatchRequest.from_bytes(path.read_bytes()).requests}
-
-
-def _rebatch(path: Path, requests: dict[str, Request], out: Path, *, thin: bool = False) -> Path:
-    """What a compromised online machine can do: rebuild the batch (its id is unkeyed)."""
-    out.write_bytes(BatchRequest(tuple(requests.values())).to_bytes(thin=thin))
-    return out
-
-
 def test_a_rolled_back_base_refuses_the_batch_naming_it_and_skip_signs_the_others(
     notary_server: NotaryServer, notary_cli: NotaryCli, tmp_path: Path
 ) -> None:
@@ -200,7 +132,7 @@ def test_a_rolled_back_base_refuses_the_batch_naming_it_and_skip_signs_the_other
     rig.run("ceremony-online", "refresh", *gun_args(guns), "--role", "targets")
     first = rig.tmp / "first.batch.json"
     rig.run("ceremony-online", "export", "--all", "--out", str(first))
-    old = _inner(first)[guns[1]]  # built on targets v1
+    old = inner(first)[guns[1]]  # built on targets v1
     rig.run("ceremony", "sign", str(first), "--out", str(tmp_path / "first.sigs"), "--yes")
     rig.run("ceremony-online", "publish", str(tmp_path / "first.sigs"))  # targets v2 everywhere
     rig.run("ceremony-online", "refresh", "--all", "--role", "targets")
@@ -212,9 +144,9 @@ def test_a_rolled_back_base_refuses_the_batch_naming_it_and_skip_signs_the_other
     doc = json.loads(old.to_bytes())
     doc["nonce"] = "0" * 32
     reidentify(doc)
-    requests = _inner(third)
+    requests = inner(third)
     requests[guns[1]] = Request.from_bytes(encode_canonical(doc))
-    forged = _rebatch(third, requests, tmp_path / "forged.json")
+    forged = rebatch(requests, tmp_path / "forged.json")
     refused = rig.run(
         "ceremony", "sign", str(forged), "--out", str(tmp_path / "x"), "--yes", code=1
     )
@@ -256,11 +188,11 @@ def test_a_root_rotation_batch_with_a_swapped_certificate_is_refused_and_old_cli
     honest = tmp_path / "rotate.batch.json"
     rig.run("ceremony-online", "export", "--all", "--out", str(honest))
     # r2's new root certificate swapped for r0's (same key, CN = another repository).
-    requests = _inner(honest)
+    requests = inner(honest)
     r0_cert = PublicKeysDocument.from_bytes((pub / f"{gun_folder(guns[0])}.json").read_bytes())
     cert: Key = r0_cert.keys[0].key
     requests[guns[2]] = with_changes(requests[guns[2]], [ReplaceKeys("root", (cert,), 1)])
-    forged = _rebatch(honest, requests, tmp_path / "swapped.json")
+    forged = rebatch(requests, tmp_path / "swapped.json")
     refused = rig.run(
         "ceremony", "sign", str(forged), "--out", str(tmp_path / "x"), "--yes", "--accept", "root",
         code=1,
@@ -308,7 +240,7 @@ def test_a_batch_publish_goes_on_past_a_failed_repository_and_a_rerun_finishes(
     single = tmp_path / "single.json"
     rig.run_env(elsewhere, "ceremony-online", "refresh", guns[2], "--role", "root")
     rig.run_env(elsewhere, "ceremony-online", "export", guns[2], "--out", str(single))
-    abandoned = _inner(batch)[guns[2]].id  # this machine signed it: acknowledged by name
+    abandoned = inner(batch)[guns[2]].id  # this machine signed it: acknowledged by name
     rig.run(
         "ceremony", "sign", str(single), "--out", str(tmp_path / "single.sig"), "--yes",
         "--abandon", abandoned,
