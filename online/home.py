@@ -300,14 +300,20 @@ class RepositoryHome:
             raise _damaged(path, "unexpected structure")
         return dict(doc)
 
-    def trust(self, root: Envelope[Root], versions: Mapping[str, int]) -> None:
-        """Record a newly verified root (as served) and role versions (never moves backwards)."""
+    def trust(
+        self, root: Envelope[Root], versions: Mapping[str, int], reset: Sequence[str] = ()
+    ) -> None:
+        """Record a newly verified root (as served) and role versions (never moves backwards,
+        except for the roles in `reset`: their floor was voided by a key rotation in the
+        verified root chain, the recovery from a fast-forward attack, so it is replaced; only
+        when `root` is newer than the stored one, so a concurrent fetch cannot undo a floor)."""
         with self.locked():
             current = self.anchor()
             if current is None or root.body.version >= current.body.version:
                 private_dir(self._anchor_path.parent)
                 atomic_write(self._anchor_path, root.raw, mode=0o644)
-            merged = self.versions()
+            newer = current is None or root.body.version > current.body.version
+            merged = {r: v for r, v in self.versions().items() if not (newer and r in reset)}
             for role, version in versions.items():
                 merged[role] = max(version, merged.get(role, 0))
             _write_json(self.path / "trust" / "versions.json", merged)

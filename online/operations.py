@@ -96,7 +96,12 @@ def fetch(
             "ask its operator before anything else (only `init --over-vanished` starts over)."
         )
     if fetched is not None:
-        repo.trust(fetched.envelopes["root"], {r.name: r.version for r in fetched.report.roles})
+        report = fetched.report
+        repo.trust(
+            fetched.envelopes["root"],
+            {r.name: r.version for r in report.roles},
+            report.floors_reset,
+        )
         _keep_in_cache(cache, fetched)
     return fetched
 

@@ -76,6 +76,7 @@ class RepositoryReport:
     roles: tuple[RoleReport, ...]
     root_chain: tuple[int, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    floors_reset: tuple[str, ...] = ()  # roles whose previous version was ignored (key rotation)
 
     @property
     def target_entries(self) -> tuple[TargetEntry, ...]:
@@ -237,6 +238,23 @@ def _check_version(role: str, version: int, previous: Mapping[str, int]) -> None
         )
 
 
+def floors_to_reset(trusted: Envelope[Root] | None, newest: Envelope[Root]) -> tuple[str, ...]:
+    """The roles whose rollback floor a newer trusted root voids (TUF 5.3.11, fast-forward
+    recovery): new timestamp keys or threshold void the timestamp's; new snapshot keys or
+    threshold void the snapshot's and the timestamp's. Anything else keeps every floor, so a
+    fast-forwarded version cannot be laundered through an unrelated root change."""
+    if trusted is None or trusted.body.version == newest.body.version:
+        return ()
+
+    def changed(role: str) -> bool:
+        old, new = trusted.body.roles[role], newest.body.roles[role]
+        return set(old.keyids) != set(new.keyids) or old.threshold != new.threshold
+
+    if changed("snapshot"):
+        return ("snapshot", "timestamp")
+    return ("timestamp",) if changed("timestamp") else ()
+
+
 def restrict_paths(child: tuple[str, ...], parent: tuple[str, ...] | None) -> tuple[str, ...]:
     """Notary's RestrictDelegationPathPrefixes: keep child paths inside a parent path."""
     if parent is None:
@@ -311,7 +329,6 @@ def verify_parsed(
     precisely so that it can stage their refresh. Signatures, hashes, versions
     and delegation rules are checked all the same.
     """
-    previous = previous_versions or {}
     warnings: list[str] = []
 
     def expiry(expires_at: Any, role: str) -> None:
@@ -339,6 +356,8 @@ def verify_parsed(
             "root",
             f"root.json is version {roots[0].body.version} but the chain reaches {root.body.version}",
         )
+    reset = floors_to_reset(trusted_root, root)
+    previous = {r: v for r, v in (previous_versions or {}).items() if r not in reset}
     rk = root.body
     reports = [
         RoleReport(
@@ -419,6 +438,7 @@ def verify_parsed(
         tuple(reports),
         chain,
         (*warnings, *stale),
+        reset,
     )
 
 
