@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -215,6 +215,42 @@ class ServerDouble:
                 self.lie(gun, "timestamp.json", timestamp)
                 return
         raise AssertionError(f"no timestamp of the double records {role} v{version}")
+
+    def fast_forward(self, gun: str, role: str, version: int) -> None:
+        """Serve a validly signed `role` (timestamp or snapshot) at `version`, far ahead of the
+        honest one: what whoever holds that server-managed key can do (TUF's fast-forward
+        attack). A fast-forwarded snapshot comes with a timestamp at `version` recording it.
+        `lies.clear()` goes back to the honest versions."""
+        repo = self.repos[gun]
+        snapshot = repo.current("snapshot")
+        assert snapshot is not None
+        if role == "snapshot":
+            body = parse_role_file(snapshot, "snapshot").body
+            snapshot = self._signed_only(repo, gun, "snapshot", replace(body, version=version))
+            sha = hashlib.sha256(snapshot).hexdigest()
+            self.lie(gun, f"snapshot.{sha}.json", snapshot)
+        else:
+            assert role == "timestamp", role
+        timestamp = Timestamp(
+            GoTime.from_datetime(self.now + TIMESTAMP_LIFE),
+            version,
+            {"snapshot": FileMeta.for_bytes(snapshot)},
+        )
+        self.lie(gun, "timestamp.json", self._signed_only(repo, gun, "timestamp", timestamp))
+
+    def rotate_server_key(self, gun: str, role: str) -> Key:
+        """Replace the server's `role` key (snapshot or timestamp), as `notary key rotate
+        <gun> <role> -r` does; a root listing the new key must then be published."""
+        repo = self.repos[gun]
+        repo.keys[role] = PrivateKey(ed25519.Ed25519PrivateKey.generate())
+        return repo.keys[role].public_key()
+
+    def _signed_only(self, repo: _Repo, gun: str, role: str, body: Snapshot | Timestamp) -> bytes:
+        key = self.get_server_key(gun, role)
+        envelope: Envelope[Any] = Envelope.create(body)
+        return envelope.with_signatures(
+            (sign(repo.keys[role], key, envelope.signed_bytes),)
+        ).to_bytes()
 
     def forget(self, gun: str) -> None:
         """Lose the repository (a wiped database, a restored backup)."""
