@@ -243,8 +243,8 @@ def floors_to_reset(trusted: Envelope[Root] | None, newest: Envelope[Root]) -> t
     recovery): new timestamp keys or threshold void the timestamp's; new snapshot keys or
     threshold void the snapshot's and the timestamp's. Anything else keeps every floor, so a
     fast-forwarded version cannot be laundered through an unrelated root change."""
-    if trusted is None or trusted.body.version == newest.body.version:
-        return ()
+    if trusted is None or newest.body.version <= trusted.body.version:
+        return ()  # only a newer root, chained from the trusted one, can void a floor
 
     def changed(role: str) -> bool:
         old, new = trusted.body.roles[role], newest.body.roles[role]

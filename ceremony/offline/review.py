@@ -68,7 +68,7 @@ from ceremony.core.metadata import (
 )
 from ceremony.core.names import DISGUISE_NOTE, check_publishable, disguised, shown
 from ceremony.core.plan import Plan, plan
-from ceremony.core.verify import verify_root, verify_threshold
+from ceremony.core.verify import floors_to_reset, verify_root, verify_threshold
 from ceremony.offline.policy import Policy
 from ceremony.offline.trust import SignedRecord, SignedRole, TrustState
 from ceremony.signing.signer import Signer
@@ -528,8 +528,9 @@ def review_request(
             versions[role] = env.body.version
             known_bodies.append(env.signed_map_bytes)
         if state is not None and already is None:
+            voided = floors_to_reset(state.root, root_env)  # fast-forward recovery (TUF)
             for role, version in versions.items():
-                trusted = state.versions.get(role, 0)
+                trusted = 0 if role in voided else state.versions.get(role, 0)
                 if version < trusted:
                     raise InputRejected(
                         f"The request builds on {role} v{version}, older than v{trusted} which "
@@ -1298,8 +1299,11 @@ def record_signing(state: TrustState | None, outcome_state: TrustState) -> Trust
     if state is None:
         return outcome_state
     versions = dict(state.versions)
+    # A newer root that rotates the server's timestamp (or snapshot) key voids those floors:
+    # a fast-forwarded version recorded before is replaced, never kept (TUF 5.3.11).
+    voided = floors_to_reset(state.root, outcome_state.root)
     for role, v in outcome_state.versions.items():
-        versions[role] = max(v, versions.get(role, 0))
+        versions[role] = v if role in voided else max(v, versions.get(role, 0))
     requests = dict(state.requests)
     requests.update(outcome_state.requests)
     root = (

@@ -54,3 +54,26 @@ def test_nothing_is_reset_without_a_trusted_root_or_a_newer_root() -> None:
     rotated = root(2, timestamp=RoleKeys(("ts2",), 1))
     assert floors_to_reset(None, rotated) == ()
     assert floors_to_reset(rotated, rotated) == ()
+
+
+def test_an_older_root_voids_nothing() -> None:
+    rotated = root(3, timestamp=RoleKeys(("ts2",), 1))
+    assert floors_to_reset(rotated, root(2)) == ()
+
+
+def test_the_offline_trust_state_replaces_only_voided_floors() -> None:
+    from ceremony.offline.review import record_signing
+    from ceremony.offline.trust import TrustState
+
+    forwarded = {"root": 1, "targets": 4, "snapshot": 9, "timestamp": 10**9}
+    stored = TrustState("example.com/app", root(1), forwarded)
+    honest = {"root": 2, "targets": 4, "snapshot": 10, "timestamp": 12}
+    rotated = TrustState("example.com/app", root(2, timestamp=RoleKeys(("ts2",), 1)), honest)
+    assert record_signing(stored, rotated).versions == {
+        **forwarded,
+        "root": 2,
+        "snapshot": 10,
+        "timestamp": 12,
+    }
+    unrelated = TrustState("example.com/app", root(2, targets=RoleKeys(("t2",), 1)), honest)
+    assert record_signing(stored, unrelated).versions["timestamp"] == 10**9
