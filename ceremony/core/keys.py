@@ -174,9 +174,12 @@ def _certificates(pem: bytes) -> list[x509.Certificate]:
             raise MalformedInput(f"The certificate bundle holds a {block.type} block.")
         try:
             cert = x509.load_der_x509_certificate(block.body)
-            # Parsed lazily: a malformed field fails here, not later in a caller.
-            _ = (cert.extensions, cert.subject, cert.issuer)
-            _ = (cert.not_valid_before_utc, cert.not_valid_after_utc)
+            # Parsed lazily: a malformed field fails here, not later in a caller. Go and
+            # Notary allow a CN longer than X.509's 64 (a long GUN): no warning for it.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                _ = (cert.extensions, cert.subject, cert.issuer)
+                _ = (cert.not_valid_before_utc, cert.not_valid_after_utc)
             certs.append(cert)
         except (ValueError, TypeError, x509.DuplicateExtension, x509.InvalidVersion) as exc:
             raise MalformedInput("The certificate bundle holds an unreadable certificate.") from exc
