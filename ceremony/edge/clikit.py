@@ -125,15 +125,7 @@ class Overview:
 
     def wanted(self, argv: Sequence[str]) -> bool:
         """Whether `argv` asks for the overview: no command name, and --help or nothing."""
-        skip = False
-        for arg in argv:
-            if skip:
-                skip = False
-            elif arg in self.value_options:
-                skip = True
-            elif not arg.startswith("-"):
-                return False  # a command: the full app
-        return not argv or "--help" in argv
+        return self.command(argv) is None and (not argv or "--help" in argv)
 
     def command(self, argv: Sequence[str]) -> str | None:
         """The command `argv` names (its first word that is neither an option nor a global
