@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import ClassVar
 
 _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})  # Zs: but the space
@@ -30,11 +31,16 @@ def printable(text: str) -> str:
     """
     if _PLAIN_ASCII(text):  # the usual name: nothing to escape (and no loop per character)
         return text
+    return escape_where(text, lambda ch: ch != " " and unicodedata.category(ch) in _HIDDEN)
+
+
+def escape_where(text: str, hidden: Callable[[str], bool]) -> str:
+    """`text` with a backslash doubled and each `hidden` character written as its escape."""
     out = []
     for ch in text:
         if ch == "\\":
             out.append("\\\\")
-        elif ch == " " or unicodedata.category(ch) not in _HIDDEN:
+        elif not hidden(ch):
             out.append(ch)
         elif ord(ch) <= 0xFFFF:
             out.append(f"\\u{ord(ch):04x}")

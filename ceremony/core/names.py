@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ceremony.core.errors import InputRejected
+from ceremony.core.errors import InputRejected, escape_where
 
 NAME_SHOWN = 200  # characters of a name shown in the review; longer ones are cut
 DISGUISE_NOTE = "contains invisible or look-alike characters"
@@ -77,17 +77,7 @@ def disguised(text: str) -> bool:
 def _escaped(text: str) -> str:
     if _PLAIN(text) and "\\" not in text:
         return text
-    out = []
-    for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif not _suspicious(ch):
-            out.append(ch)
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return "".join(out)
+    return escape_where(text, _suspicious)
 
 
 def shown(name: str, limit: int = NAME_SHOWN) -> str:
